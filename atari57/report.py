@@ -1,0 +1,419 @@
+r"""Atari-57 score report: human-normalised scores beside the IMPALA paper's.
+
+Usage::
+
+    python -m atari57.report --scores FILE.csv [--format=table|json|markdown]
+        [--plot FILE.png] [--allow_partial]
+
+``FILE.csv`` has a header with (at least) the columns ``game,score``; one row
+per evaluation episode (or one row per game). Repeated rows of a game are
+averaged (the paper reports the mean of 200 evaluation episodes). Game names
+are the snake_case names of ``atari57.ALL_GAMES``.
+
+For every game the report prints the raw score and the human-normalised score
+``100 (score - random) / (human - random)`` (%), and beside them the paper's
+Table C.1 columns (shallow experts, deep experts, deep multi-task; raw and
+normalised), then the median and mean over games of each column and the
+paper's reported medians (Table 4). Medians of the paper's columns are taken
+over the same games as this run's, so a partial report compares like with
+like. (The paper's *means* were computed with other reference scores and
+are not reproduced by its own Table C.1, so no "reported mean" is shown.)
+
+A game missing from the CSV is an error (exit status 2) unless
+``--allow_partial``; an unknown game name or a malformed file is an error
+too. Errors print one ``error: ...`` line to stderr, never a traceback.
+
+The library functions (:func:`load_scores_csv`, :func:`compute_report`,
+:func:`format_report`, :func:`plot_report`) do not read flags.
+"""
+
+import csv
+import json
+import math
+import statistics
+import sys
+from typing import Dict, List, Mapping, Sequence, Union
+
+from absl import app
+from absl import flags
+
+from atari57 import games as games_lib
+
+__all__ = ["ReportError", "compute_report", "format_report",
+           "load_scores_csv", "plot_report", "main"]
+
+FORMATS = ("table", "json", "markdown")
+
+
+class ReportError(ValueError):
+    """Bad input to the report (the CLI prints it and exits with status 2)."""
+
+
+# -- Input --------------------------------------------------------------------
+
+
+def _canonical_game(name: str, where: str) -> str:
+    """Maps a game name from input to its snake_case name or raises."""
+    stripped = name.strip()
+    if stripped in games_lib.GAMES:
+        return stripped
+    if stripped.lower() in games_lib.GAMES:
+        return stripped.lower()
+    try:
+        games_lib.check_game(stripped)
+    except ValueError as e:
+        raise ReportError(f"{where}: {e}") from None
+    return stripped
+
+
+def load_scores_csv(path: str) -> Dict[str, List[float]]:
+    """Reads a ``game,score`` CSV into ``{game: [score, ...]}`` (file order).
+
+    Raises ReportError for an unreadable file, a missing header column, a
+    non-numeric score, an unknown game name or a file without scores.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            fields = [(c or "").strip() for c in (reader.fieldnames or [])]
+            if "game" not in fields or "score" not in fields:
+                raise ReportError(
+                    f"{path}: the first line must be a header with the "
+                    f"columns 'game' and 'score' (found: "
+                    f"{','.join(fields) or 'nothing'})")
+            reader.fieldnames = fields
+            scores: Dict[str, List[float]] = {}
+            for row in reader:
+                line = reader.line_num
+                raw_game = (row.get("game") or "").strip()
+                raw_score = (row.get("score") or "").strip()
+                if not raw_game and not raw_score:
+                    continue  # Blank line.
+                where = f"{path} line {line}"
+                if not raw_game:
+                    raise ReportError(f"{where}: the game name is empty")
+                game = _canonical_game(raw_game, where)
+                try:
+                    score = float(raw_score)
+                except ValueError:
+                    raise ReportError(
+                        f"{where}: score {raw_score!r} for {game!r} is not a "
+                        f"number") from None
+                if not math.isfinite(score):
+                    raise ReportError(
+                        f"{where}: score {raw_score!r} for {game!r} is not a "
+                        f"finite number")
+                scores.setdefault(game, []).append(score)
+    except OSError as e:
+        raise ReportError(
+            f"cannot read scores file {path!r}: {e.strerror or e}") from None
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise ReportError(f"{path}: not a readable CSV file ({e})") from None
+    if not scores:
+        raise ReportError(f"{path}: no scores found (expected rows game,score)")
+    return scores
+
+
+# -- Computation --------------------------------------------------------------
+
+
+def _summary(values: Sequence[float]) -> Dict[str, float]:
+    return {"median": statistics.median(values),
+            "mean": statistics.fmean(values)}
+
+
+def compute_report(scores: Mapping[str, Union[float, Sequence[float]]],
+                   allow_partial: bool = False) -> dict:
+    """Builds the report for ``{game: score or [episode scores]}``.
+
+    A list of scores for a game is averaged. Raises ReportError for unknown
+    games, non-finite scores, an empty mapping, or (unless ``allow_partial``)
+    games of the 57 that have no score.
+
+    Returns a JSON-serialisable dict::
+
+      {"num_games": n, "missing": [names], "partial": bool,
+       "games": [{"game", "score", "num_episodes", "normalized",
+                  "random", "human",
+                  "paper": {column: {"score", "normalized"}}}, ...],
+       "summary": {"median": %, "mean": %},
+       "paper": {column: {"label", "median", "mean", "reported_median"}}}
+
+    Games are in ``ALL_GAMES`` order; the paper's median/mean are over the
+    same games as the run's; ``reported_median`` is Table 4's (57 games).
+    """
+    averaged: Dict[str, float] = {}
+    episodes: Dict[str, int] = {}
+    for name, value in scores.items():
+        game = _canonical_game(str(name), "scores")
+        if isinstance(value, (int, float)):
+            values = [float(value)]
+        else:
+            values = [float(v) for v in value]
+        if not values:
+            raise ReportError(f"no scores for game {game!r}")
+        if not all(math.isfinite(v) for v in values):
+            raise ReportError(f"a score for {game!r} is not a finite number")
+        if game in averaged:  # e.g. "Pong" and "pong" both given.
+            raise ReportError(f"game {game!r} is given twice")
+        averaged[game] = statistics.fmean(values)
+        episodes[game] = len(values)
+    if not averaged:
+        raise ReportError("no scores given")
+    missing = [g for g in games_lib.ALL_GAMES if g not in averaged]
+    if missing and not allow_partial:
+        raise ReportError(
+            f"{len(missing)} of {len(games_lib.ALL_GAMES)} games have no "
+            f"score ({_name_list(missing)}); give all 57 games or pass "
+            f"--allow_partial to report on the {len(averaged)} given")
+
+    rows = []
+    for game in games_lib.ALL_GAMES:
+        if game not in averaged:
+            continue
+        info = games_lib.GAMES[game]
+        paper = {}
+        for column in games_lib.PAPER_COLUMNS:
+            raw = getattr(info, column)
+            paper[column] = {
+                "score": raw,
+                "normalized": games_lib.human_normalized_score(game, raw)}
+        rows.append({
+            "game": game,
+            "score": averaged[game],
+            "num_episodes": episodes[game],
+            "normalized": games_lib.human_normalized_score(
+                game, averaged[game]),
+            "random": info.random,
+            "human": info.human,
+            "paper": paper,
+        })
+    paper_summary = {}
+    for column in games_lib.PAPER_COLUMNS:
+        stats = _summary([r["paper"][column]["normalized"] for r in rows])
+        paper_summary[column] = {
+            "label": games_lib.PAPER_COLUMN_LABELS[column],
+            "median": stats["median"],
+            "mean": stats["mean"],
+            "reported_median": games_lib.PAPER_MEDIANS[column],
+        }
+    return {
+        "num_games": len(rows),
+        "missing": missing,
+        "partial": bool(missing),
+        "games": rows,
+        "summary": _summary([r["normalized"] for r in rows]),
+        "paper": paper_summary,
+    }
+
+
+def _name_list(names: Sequence[str], limit: int = 8) -> str:
+    if len(names) <= limit:
+        return ", ".join(names)
+    return ", ".join(names[:limit]) + f", ... ({len(names) - limit} more)"
+
+
+# -- Output -------------------------------------------------------------------
+
+
+def _fmt_score(x: float) -> str:
+    return f"{x:,.1f}"
+
+
+def _fmt_pct(x: float) -> str:
+    return f"{x:.1f}%"
+
+
+_SHORT = {"shallow_experts": "shallow experts",
+          "deep_experts": "deep experts",
+          "deep_multitask": "deep multi-task"}
+
+
+def _header_cells() -> List[str]:
+    cells = ["game", "n", "score", "norm"]
+    for column in games_lib.PAPER_COLUMNS:
+        cells += [f"{_SHORT[column]}", "norm"]
+    return cells
+
+
+def _row_cells(row: dict) -> List[str]:
+    cells = [row["game"], str(row["num_episodes"]), _fmt_score(row["score"]),
+             _fmt_pct(row["normalized"])]
+    for column in games_lib.PAPER_COLUMNS:
+        cells += [_fmt_score(row["paper"][column]["score"]),
+                  _fmt_pct(row["paper"][column]["normalized"])]
+    return cells
+
+
+def _summary_lines(report: dict) -> List[List[str]]:
+    """Rows [statistic, this run, paper columns...] for the summary table."""
+    paper = report["paper"]
+    over = ("57 games" if not report["partial"]
+            else f"the same {report['num_games']} games")
+    columns = games_lib.PAPER_COLUMNS
+    lines = []
+    for stat in ("median", "mean"):
+        lines.append([f"{stat} (over {over})",
+                      _fmt_pct(report["summary"][stat])] +
+                     [_fmt_pct(paper[c][stat]) for c in columns])
+    lines.append(["paper's reported median (Table 4)", "-"] +
+                 [_fmt_pct(paper[c]["reported_median"]) for c in columns])
+    return lines
+
+
+def _notes(report: dict) -> List[str]:
+    notes = ["Scores are raw game scores (mean over the CSV's rows per game); "
+             "norm = human-normalised score 100*(score-random)/(human-random). "
+             "Paper columns: IMPALA Table C.1."]
+    if report["partial"]:
+        notes.append(
+            f"PARTIAL: {len(report['missing'])} of {len(games_lib.ALL_GAMES)} "
+            f"games missing ({_name_list(report['missing'])}); statistics "
+            f"are over the {report['num_games']} games given, for the paper's "
+            f"columns too, and are not comparable with Table 4.")
+    notes.append("The paper's means used other reference scores; its Table "
+                 "C.1 does not reproduce them, so none is shown.")
+    return notes
+
+
+def _text_table(header: List[str], rows: List[List[str]]) -> List[str]:
+    widths = [max(len(r[i]) for r in [header] + rows)
+              for i in range(len(header))]
+
+    def line(cells):
+        out = [cells[0].ljust(widths[0])]
+        out += [c.rjust(w) for c, w in zip(cells[1:], widths[1:])]
+        return "  ".join(out).rstrip()
+
+    sep = "  ".join("-" * w for w in widths)
+    return [line(header), sep] + [line(r) for r in rows]
+
+
+def _markdown_table(header: List[str], rows: List[List[str]]) -> List[str]:
+    out = ["| " + " | ".join(header) + " |",
+           "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def format_report(report: dict, fmt: str = "table") -> str:
+    """Renders :func:`compute_report`'s output as table, json or markdown."""
+    if fmt == "json":
+        return json.dumps(report, indent=2)
+    if fmt not in FORMATS:
+        raise ReportError(f"unknown format {fmt!r}; one of {FORMATS}")
+    header = _header_cells()
+    rows = [_row_cells(r) for r in report["games"]]
+    summary_header = ["statistic (human-normalised)", "this run"] + [
+        games_lib.PAPER_COLUMN_LABELS[c] for c in games_lib.PAPER_COLUMNS]
+    summary = _summary_lines(report)
+    if fmt == "markdown":
+        lines = ["## Atari-57 human-normalised scores", ""]
+        lines += _markdown_table(header, rows) + [""]
+        lines += _markdown_table(summary_header, summary) + [""]
+        lines += ["- " + n for n in _notes(report)]
+    else:
+        lines = _text_table(header, rows) + [""]
+        lines += _text_table(summary_header, summary) + [""]
+        lines += _notes(report)
+    return "\n".join(lines)
+
+
+def plot_report(report: dict, path: str) -> None:
+    """Draws per-game normalised scores, this run's against the paper's."""
+    import matplotlib  # pylint: disable=g-import-not-at-top
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+
+    rows = report["games"]
+    n = len(rows)
+    ys = list(range(n))[::-1]  # First game at the top.
+    fig, ax = plt.subplots(figsize=(9, 2.6 + 0.2 * n), layout="constrained")
+    styles = {"shallow_experts": ("tab:blue", "o"),
+              "deep_experts": ("tab:green", "s"),
+              "deep_multitask": ("tab:orange", "^")}
+    for column in games_lib.PAPER_COLUMNS:
+        color, marker = styles[column]
+        ax.scatter([r["paper"][column]["normalized"] for r in rows], ys,
+                   s=18, color=color, marker=marker, alpha=0.7,
+                   label=(f"{games_lib.PAPER_COLUMN_LABELS[column]} (median "
+                          f"{report['paper'][column]['median']:.1f}%)"))
+    values = [r["normalized"] for r in rows] + [
+        r["paper"][c]["normalized"]
+        for r in rows for c in games_lib.PAPER_COLUMNS]
+    ax.scatter([r["normalized"] for r in rows], ys, s=40, color="black",
+               marker="D", label=f"this run (median "
+                                 f"{report['summary']['median']:.1f}%)",
+               zorder=3)
+    ax.axvline(0, color="grey", lw=0.8, ls=":")
+    ax.axvline(100, color="grey", lw=0.8, ls="--")
+    ax.set_xscale("symlog", linthresh=100)
+    ax.set_xlim(min(-20.0, 1.5 * min(values)), max(200.0, 1.5 * max(values)))
+    ax.set_yticks(ys)
+    ax.set_yticklabels([r["game"] for r in rows], fontsize=7)
+    ax.set_ylim(-1, n)
+    ax.set_xlabel("human-normalised score (%, symlog; 0 = random, "
+                  "100 = human)")
+    title = "Atari-57: this run vs IMPALA (Table C.1)"
+    if report["partial"]:
+        title += f" - {n} of {len(games_lib.ALL_GAMES)} games"
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    fig.legend(loc="outside lower center", ncol=2, fontsize=7)
+    try:
+        fig.savefig(path, dpi=100)
+    except OSError as e:
+        raise ReportError(
+            f"cannot write plot {path!r}: {e.strerror or e}") from None
+    finally:
+        plt.close(fig)
+
+
+# -- Command line -------------------------------------------------------------
+
+FLAGS = flags.FLAGS
+
+
+def _define_flags() -> None:
+    """Defines the CLI's flags (only when run as a program, so importing this
+    module never adds --format etc. to another program's flags)."""
+    flags.DEFINE_string("scores", None, "CSV file with columns game,score "
+                        "(repeated rows of a game are averaged).")
+    flags.DEFINE_enum("format", "table", list(FORMATS), "Output format.")
+    flags.DEFINE_string("plot", None, "If set, write a PNG plot of per-game "
+                        "normalised scores against the paper's to this path.")
+    flags.DEFINE_bool("allow_partial", False,
+                      "Report on the games given even if some of the 57 are "
+                      "missing (statistics over those games).")
+
+
+def _run(argv: Sequence[str]) -> None:
+    if len(argv) > 1:
+        raise ReportError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.scores:
+        raise ReportError("--scores FILE.csv is required")
+    scores = load_scores_csv(FLAGS.scores)
+    report = compute_report(scores, allow_partial=FLAGS.allow_partial)
+    if report["partial"]:
+        print(f"warning: {len(report['missing'])} of "
+              f"{len(games_lib.ALL_GAMES)} games missing "
+              f"({_name_list(report['missing'])}); reporting on "
+              f"{report['num_games']}", file=sys.stderr)
+    print(format_report(report, FLAGS.format))
+    if FLAGS.plot:
+        plot_report(report, FLAGS.plot)
+        print(f"wrote {FLAGS.plot}", file=sys.stderr)
+
+
+def main(argv: Sequence[str]) -> int:
+    try:
+        _run(argv)
+    except ReportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    _define_flags()
+    app.run(main)
