@@ -1,0 +1,601 @@
+"""DeepMind Lab as a dm_env.Environment, each Lab in its own process.
+
+DeepMind Lab keeps one global game engine per process, so every
+:class:`DmLabEnvironment` starts a child process (multiprocessing, *spawn*
+context) that owns one ``deepmind_lab.Lab`` and answers requests over a Pipe;
+the object in the parent implements the dm_env API.
+
+What the environment looks like (IMPALA paper, Appendix D; official release
+``environments.py`` / ``experiment.py``):
+
+* Observations ``RGB_INTERLEAVED`` (uint8, [height, width, 3], 72x96 by
+  default) and ``INSTR`` (the language instruction, '' on levels without one),
+  as ``{'frame': ..., 'instruction': str}``.
+* Actions: ``DiscreteArray(9)`` indexing the paper's action set of Table D.2
+  (:data:`DEFAULT_ACTION_SET`), each executed with
+  ``lab.step(action, num_steps=num_action_repeats)`` (4 by default); the
+  reward is the sum DeepMind Lab returns over those frames.
+* Level names: a DMLab-30 release name (``rooms_watermaze``,
+  ``rooms_collect_good_objects_train``, ...) is loaded as
+  ``contributed/dmlab30/<name>``; a ``dmlab/`` prefix is stripped first; any
+  other name (``seekavoid_arena_01``, ``contributed/dmlab30/...``) is passed
+  to DeepMind Lab as given.
+* Config (all values strings): ``width``, ``height``, ``logLevel='WARN'``,
+  ``datasetPath`` when given, and in test mode ``allowHoldOutLevels='true'``
+  and ``mixerSeed=str(0x600D5EED)`` ('1611489005'), the evaluation mixer seed
+  of the official release; ``extra_config`` entries are added last.
+* Seeds: each ``reset()`` passes ``seed=`` drawn from
+  ``np.random.RandomState(seed)``, so actors with different seeds see
+  different episodes and a run is reproducible.
+* Episode ends: when ``lab.is_running()`` turns False after a step, the step
+  returns a LAST time step (discount 0, the reward of that step). DeepMind Lab
+  gives no observation once the episode has ended (``observations()`` raises),
+  so the LAST time step carries the last observation the Lab produced, i.e.
+  the one before the final action. The next ``reset()`` (or ``step()``, per
+  dm_env) starts a new episode.
+
+Installing DeepMind Lab: it is not on PyPI. Build the wheel from
+https://github.com/deepmind/lab (``docs/users/build.md``) with Bazel:
+``bazel build -c opt //python/pip_package:build_pip_package``, then
+``./bazel-bin/python/pip_package/build_pip_package /tmp/dmlab_pkg`` and
+``pip install /tmp/dmlab_pkg/deepmind_lab-*.whl``. Without it, constructing a
+:class:`DmLabEnvironment` raises :class:`DeepMindLabNotInstalledError`.
+
+The module imported in the child is ``deepmind_lab`` unless the
+``lab_module`` argument or the environment variable
+``IMPALA_TF_DEEPMIND_LAB_MODULE`` names another one (the tests use a test
+double, ``tests/fake_deepmind_lab.py``).
+
+Process notes: the child ignores SIGINT (the parent shuts it down), exits when
+the Pipe reaches EOF or the parent process disappears (it polls its parent
+id), and is stopped by :meth:`DmLabEnvironment.close`, by garbage collection of
+the environment and at interpreter exit. The child is started without
+re-importing the parent's ``__main__`` module (which spawn would otherwise do;
+a training script's TensorFlow import would then be repeated in every
+environment process). Multiprocessing does not let daemonic processes have
+children, so create these environments in the main process, in threads, or in
+non-daemonic processes. An instance is not safe to use from several threads
+at once.
+"""
+
+import contextlib
+import importlib
+import importlib.util
+import multiprocessing
+import operator
+import os
+import pickle
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import traceback
+import types
+import weakref
+
+import dm_env
+from dm_env import specs
+import numpy as np
+
+import dmlab30
+
+DEEPMIND_LAB_MODULE_ENV_VAR = "IMPALA_TF_DEEPMIND_LAB_MODULE"
+DEFAULT_LAB_MODULE = "deepmind_lab"
+
+DMLAB30_PREFIX = "contributed/dmlab30/"
+LEVEL_NAME_PREFIX = "dmlab/"
+
+# Evaluation mixer seed of the official release (scalable_agent): 1611489005.
+TEST_MIXER_SEED = 0x600D5EED
+
+OBSERVATION_NAMES = ("RGB_INTERLEAVED", "INSTR")
+
+# The 7 DeepMind Lab action dimensions, in action_spec() order.
+LAB_ACTION_NAMES = (
+    "LOOK_LEFT_RIGHT_PIXELS_PER_FRAME",
+    "LOOK_DOWN_UP_PIXELS_PER_FRAME",
+    "STRAFE_LEFT_RIGHT",
+    "MOVE_BACK_FORWARD",
+    "FIRE",
+    "JUMP",
+    "CROUCH",
+)
+
+# The paper's Table D.2 (the release's DEFAULT_ACTION_SET).
+ACTION_NAMES = (
+    "forward", "backward", "strafe_left", "strafe_right", "look_left",
+    "look_right", "forward_look_left", "forward_look_right", "fire")
+DEFAULT_ACTION_SET = (
+    (0, 0, 0, 1, 0, 0, 0),     # Forward
+    (0, 0, 0, -1, 0, 0, 0),    # Backward
+    (0, 0, -1, 0, 0, 0, 0),    # Strafe Left
+    (0, 0, 1, 0, 0, 0, 0),     # Strafe Right
+    (-20, 0, 0, 0, 0, 0, 0),   # Look Left
+    (20, 0, 0, 0, 0, 0, 0),    # Look Right
+    (-20, 0, 0, 1, 0, 0, 0),   # Forward + Look Left
+    (20, 0, 0, 1, 0, 0, 0),    # Forward + Look Right
+    (0, 0, 0, 0, 1, 0, 0),     # Fire
+)
+
+# How often the child checks that its parent is still alive, and how often the
+# parent checks that the child is, while waiting (seconds).
+_CHILD_POLL_S = 0.5
+_PARENT_POLL_S = 0.5
+_CLOSE_TIMEOUT_S = 10.0
+
+
+class DeepMindLabNotInstalledError(ImportError):
+    """The DeepMind Lab Python module cannot be imported."""
+
+
+def _not_installed_message(module_name, detail=None):
+    cause = (f"cannot be imported ({detail})" if detail
+             else "is not installed")
+    return (
+        f"DeepMind Lab (Python module '{module_name}') {cause}: build it "
+        "from https://github.com/deepmind/lab with Bazel "
+        "(`bazel build -c opt //python/pip_package:build_pip_package`, then "
+        "`./bazel-bin/python/pip_package/build_pip_package /tmp/dmlab_pkg`) "
+        "and install the wheel with "
+        "`pip install /tmp/dmlab_pkg/deepmind_lab-*.whl`.")
+
+
+def lab_module_name(lab_module=None):
+    """The module that provides ``Lab``: argument, env var, or deepmind_lab."""
+    return (lab_module or os.environ.get(DEEPMIND_LAB_MODULE_ENV_VAR)
+            or DEFAULT_LAB_MODULE)
+
+
+def check_lab_module(lab_module=None):
+    """Raises DeepMindLabNotInstalledError unless the Lab module is findable.
+
+    Only looks the module up (importlib.util.find_spec); it is imported in the
+    environment's own process.
+    """
+    name = lab_module_name(lab_module)
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        raise DeepMindLabNotInstalledError(_not_installed_message(name),
+                                           name=name)
+    return name
+
+
+def resolve_level_name(level):
+    """The level script name DeepMind Lab is given for ``level``."""
+    if not isinstance(level, str) or not level:
+        raise ValueError(f"level must be a non-empty string, got {level!r}")
+    name = level
+    if name.startswith(LEVEL_NAME_PREFIX):
+        name = name[len(LEVEL_NAME_PREFIX):]
+    if name in dmlab30.ALL_LEVELS:
+        return DMLAB30_PREFIX + name
+    return name
+
+
+def _config_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def make_config(width=96, height=72, is_test=False, dataset_path=None,
+                extra_config=None):
+    """The Lab ``config`` dict (string keys and string values)."""
+    config = {
+        "width": str(int(width)),
+        "height": str(int(height)),
+        "logLevel": "WARN",
+    }
+    if dataset_path:
+        config["datasetPath"] = str(dataset_path)
+    if is_test:
+        config["allowHoldOutLevels"] = "true"
+        config["mixerSeed"] = str(TEST_MIXER_SEED)
+    for key, value in (extra_config or {}).items():
+        config[str(key)] = _config_value(value)
+    return config
+
+
+class LevelCache:
+    """On-disk DeepMind Lab level cache: compiled maps (.pk3) by key.
+
+    Implements the ``level_cache`` protocol of ``deepmind_lab.Lab``:
+    ``fetch(key, pk3_path) -> bool`` copies a cached map to ``pk3_path``;
+    ``write(key, pk3_path)`` stores a freshly compiled one. Writes go through a
+    temporary file and a rename, so several processes can share a directory.
+    """
+
+    def __init__(self, cache_dir):
+        self._cache_dir = os.fspath(cache_dir)
+        os.makedirs(self._cache_dir, exist_ok=True)
+
+    @property
+    def cache_dir(self):
+        return self._cache_dir
+
+    def _path(self, key):
+        key = str(key)
+        if not key or key in (".", "..") or "/" in key or "\\" in key:
+            raise ValueError(f"invalid level cache key {key!r}")
+        return os.path.join(self._cache_dir, key)
+
+    def fetch(self, key, pk3_path):
+        path = self._path(key)
+        try:
+            shutil.copyfile(path, pk3_path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def write(self, key, pk3_path):
+        path = self._path(key)
+        if os.path.exists(path):
+            return
+        fd, tmp = tempfile.mkstemp(dir=self._cache_dir, prefix=".tmp-")
+        os.close(fd)
+        try:
+            shutil.copyfile(pk3_path, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise
+
+
+# ---------------------------------------------------------------------------
+# The child process.
+
+
+def _pack_exception(e):
+    tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    try:
+        payload = pickle.dumps(e)
+        pickle.loads(payload)
+    except Exception:  # pylint: disable=broad-except
+        payload = None
+    return (payload, type(e).__name__, str(e), tb)
+
+
+def _observe(lab):
+    observations = lab.observations()
+    frame = np.asarray(observations["RGB_INTERLEAVED"], dtype=np.uint8)
+    instruction = observations.get("INSTR", "")
+    if isinstance(instruction, bytes):
+        instruction = instruction.decode("utf-8", errors="replace")
+    return frame, str(instruction)
+
+
+def _child_main(conn, parent_pid, module_name, level, config, renderer,
+                level_cache_dir, num_action_repeats):
+    """Owns one Lab; serves ('reset', seed), ('step', index), ('close', _)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def send(message):
+        try:
+            conn.send(message)
+            return True
+        except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
+            return False
+
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        send(("import_error", f"{type(e).__name__}: {e}"))
+        conn.close()
+        return
+
+    lab = None
+    try:
+        level_cache = LevelCache(level_cache_dir) if level_cache_dir else None
+        lab = module.Lab(level, list(OBSERVATION_NAMES), config=config,
+                         renderer=renderer, level_cache=level_cache)
+        spec_names = tuple(a["name"] for a in lab.action_spec())
+        if spec_names != LAB_ACTION_NAMES:
+            raise ValueError(
+                f"unexpected DeepMind Lab action_spec {spec_names}; expected "
+                f"{LAB_ACTION_NAMES}")
+        actions = [np.array(a, dtype=np.intc) for a in DEFAULT_ACTION_SET]
+    except BaseException as e:  # pylint: disable=broad-except
+        send(("error", _pack_exception(e)))
+        if lab is not None:
+            with contextlib.suppress(Exception):
+                lab.close()
+        conn.close()
+        return
+
+    if not send(("ready", os.getpid())):
+        lab.close()
+        return
+    try:
+        while True:
+            if not conn.poll(_CHILD_POLL_S):
+                if os.getppid() != parent_pid:
+                    break  # The parent died; we were re-parented.
+                continue
+            try:
+                command, argument = conn.recv()
+            except (EOFError, OSError):
+                break  # The parent closed its end (or died).
+            if command == "close":
+                break
+            try:
+                if command == "reset":
+                    lab.reset(seed=argument)
+                    result = _observe(lab)
+                elif command == "step":
+                    reward = lab.step(actions[argument],
+                                      num_steps=num_action_repeats)
+                    running = bool(lab.is_running())
+                    result = (float(reward), running,
+                              _observe(lab) if running else None)
+                else:
+                    raise ValueError(f"unknown command {command!r}")
+            except Exception as e:  # pylint: disable=broad-except
+                if not send(("error", _pack_exception(e))):
+                    break
+                continue
+            if not send(("ok", result)):
+                break
+    finally:
+        with contextlib.suppress(Exception):
+            lab.close()
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+# ---------------------------------------------------------------------------
+# The parent side.
+
+
+def _unpack_exception(packed, level):
+    payload, type_name, message, tb = packed
+    error = None
+    if payload is not None:
+        with contextlib.suppress(Exception):
+            error = pickle.loads(payload)
+    if not isinstance(error, BaseException):
+        error = RuntimeError(f"{type_name}: {message}")
+    error.add_note(f"Raised in the DeepMind Lab process for level {level!r}:"
+                   f"\n{tb}")
+    return error
+
+
+def _shutdown_child(process, conn, timeout=_CLOSE_TIMEOUT_S):
+    """Asks the child to exit, then terminates and kills it if it does not."""
+    with contextlib.suppress(Exception):
+        conn.send(("close", None))
+    with contextlib.suppress(Exception):
+        process.join(timeout)
+        if process.is_alive():
+            process.terminate()
+            process.join(2.0)
+        if process.is_alive():
+            process.kill()
+            process.join(2.0)
+    with contextlib.suppress(Exception):
+        conn.close()
+
+
+# Serialises the short window in which __main__ is swapped (see below).
+_START_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _without_main_module():
+    """Hides ``__main__`` from spawn, so the child does not re-import it."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+        else:
+            del sys.modules["__main__"]
+
+
+class DmLabEnvironment(dm_env.Environment):
+    """One DeepMind Lab level, in its own process, as a dm_env.Environment."""
+
+    def __init__(self, level, seed, num_action_repeats=4, width=96, height=72,
+                 is_test=False, level_cache_dir=None, dataset_path=None,
+                 renderer="software", extra_config=None, lab_module=None):
+        """Starts the Lab process; returns once the Lab is constructed.
+
+        Args:
+          level: DMLab-30 name (e.g. 'rooms_watermaze'), 'dmlab/<name>', or
+            any other DeepMind Lab level script name (passed as given).
+          seed: seeds the RandomState that draws each episode's Lab seed.
+          num_action_repeats: frames per agent step (``num_steps`` of
+            ``Lab.step``).
+          width, height: frame size in pixels (96x72 in the paper).
+          is_test: evaluation mode: ``allowHoldOutLevels='true'`` and the
+            fixed ``mixerSeed`` (:data:`TEST_MIXER_SEED`).
+          level_cache_dir: optional directory for a :class:`LevelCache`.
+          dataset_path: optional ``datasetPath`` (needed by some levels).
+          renderer: 'software' (OSMesa) or 'hardware' (EGL/GLX).
+          extra_config: more Lab settings; values are converted to strings
+            (booleans to 'true'/'false').
+          lab_module: module providing ``Lab``; default
+            ``$IMPALA_TF_DEEPMIND_LAB_MODULE`` or 'deepmind_lab'.
+
+        Raises:
+          DeepMindLabNotInstalledError: the Lab module cannot be imported.
+          ValueError, RuntimeError, TypeError: as raised by ``Lab(...)``
+            (unknown level, bad setting, ...) in the child.
+        """
+        self._closed = True  # Until the child is up; makes close() safe.
+        self._finalizer = None
+        if renderer not in ("software", "hardware"):
+            raise ValueError(
+                f"renderer must be 'software' or 'hardware', got {renderer!r}")
+        num_action_repeats = int(num_action_repeats)
+        if num_action_repeats < 1:
+            raise ValueError(
+                f"num_action_repeats must be >= 1, got {num_action_repeats}")
+        module_name = check_lab_module(lab_module)
+
+        self._requested_level = level
+        self._level = resolve_level_name(level)
+        self._num_action_repeats = num_action_repeats
+        self._width, self._height = int(width), int(height)
+        self._is_test = bool(is_test)
+        self._config = make_config(width, height, is_test, dataset_path,
+                                   extra_config)
+        self._random_state = np.random.RandomState(seed)
+        self._needs_reset = True
+        self._last_observation = None
+
+        if multiprocessing.current_process().daemon:
+            raise RuntimeError(
+                "DmLabEnvironment starts a child process, which a daemonic "
+                "process may not do; create it in a non-daemonic process or "
+                "a thread.")
+        ctx = multiprocessing.get_context("spawn")
+        parent_conn, child_conn = ctx.Pipe(duplex=True)
+        process = ctx.Process(
+            target=_child_main,
+            args=(child_conn, os.getpid(), module_name, self._level,
+                  dict(self._config), renderer,
+                  os.fspath(level_cache_dir) if level_cache_dir else None,
+                  num_action_repeats),
+            name=f"dmlab:{self._level}",
+            daemon=True)
+        with _START_LOCK, _without_main_module():
+            process.start()
+        child_conn.close()
+        self._process = process
+        self._conn = parent_conn
+        self._finalizer = weakref.finalize(self, _shutdown_child, process,
+                                           parent_conn)
+        self._closed = False
+
+        try:
+            status, payload = self._receive()
+        except BaseException:
+            self.close()
+            raise
+        if status == "ready":
+            return
+        self.close()
+        if status == "import_error":
+            raise DeepMindLabNotInstalledError(
+                _not_installed_message(module_name, payload), name=module_name)
+        raise _unpack_exception(payload, self._level)
+
+    # -- plumbing ----------------------------------------------------------
+
+    def _child_died(self):
+        self._process.join(1.0)
+        code = self._process.exitcode
+        self.close()
+        return RuntimeError(
+            f"the DeepMind Lab process for level {self._level!r} exited "
+            f"unexpectedly (exit code {code})")
+
+    def _receive(self):
+        while not self._conn.poll(_PARENT_POLL_S):
+            if not self._process.is_alive():
+                if self._conn.poll(0):
+                    break
+                raise self._child_died()
+        try:
+            return self._conn.recv()
+        except (EOFError, OSError):
+            raise self._child_died() from None
+
+    def _request(self, command, argument=None):
+        if self._closed:
+            raise RuntimeError("the DeepMind Lab environment is closed")
+        try:
+            self._conn.send((command, argument))
+        except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
+            raise self._child_died() from None
+        status, payload = self._receive()
+        if status == "ok":
+            return payload
+        raise _unpack_exception(payload, self._level)
+
+    @staticmethod
+    def _make_observation(observed):
+        frame, instruction = observed
+        return {"frame": frame, "instruction": instruction}
+
+    # -- dm_env API ----------------------------------------------------------
+
+    def reset(self):
+        """Starts a new episode with the next seed; returns a FIRST step."""
+        episode_seed = int(self._random_state.randint(0, 2**31 - 1))
+        observation = self._make_observation(
+            self._request("reset", episode_seed))
+        self._last_observation = observation
+        self._needs_reset = False
+        return dm_env.restart(observation)
+
+    def step(self, action):
+        """Executes action index ``action`` (0..8) for num_action_repeats
+        frames; after a LAST step, starts a new episode instead (dm_env)."""
+        if self._needs_reset:
+            return self.reset()
+        try:
+            index = operator.index(action)
+        except TypeError:
+            index = None
+        if index is None or not 0 <= index < len(DEFAULT_ACTION_SET):
+            raise ValueError(
+                f"action must be an integer in [0, {len(DEFAULT_ACTION_SET)})"
+                f", got {action!r}")
+        reward, running, observed = self._request("step", index)
+        if running:
+            observation = self._make_observation(observed)
+            self._last_observation = observation
+            return dm_env.transition(reward, observation)
+        self._needs_reset = True
+        return dm_env.termination(reward, self._last_observation)
+
+    def observation_spec(self):
+        return {
+            "frame": specs.BoundedArray(
+                (self._height, self._width, 3), np.uint8, minimum=0,
+                maximum=255, name="frame"),
+            "instruction": specs.Array((), object, name="instruction"),
+        }
+
+    def action_spec(self):
+        return specs.DiscreteArray(len(DEFAULT_ACTION_SET), dtype=np.int32,
+                                   name="action")
+
+    def close(self):
+        """Stops the Lab process (idempotent)."""
+        self._closed = True
+        if self._finalizer is not None:
+            self._finalizer()
+
+    # -- extras ----------------------------------------------------------
+
+    @property
+    def level_name(self):
+        """The level script name given to DeepMind Lab."""
+        return self._level
+
+    @property
+    def config(self):
+        """The Lab config (string values), as sent to the child."""
+        return dict(self._config)
+
+    @property
+    def num_action_repeats(self):
+        return self._num_action_repeats
+
+    @property
+    def pid(self):
+        """Process id of the child that owns the Lab."""
+        return self._process.pid if self._finalizer is not None else None
+
+    @property
+    def closed(self):
+        return self._closed

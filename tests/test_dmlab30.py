@@ -1,0 +1,248 @@
+"""Tests for the dmlab30 package: levels, scores and the report CLI."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import dmlab30
+from dmlab30 import levels
+from dmlab30 import report
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_REFERENCE = os.path.join(
+    os.path.dirname(REPO_ROOT), "shared", "reference")
+
+
+def _table_b1(column):
+    return dict(levels.PAPER_TABLE_B1[column])
+
+
+def _write_csv(path, rows, header=True):
+    with open(path, "w") as f:
+        if header:
+            f.write("level,score\n")
+        for level, score in rows:
+            f.write(f"{level},{score}\n")
+    return str(path)
+
+
+def _run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "dmlab30.report", *args], cwd=REPO_ROOT,
+        capture_output=True, text=True, timeout=120)
+
+
+# -- levels and scores -------------------------------------------------------
+
+
+def test_thirty_levels_and_mapping():
+    assert len(levels.LEVELS) == 30
+    assert len(dmlab30.TEST_LEVELS) == len(set(dmlab30.TEST_LEVELS)) == 30
+    assert len(dmlab30.ALL_LEVELS) == 32
+    assert dmlab30.LEVEL_MAPPING["rooms_collect_good_objects_train"] == (
+        "rooms_collect_good_objects_test")
+    assert dmlab30.LEVEL_MAPPING["rooms_exploit_deferred_effects_train"] == (
+        "rooms_exploit_deferred_effects_test")
+    changed = {k: v for k, v in dmlab30.LEVEL_MAPPING.items() if k != v}
+    assert len(changed) == 2
+    assert set(dmlab30.HUMAN_SCORES) == set(dmlab30.TEST_LEVELS)
+    assert set(levels.PAPER_TABLE_B1["impala_deep_pbt"]) == set(
+        dmlab30.TEST_LEVELS)
+    assert dmlab30.LANGUAGE_LEVELS == {
+        "language_select_described_object", "language_select_located_object",
+        "language_execute_random_task",
+        "language_answer_quantitative_question"}
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_REFERENCE),
+                    reason="shared reference CSVs not present")
+def test_embedded_numbers_match_reference_csvs():
+    import csv
+    with open(os.path.join(SHARED_REFERENCE, "dmlab30_levels.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [r["test_level"] for r in rows] == list(dmlab30.TEST_LEVELS)
+    for r in rows:
+        assert dmlab30.LEVEL_MAPPING[r["train_level"]] == r["test_level"]
+        assert dmlab30.RANDOM_SCORES[r["test_level"]] == float(
+            r["random_score"])
+        assert dmlab30.HUMAN_SCORES[r["test_level"]] == float(r["human_score"])
+    with open(os.path.join(SHARED_REFERENCE,
+                           "impala_paper_dmlab30_table_b1.csv")) as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for column in levels.PAPER_TABLE_B1_COLUMNS:
+            assert levels.PAPER_TABLE_B1[column][r["test_level"]] == float(
+                r[column])
+
+
+@pytest.mark.parametrize("column", ["impala_experts_deep", "impala_deep_pbt"])
+def test_table_b1_reproduces_table_3_mean_capped(column):
+    score = dmlab30.compute_human_normalized_score(_table_b1(column))
+    assert score == pytest.approx(levels.PAPER_TABLE_3[column], abs=0.1)
+    # The exact values from Table B.1's rounded raw scores.
+    expected = {"impala_experts_deep": 44.449, "impala_deep_pbt": 49.359}
+    assert score == pytest.approx(expected[column], abs=1e-3)
+
+
+def test_cap_and_uncapped():
+    returns = _table_b1("impala_deep_pbt")
+    uncapped = dmlab30.compute_human_normalized_score(returns, None)
+    assert uncapped == pytest.approx(52.786, abs=1e-3)
+    assert uncapped > dmlab30.compute_human_normalized_score(returns, 100)
+    human = dict(dmlab30.HUMAN_SCORES)
+    assert dmlab30.compute_human_normalized_score(human) == pytest.approx(100)
+    random = dict(dmlab30.RANDOM_SCORES)
+    assert dmlab30.compute_human_normalized_score(random) == pytest.approx(
+        0, abs=1e-9)
+
+
+def test_train_names_count_as_test_names_and_sequences_are_averaged():
+    returns = _table_b1("impala_experts_deep")
+    expected = dmlab30.compute_human_normalized_score(returns)
+    for train, test in dmlab30.LEVEL_MAPPING.items():
+        returns[train] = returns.pop(test)
+    assert dmlab30.compute_human_normalized_score(returns) == pytest.approx(
+        expected)
+    value = returns["rooms_watermaze"]
+    returns["rooms_watermaze"] = [value - 1.0, value + 1.0]
+    assert dmlab30.compute_human_normalized_score(returns) == pytest.approx(
+        expected)
+
+
+def test_missing_unknown_and_duplicate_levels_raise():
+    returns = _table_b1("impala_experts_deep")
+    del returns["psychlab_visual_search"]
+    with pytest.raises(ValueError, match="psychlab_visual_search"):
+        dmlab30.compute_human_normalized_score(returns)
+    returns = _table_b1("impala_experts_deep")
+    returns["pong"] = 1.0
+    with pytest.raises(ValueError, match="pong"):
+        dmlab30.compute_human_normalized_score(returns)
+    returns = _table_b1("impala_experts_deep")
+    returns["rooms_collect_good_objects_train"] = 3.0
+    with pytest.raises(ValueError, match="rooms_collect_good_objects_test"):
+        dmlab30.compute_human_normalized_score(returns)
+    returns = _table_b1("impala_experts_deep")
+    returns["rooms_watermaze"] = []
+    with pytest.raises(ValueError, match="rooms_watermaze"):
+        dmlab30.compute_human_normalized_score(returns)
+
+
+def test_to_test_level_prefixes():
+    assert dmlab30.to_test_level("dmlab/rooms_watermaze") == "rooms_watermaze"
+    assert dmlab30.to_test_level(
+        "contributed/dmlab30/rooms_collect_good_objects_train") == (
+            "rooms_collect_good_objects_test")
+    with pytest.raises(ValueError, match="seekavoid_arena_01"):
+        dmlab30.to_test_level("seekavoid_arena_01")
+
+
+# -- report library --------------------------------------------------------
+
+
+def test_read_scores_csv_averages_and_maps(tmp_path):
+    rows = list(_table_b1("impala_experts_deep").items())
+    rows = [("rooms_collect_good_objects_train" if level ==
+             "rooms_collect_good_objects_test" else level, score)
+            for level, score in rows]
+    rows += [("dmlab/rooms_watermaze", 20.0), ("rooms_watermaze", 30.0)]
+    path = _write_csv(tmp_path / "s.csv", rows, header=False)
+    scores = report.read_scores_csv(path)
+    assert list(scores) == list(dmlab30.TEST_LEVELS)
+    assert scores["rooms_collect_good_objects_test"] == 9.0
+    assert scores["rooms_watermaze"] == pytest.approx((26.9 + 20 + 30) / 3)
+
+
+@pytest.mark.parametrize("content, match", [
+    ("level,score\nrooms_watermaze,abc\n", "not a number"),
+    ("level,score\nnot_a_level,1\n", "not_a_level"),
+    ("level,score\n", "no 'level,score' rows"),
+    ("level,score\nrooms_watermaze,1\n", "lacks 29 of the 30"),
+    ("level,score\nrooms_watermaze\n", "expected a row"),
+])
+def test_read_scores_csv_errors(tmp_path, content, match):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(report.ReportError, match=match):
+        report.read_scores_csv(str(path))
+    with pytest.raises(report.ReportError, match="cannot read"):
+        report.read_scores_csv(str(tmp_path / "missing.csv"))
+
+
+def test_build_and_format_report():
+    rep = report.build_report(_table_b1("impala_deep_pbt"))
+    assert rep["mean_capped"] == pytest.approx(49.359, abs=1e-3)
+    assert rep["mean_uncapped"] == pytest.approx(52.786, abs=1e-3)
+    assert len(rep["levels"]) == 30
+    row = rep["levels"][5]
+    assert row["level"] == "language_select_described_object"
+    assert row["normalized"] > 100 and row["normalized_capped"] == 100
+    assert row["paper_table_b1"] == {"impala_experts_deep": 324.6,
+                                     "impala_deep_pbt": 593.1}
+    assert rep["paper"]["impala_experts_deep"]["mean_capped_table_3"] == 44.5
+    json.loads(report.format_report(rep, "json"))
+    table = report.format_report(rep, "table")
+    assert "MEAN CAPPED" in table and "49.4" in table
+    markdown = report.format_report(rep, "markdown")
+    assert markdown.startswith("| level |") and "| ---: |" in markdown
+    with pytest.raises(report.ReportError):
+        report.format_report(rep, "xml")
+
+
+def test_run_table_in_process(tmp_path):
+    path = _write_csv(tmp_path / "s.csv",
+                      _table_b1("impala_experts_deep").items())
+    out = io.StringIO()
+    rep = report.run(path, "table", out=out)
+    assert rep["mean_capped"] == pytest.approx(44.5, abs=0.1)
+    lines = out.getvalue().splitlines()
+    assert lines[0].split()[0] == "level"
+    assert any(line.startswith("rooms_watermaze") for line in lines)
+
+
+# -- the CLI, in a subprocess -----------------------------------------------
+
+
+def test_cli_json_and_plot(tmp_path):
+    path = _write_csv(tmp_path / "s.csv",
+                      _table_b1("impala_experts_deep").items())
+    plot = tmp_path / "plot.png"
+    result = _run_cli(f"--scores={path}", "--format=json", f"--plot={plot}")
+    assert result.returncode == 0, result.stderr
+    rep = json.loads(result.stdout)
+    assert rep["mean_capped"] == pytest.approx(44.5, abs=0.1)
+    assert rep["mean_uncapped"] == pytest.approx(45.078, abs=1e-3)
+    assert [r["level"] for r in rep["levels"]] == list(dmlab30.TEST_LEVELS)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_markdown(tmp_path):
+    path = _write_csv(tmp_path / "s.csv",
+                      _table_b1("impala_deep_pbt").items())
+    result = _run_cli("--scores", path, "--format=markdown")
+    assert result.returncode == 0, result.stderr
+    assert "| **MEAN CAPPED** |" in result.stdout
+    assert "**49.4**" in result.stdout
+
+
+@pytest.mark.parametrize("case", ["missing_level", "bad_format", "no_flag"])
+def test_cli_bad_input_exits_2_without_traceback(tmp_path, case):
+    rows = dict(_table_b1("impala_experts_deep"))
+    del rows["rooms_keys_doors_puzzle"]
+    path = _write_csv(tmp_path / "s.csv", rows.items())
+    args = {"missing_level": [f"--scores={path}"],
+            "bad_format": [f"--scores={path}", "--format=xml"],
+            "no_flag": []}[case]
+    result = _run_cli(*args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    expected = {"missing_level": "rooms_keys_doors_puzzle",
+                "bad_format": "xml", "no_flag": "--scores"}[case]
+    assert expected in lines[0]
