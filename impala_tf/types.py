@@ -25,3 +25,18 @@ EnvOutput = collections.namedtuple("EnvOutput", ["reward", "done", "observation"
 # action: int32 [...]; policy_logits: float32 [..., A]; baseline: float32 [...].
 AgentOutput = collections.namedtuple(
     "AgentOutput", ["action", "policy_logits", "baseline"])
+
+# One unroll as it travels from an actor to the learner (time-major inside
+# the unroll; the queue adds a leading batch dimension):
+#   level_id:       int32 []         index into the level set (multi-task stats)
+#   policy_version: int64 []         learner step of the weights that acted
+#   agent_state:    nest of float32  core state before x_0 ([256] each, or ())
+#   env_outputs:    EnvOutput, each [T+1, ...]
+#   agent_outputs:  AgentOutput, each [T+1, ...]
+#   game_over:      bool [T+1]       a whole game ended at step t (not a life)
+#   episode_return: float32 [T+1]    the finished game's return where game_over
+#   episode_step:   int32 [T+1]      the finished game's agent steps where game_over
+Trajectory = collections.namedtuple(
+    "Trajectory",
+    ["level_id", "policy_version", "agent_state", "env_outputs",
+     "agent_outputs", "game_over", "episode_return", "episode_step"])

@@ -1,0 +1,173 @@
+"""`--level_name` -> a set of levels, how to build them, and their defaults.
+
+Accepted names:
+  * `atari/<game>` (snake_case, e.g. `atari/pong`): one Atari game with the
+    paper's Table G.1 preprocessing and the game's minimal action set.
+  * `atari57`: all 57 games for one multi-task agent (full 18 actions).
+  * `dmlab/<level>` or a DMLab-30 release name (e.g. `rooms_watermaze`):
+    one DeepMind Lab level. `dmlab30`: the 30 levels, multi-task.
+  * `MODULE:FUNCTION`: a user's callable returning a `dm_env.Environment`
+    with a uint8 image observation [H, W, C] (or a dict with 'frame' and an
+    optional 'instruction' string) and a discrete action spec. It is called
+    with the keyword arguments it accepts among `seed` (int) and `is_test`
+    (bool).
+
+A `LevelSet` is picklable: actor processes rebuild their environments from it.
+"""
+
+import dataclasses
+import difflib
+import importlib
+import inspect
+import typing
+
+import dmlab30
+import atari57
+from atari57 import evaluation as atari_evaluation
+
+
+class LevelError(ValueError):
+    """A `--level_name` that cannot be resolved; the message is one sentence."""
+
+
+# Defaults per suite (paper Table G.1 for Atari; the release for DMLab).
+ATARI_DEFAULTS = dict(
+    agent="shallow", use_lstm=False, unroll_length=20, batch_size=32,
+    learning_rate=0.0006, epsilon=0.01, entropy_cost=0.01,
+    reward_clipping="abs_one", total_environment_frames=int(200e6),
+    num_action_repeats=4)
+DMLAB_DEFAULTS = dict(
+    agent="deep", use_lstm=True, unroll_length=100, batch_size=32,
+    learning_rate=0.00048, epsilon=0.1, entropy_cost=0.00025,
+    reward_clipping="abs_one", total_environment_frames=int(1e9),
+    num_action_repeats=4)
+DMLAB30_DEFAULTS = dict(
+    DMLAB_DEFAULTS, learning_rate=0.00031866995608948655,
+    entropy_cost=0.0033391318945337044, reward_clipping="soft_asymmetric",
+    total_environment_frames=int(10e9))
+CUSTOM_DEFAULTS = dict(
+    agent="shallow", use_lstm=True, unroll_length=20, batch_size=32,
+    learning_rate=0.0006, epsilon=0.01, entropy_cost=0.01,
+    reward_clipping="abs_one", total_environment_frames=int(10e6),
+    num_action_repeats=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class LevelSet:
+    """What `--level_name` names.
+
+    Attributes:
+      name: the flag value.
+      kind: 'atari', 'dmlab' or 'custom'.
+      levels: level names (one for single-task), used in statistics.
+      defaults: flag defaults for this suite.
+      env_kwargs: extra keyword arguments for the environment constructor.
+    """
+    name: str
+    kind: str
+    levels: typing.Tuple[str, ...]
+    defaults: typing.Dict[str, typing.Any]
+    env_kwargs: typing.Dict[str, typing.Any] = dataclasses.field(
+        default_factory=dict)
+
+    @property
+    def is_multitask(self):
+        return len(self.levels) > 1
+
+    @property
+    def score_column(self):
+        """Column name of per-level scores in CSVs ('game' or 'level')."""
+        return "game" if self.kind == "atari" else "level"
+
+    def level_for(self, index):
+        """Level of the `index`-th environment (round-robin over levels)."""
+        return index % len(self.levels)
+
+    def make(self, level_id, seed, is_test=False):
+        """Builds the `dm_env.Environment` for `levels[level_id]`."""
+        level = self.levels[level_id]
+        if self.kind == "atari":
+            from impala_tf.envs import atari
+            kwargs = (atari_evaluation.evaluation_env_kwargs if is_test
+                      else atari_evaluation.training_env_kwargs)(
+                full_action_space=self.is_multitask)
+            kwargs.update(self.env_kwargs)
+            return atari.AtariEnvironment(level, seed=seed, **kwargs)
+        if self.kind == "dmlab":
+            from impala_tf.envs import dmlab
+            return dmlab.DmLabEnvironment(
+                level, seed=seed, is_test=is_test, **self.env_kwargs)
+        return _call_user_factory(_resolve_callable(level), seed, is_test)
+
+
+def _resolve_callable(spec):
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise LevelError(
+            f"cannot import module '{module_name}' named by --level_name="
+            f"{spec} ({e})") from None
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise LevelError(
+            f"module '{module_name}' has no callable '{attr}' "
+            f"(--level_name={spec})")
+    return fn
+
+
+def _call_user_factory(fn, seed, is_test):
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        params = {}
+    accepts_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    kwargs = {k: v for k, v in (("seed", seed), ("is_test", is_test))
+              if accepts_any or k in params}
+    return fn(**kwargs)
+
+
+def _unknown(kind, name, choices):
+    close = difflib.get_close_matches(name, choices, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return LevelError(f"unknown {kind} '{name}'{hint}")
+
+
+def parse_level_name(level_name, env_kwargs=None):
+    """Resolves a `--level_name` value into a `LevelSet`.
+
+    Raises:
+      LevelError: with one readable sentence for an unknown or malformed
+        name (no environment is built here, except importing a user module).
+    """
+    env_kwargs = dict(env_kwargs or {})
+    name = (level_name or "").strip()
+    if not name:
+        raise LevelError("--level_name is empty")
+    if name == "atari57":
+        return LevelSet(name, "atari", tuple(atari57.ALL_GAMES),
+                        dict(ATARI_DEFAULTS, agent="deep"), env_kwargs)
+    if name.startswith("atari/"):
+        game = name[len("atari/"):]
+        if game not in atari57.ALL_GAMES:
+            raise _unknown("Atari game", game, atari57.ALL_GAMES)
+        return LevelSet(name, "atari", (game,), ATARI_DEFAULTS, env_kwargs)
+    if name == "dmlab30":
+        return LevelSet(name, "dmlab", tuple(dmlab30.TRAIN_LEVELS),
+                        DMLAB30_DEFAULTS, env_kwargs)
+    if name.startswith("dmlab/") or name in dmlab30.ALL_LEVELS:
+        level = name[len("dmlab/"):] if name.startswith("dmlab/") else name
+        if not level:
+            raise LevelError("--level_name=dmlab/ names no level")
+        return LevelSet(name, "dmlab", (level,), DMLAB_DEFAULTS, env_kwargs)
+    if ":" in name:
+        module_name, _, attr = name.partition(":")
+        if not module_name or not attr or ":" in attr:
+            raise LevelError(
+                f"malformed --level_name '{name}': expected MODULE:FUNCTION")
+        _resolve_callable(name)
+        return LevelSet(name, "custom", (name,), CUSTOM_DEFAULTS, env_kwargs)
+    raise _unknown(
+        "level", name,
+        ["atari/" + g for g in atari57.ALL_GAMES] + ["atari57", "dmlab30"]
+        + sorted(dmlab30.ALL_LEVELS)) from None

@@ -1,0 +1,276 @@
+r"""IMPALA entry point: `python -m impala_tf.experiment --mode=train|test|export`.
+
+With no flags it trains the paper's shallow feed-forward agent on Atari Pong
+(Table G.1 hyperparameters). Flags keep the official release's names; a flag
+left unset takes the default of the level's suite (Atari, DMLab or a user
+environment, see `envs.registry`). Bad input prints one sentence and exits
+with status 2.
+"""
+
+import os
+import re
+import sys
+
+# Quiet TensorFlow's C++ start-up chatter unless the user asked otherwise
+# (set before TensorFlow is imported; actor processes inherit it). Without a
+# GPU driver, also hide the harmless "failed call to cuInit" error line.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL",
+                      "2" if os.path.exists("/dev/nvidiactl") else "3")
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags  # pylint: disable=g-import-not-at-top
+from absl import logging  # pylint: disable=g-import-not-at-top
+
+FLAGS = flags.FLAGS
+
+# What and where.
+flags.DEFINE_enum("mode", "train", ["train", "test", "export"],
+                  "Train, evaluate the latest checkpoint, or export a "
+                  "SavedModel.")
+flags.DEFINE_string("level_name", "atari/pong",
+                    "atari/<game>, atari57, dmlab/<level>, a DMLab-30 level, "
+                    "dmlab30, or MODULE:FUNCTION returning a dm_env.")
+flags.DEFINE_string("logdir", None,
+                    "Run directory (default: logs/<level_name>).")
+flags.DEFINE_integer("seed", 1, "Random seed of environments and actors.")
+# Agent.
+flags.DEFINE_enum("agent", None, ["shallow", "deep"],
+                  "Network torso (default: shallow for Atari, deep for "
+                  "DMLab).")
+flags.DEFINE_bool("use_lstm", None,
+                  "LSTM core (default: off for Atari, on otherwise).")
+# Actors.
+flags.DEFINE_integer("num_actors", 2, "Actor processes.", lower_bound=0)
+flags.DEFINE_integer("envs_per_actor", 1,
+                     "Environments stepped together by each actor "
+                     "(batched inference).", lower_bound=1)
+flags.DEFINE_integer("unroll_length", None, "Unroll length T.",
+                     lower_bound=1)
+flags.DEFINE_integer("num_action_repeats", None, "Frames per agent step.",
+                     lower_bound=1)
+flags.DEFINE_integer("queue_capacity", None,
+                     "Trajectory queue capacity (default: batch_size; the "
+                     "release used 1).", lower_bound=1)
+flags.DEFINE_string("learner_address", "localhost:0",
+                    "host:port the learner serves on (port 0: pick one).")
+# Learner.
+flags.DEFINE_integer("batch_size", None, "Unrolls per learner batch.",
+                     lower_bound=1)
+flags.DEFINE_integer("total_environment_frames", None,
+                     "Frames to train for (learning rate reaches 0 there).",
+                     lower_bound=1)
+flags.DEFINE_float("learning_rate", None, "RMSProp learning rate.",
+                   lower_bound=0.0)
+flags.DEFINE_float("decay", 0.99, "RMSProp decay.", lower_bound=0.0,
+                   upper_bound=1.0)
+flags.DEFINE_float("momentum", 0.0, "RMSProp momentum.", lower_bound=0.0,
+                   upper_bound=1.0)
+flags.DEFINE_float("epsilon", None, "RMSProp epsilon (inside the root).",
+                   lower_bound=0.0)
+flags.DEFINE_float("entropy_cost", None, "Entropy cost.", lower_bound=0.0)
+flags.DEFINE_float("baseline_cost", 0.5, "Baseline cost.", lower_bound=0.0)
+flags.DEFINE_float("discounting", 0.99, "Discount factor.",
+                   lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_enum("reward_clipping", None,
+                  ["abs_one", "soft_asymmetric", "none"],
+                  "Reward clipping (default: abs_one; soft_asymmetric for "
+                  "dmlab30).")
+flags.DEFINE_float("max_grad_norm", 40.0,
+                   "Global gradient-norm clip (0: none).", lower_bound=0.0)
+flags.DEFINE_enum("off_policy_correction", "vtrace",
+                  ["vtrace", "1step_is", "epsilon", "none"],
+                  "Off-policy correction (paper Table 2).")
+flags.DEFINE_float("clip_rho_threshold", 1.0, "V-trace rho-bar.")
+flags.DEFINE_float("clip_pg_rho_threshold", 1.0,
+                   "V-trace policy-gradient rho-bar.")
+flags.DEFINE_float("clip_c_threshold", 1.0, "V-trace c-bar.")
+flags.DEFINE_float("vtrace_lambda", 1.0, "V-trace lambda.",
+                   lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_bool("jit_compile", False,
+                  "XLA-compile the learner step (slower on CPU).")
+flags.DEFINE_float("checkpoint_interval_s", 300.0,
+                   "Seconds between checkpoints.", lower_bound=1.0)
+flags.DEFINE_float("log_interval_s", 10.0, "Seconds between progress lines.",
+                   lower_bound=0.1)
+# Environments.
+flags.DEFINE_float("sticky_action_prob", 0.0,
+                   "Atari sticky-action probability (0 in the paper).",
+                   lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_string("level_cache_dir", None, "DMLab level cache directory.")
+flags.DEFINE_string("dataset_path", None, "DMLab datasetPath.")
+# Test and export.
+flags.DEFINE_integer("test_num_episodes", 10, "Episodes per level in test.",
+                     lower_bound=1)
+flags.DEFINE_string("test_output", None,
+                    "CSV of test scores (default: <logdir>/test_scores.csv)."
+                    )
+flags.DEFINE_string("export_dir", None,
+                    "SavedModel directory (default: <logdir>/saved_model).")
+
+
+class UsageError(Exception):
+    """Bad flags or environment; printed as one sentence, exit status 2."""
+
+
+def _fail(message):
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+    os._exit(2)  # pylint: disable=protected-access
+
+
+def parse_flags(argv):
+    """absl's parser, but one sentence and status 2 on bad flags."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        _fail(str(e).splitlines()[0])
+
+
+def _level_set():
+    from impala_tf.envs import registry
+    env_kwargs = {}
+    name = FLAGS.level_name
+    if name.startswith("atari"):
+        env_kwargs["sticky_action_prob"] = FLAGS.sticky_action_prob
+    if FLAGS.num_action_repeats and not re.search(":", name):
+        env_kwargs["num_action_repeats"] = FLAGS.num_action_repeats
+    level_set = registry.parse_level_name(name)
+    if level_set.kind == "dmlab":
+        if FLAGS.level_cache_dir:
+            env_kwargs["level_cache_dir"] = FLAGS.level_cache_dir
+        if FLAGS.dataset_path:
+            env_kwargs["dataset_path"] = FLAGS.dataset_path
+    if level_set.kind == "custom":
+        env_kwargs = {}
+    return registry.LevelSet(level_set.name, level_set.kind,
+                             level_set.levels, level_set.defaults, env_kwargs)
+
+
+def _flag_or_default(name, defaults):
+    value = getattr(FLAGS, name)
+    return defaults[name] if value is None else value
+
+
+def build_configs():
+    """Flags -> (TrainConfig, level_set); raises on bad input."""
+    from impala_tf import actor as actor_lib
+    from impala_tf import learner as learner_lib
+    from impala_tf import trainer
+
+    level_set = _level_set()
+    d = level_set.defaults
+    get = lambda n: _flag_or_default(n, d)
+    probe = level_set.make(0, seed=FLAGS.seed)
+    try:
+        obs_spec = actor_lib.observation_spec(probe)
+        num_actions = actor_lib.num_actions_of(probe)
+    finally:
+        probe.close()
+    agent = actor_lib.AgentConfig(
+        torso=get("agent"), num_actions=num_actions,
+        use_lstm=get("use_lstm"),
+        use_instruction="instruction" in obs_spec)
+    batch_size = get("batch_size")
+    actor_config = actor_lib.ActorConfig(
+        level_set=level_set, agent=agent, observation_spec=obs_spec,
+        unroll_length=get("unroll_length"),
+        envs_per_actor=FLAGS.envs_per_actor,
+        queue_capacity=FLAGS.queue_capacity or batch_size, seed=FLAGS.seed)
+    learner_config = learner_lib.LearnerConfig(
+        batch_size=batch_size, unroll_length=get("unroll_length"),
+        num_action_repeats=get("num_action_repeats"),
+        total_environment_frames=get("total_environment_frames"),
+        learning_rate=get("learning_rate"), decay=FLAGS.decay,
+        momentum=FLAGS.momentum, epsilon=get("epsilon"),
+        entropy_cost=get("entropy_cost"), baseline_cost=FLAGS.baseline_cost,
+        discounting=FLAGS.discounting,
+        reward_clipping=get("reward_clipping"),
+        max_grad_norm=FLAGS.max_grad_norm,
+        off_policy_correction=FLAGS.off_policy_correction,
+        clip_rho_threshold=FLAGS.clip_rho_threshold,
+        clip_pg_rho_threshold=FLAGS.clip_pg_rho_threshold,
+        clip_c_threshold=FLAGS.clip_c_threshold,
+        vtrace_lambda=FLAGS.vtrace_lambda)
+    logdir = FLAGS.logdir or os.path.join(
+        "logs", re.sub(r"[^A-Za-z0-9_.-]+", "_", FLAGS.level_name))
+    return trainer.TrainConfig(
+        logdir=logdir, actor=actor_config, learner=learner_config,
+        num_actors=FLAGS.num_actors, learner_address=FLAGS.learner_address,
+        checkpoint_interval_s=FLAGS.checkpoint_interval_s,
+        log_interval_s=FLAGS.log_interval_s, jit_compile=FLAGS.jit_compile)
+
+
+def _restore_agent(config):
+    from impala_tf import runs
+
+    run_dir = runs.RunDirectory(config.logdir)
+    run_dir.check_compatible(config)
+    if run_dir.latest_checkpoint() is None:
+        raise UsageError(f"--logdir {config.logdir} has no checkpoint; "
+                         "train first")
+
+    def restore(checkpoint):
+        run_dir.restore(checkpoint)
+
+    return restore
+
+
+def run(config):
+    """Dispatches on --mode with a built config."""
+    if FLAGS.mode == "train":
+        from impala_tf import trainer
+        if FLAGS.num_actors < 1:
+            raise UsageError("--num_actors must be at least 1 to train")
+        trainer.train(config)
+    elif FLAGS.mode == "test":
+        from impala_tf import evaluate
+        output = FLAGS.test_output or os.path.join(config.logdir,
+                                                   "test_scores.csv")
+        means = evaluate.evaluate(
+            config.actor, _restore_agent(config), FLAGS.test_num_episodes,
+            output, seed=FLAGS.seed + 10_000,
+            num_action_repeats=config.learner.num_action_repeats)
+        for level, mean in means.items():
+            print(f"[impala] {level}: mean return {mean:.2f} over "
+                  f"{FLAGS.test_num_episodes} episodes")
+        print(f"[impala] per-episode scores written to {output}")
+    else:
+        import tensorflow as tf
+        from impala_tf import export
+        from impala_tf import trainer
+        restore = _restore_agent(config)
+        agent, _, _ = trainer.build(config)
+        restore(tf.train.Checkpoint(agent=agent))
+        export_dir = FLAGS.export_dir or os.path.join(config.logdir,
+                                                      "saved_model")
+        export.export_policy(agent, config.actor.observation_spec,
+                             export_dir)
+        print(f"[impala] SavedModel written to {export_dir}")
+
+
+def main(argv):
+    logging.set_verbosity(logging.WARNING)
+    if len(argv) > 1:
+        _fail(f"unexpected arguments {' '.join(argv[1:])!r}")
+    from impala_tf import runs
+    from impala_tf.envs import registry
+    known = (UsageError, registry.LevelError, runs.RunError)
+    try:
+        from impala_tf.envs import dmlab
+        known += (dmlab.DeepMindLabNotInstalledError,)
+    except ImportError:
+        pass
+    try:
+        config = build_configs()
+    except known as e:
+        _fail(str(e))
+    except ValueError as e:  # Environment or flag values that do not fit.
+        _fail(str(e).splitlines()[0] if str(e) else repr(e))
+    try:
+        run(config)
+    except known as e:
+        _fail(str(e))
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse_flags)

@@ -1,0 +1,211 @@
+"""The learner: one gradient step on a batch of unrolls.
+
+`Learner.train_step(batch)` takes a batch from the queue (the trajectory nest
+of `types.Trajectory`, each [B, T+1, ...]) and:
+
+  1. makes it time-major ([T+1, B, ...]);
+  2. unrolls the agent over all T+1 steps from the actors' initial states
+     (conv torso on T+1 x B frames at once, LSTM over time);
+  3. computes V-trace targets and the summed IMPALA loss on steps 0..T-1,
+     bootstrapping from the value at step T (`losses.compute_loss`);
+  4. clips the gradients' global norm and applies RMSProp, whose learning
+     rate decays linearly to 0 over `total_environment_frames`;
+  5. skips the update (and counts it) if the loss or the gradient norm is not
+     finite, so NaNs never reach the weights;
+  6. publishes the new weights for the actors (`transport`).
+"""
+
+import dataclasses
+
+import sonnet as snt
+import tensorflow as tf
+
+from impala_tf import losses
+from impala_tf import types
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnerConfig:
+    batch_size: int
+    unroll_length: int
+    num_action_repeats: int
+    total_environment_frames: int
+    learning_rate: float
+    decay: float
+    momentum: float
+    epsilon: float
+    entropy_cost: float
+    baseline_cost: float
+    discounting: float
+    reward_clipping: str
+    max_grad_norm: float
+    off_policy_correction: str = "vtrace"
+    clip_rho_threshold: float = 1.0
+    clip_pg_rho_threshold: float = 1.0
+    clip_c_threshold: float = 1.0
+    vtrace_lambda: float = 1.0
+
+    @property
+    def frames_per_step(self):
+        return self.batch_size * self.unroll_length * self.num_action_repeats
+
+
+def make_optimizer(learning_rate, decay, momentum, epsilon):
+    """Sonnet RMSProp with TF1 semantics: lr * g / sqrt(ms + eps).
+
+    Sonnet 2 keeps TF1's epsilon inside the square root but starts the mean
+    square at 0, where TF1's `RMSPropOptimizer` (the release's) starts it at
+    1; `initialize_like_tf1` below restores the release's start.
+    `learning_rate` should be a `tf.Variable` so it can decay.
+    """
+    return snt.optimizers.RMSProp(
+        learning_rate=learning_rate, decay=decay, momentum=momentum,
+        epsilon=epsilon)
+
+
+def initialize_like_tf1(optimizer, variables):
+    """Creates the optimizer's slots with the mean square at 1 (TF1)."""
+    optimizer._initialize(variables)  # pylint: disable=protected-access
+    for ms in optimizer.ms:
+        ms.assign(tf.ones_like(ms))
+
+
+def time_major(batch):
+    """[B, T+1, ...] -> [T+1, B, ...] for every time-indexed field."""
+    swap = lambda x: tf.transpose(
+        x, [1, 0] + list(range(2, x.shape.rank)))
+    return batch._replace(
+        env_outputs=tf.nest.map_structure(swap, batch.env_outputs),
+        agent_outputs=tf.nest.map_structure(swap, batch.agent_outputs),
+        game_over=swap(batch.game_over),
+        episode_return=swap(batch.episode_return),
+        episode_step=swap(batch.episode_step))
+
+
+class Learner(tf.Module):
+    """Owns the optimizer and the counters; the agent is passed in.
+
+    Args:
+      agent: an `agents.ImpalaAgent` (variables built or not).
+      config: `LearnerConfig`.
+      publish: optional callable(variables, version) run after each update
+        inside the step (the transport's weight publication).
+    """
+
+    def __init__(self, agent, config, publish=None):
+        super().__init__(name="learner")
+        self.agent = agent
+        self.config = config
+        self._publish = publish
+        self.num_steps = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                     name="num_steps")
+        self.num_frames = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                      name="num_environment_frames")
+        self.nonfinite_skips = tf.Variable(0, dtype=tf.int64,
+                                           trainable=False,
+                                           name="nonfinite_skips")
+        self.learning_rate = tf.Variable(
+            config.learning_rate, dtype=tf.float32, trainable=False,
+            name="learning_rate")
+        self.optimizer = make_optimizer(
+            self.learning_rate, config.decay, config.momentum,
+            config.epsilon)
+        self._optimizer_ready = False
+
+    def build(self, batch_spec):
+        """Creates the agent's and optimizer's variables from a batch spec."""
+        zeros = tf.nest.map_structure(
+            lambda s: tf.zeros([2, 2] + s.shape.as_list()[2:], s.dtype)
+            if s.shape.rank >= 2 else tf.zeros([2] + s.shape.as_list()[1:],
+                                               s.dtype), batch_spec)
+        zeros = zeros._replace(
+            level_id=tf.zeros([2], tf.int32),
+            policy_version=tf.zeros([2], tf.int64),
+            agent_state=tf.nest.map_structure(
+                lambda s: tf.zeros([2] + s.shape.as_list()[1:], s.dtype),
+                batch_spec.agent_state))
+        batch = time_major(zeros)
+        self.agent.unroll(batch.agent_outputs.action, batch.env_outputs,
+                          batch.agent_state)
+        initialize_like_tf1(self.optimizer, self.agent.trainable_variables)
+        self._optimizer_ready = True
+
+    def current_learning_rate(self, frames):
+        """lr * max(0, 1 - frames / total_environment_frames)."""
+        c = self.config
+        fraction = tf.cast(frames, tf.float64) / float(
+            c.total_environment_frames)
+        remaining = tf.maximum(tf.constant(0.0, tf.float64), 1.0 - fraction)
+        return tf.cast(c.learning_rate * remaining, tf.float32)
+
+    def loss(self, batch):
+        """Total loss (scalar, carries gradient) and stats for a batch."""
+        c = self.config
+        batch = time_major(batch)
+        outputs, _ = self.agent.unroll(
+            batch.agent_outputs.action, batch.env_outputs, batch.agent_state)
+        bootstrap_value = outputs.baseline[-1]
+        env = tf.nest.map_structure(lambda t: t[1:], batch.env_outputs)
+        behaviour = tf.nest.map_structure(lambda t: t[1:],
+                                          batch.agent_outputs)
+        rewards = losses.clip_rewards(env.reward, c.reward_clipping)
+        discounts = tf.cast(~env.done, tf.float32) * c.discounting
+        return losses.compute_loss(
+            outputs.policy_logits[:-1], outputs.baseline[:-1],
+            bootstrap_value, behaviour.action, behaviour.policy_logits,
+            rewards, discounts, baseline_cost=c.baseline_cost,
+            entropy_cost=c.entropy_cost,
+            off_policy_correction=c.off_policy_correction,
+            clip_rho_threshold=c.clip_rho_threshold,
+            clip_pg_rho_threshold=c.clip_pg_rho_threshold,
+            clip_c_threshold=c.clip_c_threshold, lambda_=c.vtrace_lambda)
+
+    def train_step(self, batch):
+        """One update. Returns a dict of scalar stats and episode data.
+
+        batch: `types.Trajectory`, each [B, T+1, ...] (batch-major, as the
+        queue delivers it). Returns stats (float32/int64 scalars) plus
+        'game_over' bool [T, B], 'episode_return' float32 [T, B],
+        'episode_step' int32 [T, B], 'level_id' int32 [B] and
+        'policy_lag' float32 [B] for statistics.
+        """
+        if not self._optimizer_ready:
+            raise RuntimeError("call Learner.build() before train_step()")
+        c = self.config
+        variables = self.agent.trainable_variables
+        lr = self.current_learning_rate(self.num_frames)
+        self.learning_rate.assign(lr)
+        with tf.GradientTape() as tape:
+            total_loss, stats = self.loss(batch)
+        grads = tape.gradient(total_loss, variables)
+        grads = [tf.convert_to_tensor(g) for g in grads]
+        if c.max_grad_norm and c.max_grad_norm > 0:
+            grads, grad_norm = tf.clip_by_global_norm(grads, c.max_grad_norm)
+        else:
+            grad_norm = tf.linalg.global_norm(grads)
+        finite = tf.logical_and(tf.math.is_finite(total_loss),
+                                tf.math.is_finite(grad_norm))
+
+        def apply():
+            self.optimizer.apply(grads, variables)
+            return tf.constant(0, tf.int64)
+
+        skipped = tf.cond(finite, apply, lambda: tf.constant(1, tf.int64))
+        self.nonfinite_skips.assign_add(skipped)
+        self.num_steps.assign_add(1)
+        self.num_frames.assign_add(c.frames_per_step)
+        if self._publish is not None:
+            self._publish(variables, self.num_steps)
+        out = dict(stats)
+        out.update(
+            learning_rate=lr, grad_norm=grad_norm,
+            nonfinite_skips=self.nonfinite_skips.read_value(),
+            num_steps=self.num_steps.read_value(),
+            num_frames=self.num_frames.read_value(),
+            game_over=tf.transpose(batch.game_over[:, 1:]),
+            episode_return=tf.transpose(batch.episode_return[:, 1:]),
+            episode_step=tf.transpose(batch.episode_step[:, 1:]),
+            level_id=batch.level_id,
+            policy_lag=tf.cast(self.num_steps - 1 - batch.policy_version,
+                               tf.float32))
+        return out

@@ -1,0 +1,163 @@
+"""Training progress: progress.jsonl, TensorBoard summaries, console line.
+
+`ProgressLogger.add(out)` takes the numpy results of one learner step
+(`Learner.train_step`); every `interval_s` it writes one JSON object per line
+to `<logdir>/progress.jsonl` (at least `env_frames`, `learner_steps`,
+`wall_time`, `fps`, `episode_return_mean`), the same scalars to TensorBoard
+(`<logdir>/train`), and a one-line summary to the console.
+"""
+
+import collections
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+_LOSS_KEYS = ("total_loss", "policy_gradient_loss", "baseline_loss",
+              "entropy_loss", "mean_rho", "mean_clipped_rho", "mean_vs",
+              "grad_norm", "learning_rate")
+
+
+def _fmt_duration(seconds):
+    if not np.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+class ProgressLogger:
+    """Aggregates learner steps and writes them out every `interval_s`.
+
+    Args:
+      logdir: run directory.
+      level_names: names of the level set (per-level statistics).
+      num_action_repeats: frames per agent step (episode lengths in frames).
+      total_frames: the frame target (for the ETA).
+      interval_s: seconds between log lines.
+      console: stream for the live line (None: no console output).
+      extra: callable returning a dict merged into each record (e.g. actor
+        counts from the supervisor, or a running DMLab-30 score).
+    """
+
+    def __init__(self, logdir, level_names, num_action_repeats,
+                 total_frames, interval_s=10.0, console=sys.stdout,
+                 extra=None, window=100):
+        self._path = os.path.join(logdir, "progress.jsonl")
+        self._writer = tf.summary.create_file_writer(
+            os.path.join(logdir, "train"))
+        self._levels = list(level_names)
+        self._repeats = num_action_repeats
+        self._total = total_frames
+        self._interval = interval_s
+        self._console = console
+        self._extra = extra or (lambda: {})
+        self._start = time.time()
+        self._last_time = None
+        self._last_frames = None
+        self._recent = collections.deque(maxlen=window)
+        self._per_level = {n: collections.deque(maxlen=window)
+                           for n in self._levels}
+        self._episodes_since = []
+        self._losses = collections.defaultdict(list)
+        self._lags = []
+        self._frames = 0
+        self._steps = 0
+        self.episodes = 0
+        self.last_record = None
+
+    def add(self, out):
+        """Adds one step's numpy outputs (dict from `Learner.train_step`)."""
+        self._frames = int(out["num_frames"])
+        self._steps = int(out["num_steps"])
+        if self._last_time is None:
+            self._last_time, self._last_frames = time.time(), self._frames
+        for k in _LOSS_KEYS:
+            if k in out:
+                self._losses[k].append(float(out[k]))
+        self._lags.append(float(np.mean(out["policy_lag"])))
+        self._nonfinite = int(out["nonfinite_skips"])
+        t_idx, b_idx = np.nonzero(out["game_over"])
+        for t, b in zip(t_idx, b_idx):
+            level = self._levels[int(out["level_id"][b])]
+            ret = float(out["episode_return"][t, b])
+            length = int(out["episode_step"][t, b]) * self._repeats
+            self._recent.append(ret)
+            self._per_level[level].append(ret)
+            self._episodes_since.append((level, ret, length))
+            self.episodes += 1
+
+    def due(self):
+        return (self._last_time is not None
+                and time.time() - self._last_time >= self._interval)
+
+    def log(self):
+        """Writes one record now; returns it (dict)."""
+        now = time.time()
+        if self._last_time is None:
+            self._last_time, self._last_frames = now, self._frames
+        dt = max(now - self._last_time, 1e-6)
+        fps = (self._frames - self._last_frames) / dt
+        record = {
+            "env_frames": self._frames,
+            "learner_steps": self._steps,
+            "wall_time": now,
+            "elapsed_s": now - self._start,
+            "fps": fps,
+            "episodes": self.episodes,
+            "episode_return_mean": (float(np.mean(self._recent))
+                                    if self._recent else None),
+            "episodes_in_interval": len(self._episodes_since),
+            "policy_lag_mean": (float(np.mean(self._lags))
+                                if self._lags else None),
+            "nonfinite_skips": getattr(self, "_nonfinite", 0),
+        }
+        for k, v in self._losses.items():
+            record[k] = float(np.mean(v))
+        if len(self._levels) > 1:
+            record["episode_return_per_level"] = {
+                n: float(np.mean(d)) for n, d in self._per_level.items() if d}
+        record.update(self._extra())
+        with open(self._path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        self._summaries(record)
+        if self._console is not None:
+            self._console.write(self._line(record) + "\n")
+            self._console.flush()
+        self._last_time, self._last_frames = now, self._frames
+        self._losses.clear()
+        self._lags.clear()
+        self._episodes_since.clear()
+        self.last_record = record
+        return record
+
+    def _summaries(self, record):
+        step = record["env_frames"]
+        with self._writer.as_default():
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k != "wall_time":
+                    tf.summary.scalar(k, v, step=step)
+            for level, ret, length in self._episodes_since:
+                tf.summary.scalar(f"episode_return/{level}", ret, step=step)
+                tf.summary.scalar(f"episode_frames/{level}", length,
+                                  step=step)
+        self._writer.flush()
+
+    def _line(self, r):
+        ret = r["episode_return_mean"]
+        eta = ((self._total - r["env_frames"]) / r["fps"]
+               if r["fps"] > 0 else float("inf"))
+        pct = 100.0 * r["env_frames"] / max(self._total, 1)
+        return (f"[impala] frames {r['env_frames']:,} ({pct:.1f}%) | "
+                f"{r['fps']:,.0f} frames/s | steps {r['learner_steps']:,} | "
+                f"return {('%.2f' % ret) if ret is not None else '-'} "
+                f"({r['episodes']} episodes) | "
+                f"loss {r.get('total_loss', float('nan')):.3g} | "
+                f"ETA {_fmt_duration(eta)}")
+
+    def close(self):
+        self._writer.close()

@@ -1,0 +1,234 @@
+"""Trajectories and weights between processes over TensorFlow's gRPC runtime.
+
+The learner process owns a TensorFlow server (started by
+`tf.config.experimental_connect_to_cluster`, so its eager context and the
+server share one resource manager). On it live:
+
+  * a `FIFOQueue` of trajectories, shared by name (`impala/trajectories`);
+  * one resource variable per agent weight (`impala/weights/<i>`) plus
+    `impala/weights/version` (the learner step that wrote them).
+
+Actors are *graph-mode* clients (`tf.compat.v1.Session("grpc://learner")`):
+they enqueue batches of unrolls and read the published weights by name. A
+graph-mode client that exits leaves the queue intact; a remote-eager client
+would clear the learner's resources when it exits (../shared/NOTES-tf2.md),
+so actors never use remote eager. The public `tf.queue.FIFOQueue` does not
+share by name in eager mode, so both sides create the queue with the raw
+`FIFOQueueV2` op in an explicit container.
+
+Nothing here names a host: the learner listens on the address it is given
+(TF's server binds every interface whatever the host part says) and actors
+connect to whatever address they are given.
+"""
+
+import time
+
+import numpy as np
+import tensorflow as tf
+
+CONTAINER = "impala"
+QUEUE_NAME = "impala/trajectories"
+WEIGHT_PREFIX = "impala/weights/"
+VERSION_NAME = WEIGHT_PREFIX + "version"
+LEARNER_JOB = "learner"
+
+
+def flat_specs(structure_spec):
+    """Flattens a nest of `tf.TensorSpec` into (dtypes, shapes) lists."""
+    flat = tf.nest.flatten(structure_spec)
+    return [s.dtype for s in flat], [s.shape for s in flat]
+
+
+def _queue(dtypes, shapes, capacity):
+    handle = tf.raw_ops.FIFOQueueV2(
+        component_types=dtypes, shapes=shapes, capacity=capacity,
+        shared_name=QUEUE_NAME, container=CONTAINER)
+    return tf.queue.QueueBase(dtypes, shapes, None, handle)
+
+
+def _variable_handle(name, dtype, shape):
+    return tf.raw_ops.VarHandleOp(
+        dtype=dtype, shape=shape, shared_name=name, container=CONTAINER)
+
+
+def learner_device(task=0):
+    return f"/job:{LEARNER_JOB}/replica:0/task:{task}/device:CPU:0"
+
+
+def start_learner_server(address, cluster=None, task=0):
+    """Starts this process's TF server and makes eager ops run on it.
+
+    Must run before any TensorFlow variable is created in the process
+    (variables created earlier live on `/job:localhost` and become
+    unreachable). TF's server listens on every interface whatever the host
+    part of `address` says.
+
+    Args:
+      address: "host:port" to serve on (the port must be fixed: actors must
+        know it; see `pick_free_port`).
+      cluster: optional `tf.train.ClusterSpec` (several learners); by default
+        a one-task `learner` job at `address`.
+      task: this learner's task index in the cluster.
+    """
+    if cluster is None:
+        cluster = tf.train.ClusterSpec({LEARNER_JOB: [address]})
+    tf.config.experimental_connect_to_cluster(
+        cluster, job_name=LEARNER_JOB, task_index=task)
+
+
+class LearnerTransport:
+    """The learner's side: serves the queue and publishes weights.
+
+    `start_learner_server` must have been called first.
+
+    Args:
+      address: "host:port" this learner serves on (for logs).
+      trajectory_spec: nest of `tf.TensorSpec` for ONE trajectory (no batch).
+      variables: the agent's trainable variables, in a fixed order that the
+        actors reproduce by building the same agent.
+      capacity: queue capacity, in trajectories.
+      task: this learner's task index in the cluster.
+    """
+
+    def __init__(self, address, trajectory_spec, variables, capacity,
+                 task=0):
+        self.address = address
+        self._device = learner_device(task)
+        self._spec = trajectory_spec
+        dtypes, shapes = flat_specs(trajectory_spec)
+        with tf.device(self._device):
+            self._queue = _queue(dtypes, shapes, capacity)
+            self._published = [
+                _variable_handle(WEIGHT_PREFIX + str(i), v.dtype, v.shape)
+                for i, v in enumerate(variables)]
+            self._version = _variable_handle(VERSION_NAME, tf.int64, [])
+        self.publish(variables, 0)
+
+    @property
+    def device(self):
+        return self._device
+
+    def publish(self, variables, version):
+        """Copies `variables` (same order as at construction) for actors.
+
+        Usable eagerly or inside a `tf.function`. `version` is an int64 scalar
+        (the learner step).
+        """
+        for handle, v in zip(self._published, variables):
+            tf.raw_ops.AssignVariableOp(resource=handle, value=v.read_value())
+        tf.raw_ops.AssignVariableOp(
+            resource=self._version, value=tf.cast(version, tf.int64))
+
+    def dataset(self, batch_size, prefetch=1):
+        """`tf.data.Dataset` of batches: the trajectory nest, each [B, ...].
+
+        It ends (OutOfRange) once the queue is closed and holds fewer than
+        `batch_size` trajectories.
+        """
+        queue, spec = self._queue, self._spec
+
+        def dequeue(_):
+            flat = queue.dequeue_many(batch_size)
+            return tf.nest.pack_sequence_as(spec, flat)
+
+        ds = tf.data.Dataset.from_tensors(0).repeat().map(dequeue)
+        return ds.prefetch(prefetch)
+
+    def size(self):
+        """Trajectories waiting in the queue (int)."""
+        return int(self._queue.size().numpy())
+
+    def close(self):
+        """Closes the queue, cancelling blocked enqueues of actors."""
+        try:
+            self._queue.close(cancel_pending_enqueues=True)
+        except tf.errors.OpError:
+            pass
+
+
+class ActorTransport:
+    """An actor's side: a graph-mode gRPC client of the learner's server.
+
+    Args:
+      learner_address: "host:port" of the learner.
+      trajectory_spec: the same nest of `tf.TensorSpec` as the learner's.
+      variable_specs: list of (dtype, shape) of the agent's weights, in the
+        learner's order.
+      capacity: must equal the learner's queue capacity (TF checks it).
+      connect_timeout_s: how long to retry while the learner is not up.
+      task: the learner task to talk to.
+    """
+
+    def __init__(self, learner_address, trajectory_spec, variable_specs,
+                 capacity, connect_timeout_s=120.0, task=0):
+        self._spec = trajectory_spec
+        self._graph = tf.Graph()
+        dtypes, shapes = flat_specs(trajectory_spec)
+        with self._graph.as_default(), tf.device(learner_device(task)):
+            queue = _queue(dtypes, shapes, capacity)
+            self._placeholders = [
+                tf.compat.v1.placeholder(d, [None] + s.as_list())
+                for d, s in zip(dtypes, shapes)]
+            self._enqueue = queue.enqueue_many(self._placeholders)
+            self._queue_closed = queue.is_closed()
+            reads = [tf.raw_ops.ReadVariableOp(
+                resource=_variable_handle(WEIGHT_PREFIX + str(i), d, s),
+                dtype=d) for i, (d, s) in enumerate(variable_specs)]
+            version = tf.raw_ops.ReadVariableOp(
+                resource=_variable_handle(VERSION_NAME, tf.int64, []),
+                dtype=tf.int64)
+            self._pull = (reads, version)
+        config = tf.compat.v1.ConfigProto(
+            intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
+        self._session = tf.compat.v1.Session(
+            "grpc://" + learner_address, graph=self._graph, config=config)
+        self._wait_for_learner(connect_timeout_s)
+
+    def _wait_for_learner(self, timeout_s):
+        """Retries reading the weights until the learner serves them."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self._session.run(
+                    self._pull[1],
+                    options=tf.compat.v1.RunOptions(timeout_in_ms=5000))
+                return
+            except (tf.errors.UnavailableError, tf.errors.NotFoundError,
+                    tf.errors.FailedPreconditionError,
+                    tf.errors.DeadlineExceededError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def pull_weights(self):
+        """Returns (list of np.ndarray weights, int version)."""
+        weights, version = self._session.run(self._pull)
+        return weights, int(version)
+
+    def enqueue(self, trajectories):
+        """Enqueues a batch of N unrolls: the trajectory nest, each [N, ...].
+
+        Blocks while the queue is full (the only back-pressure on actors).
+        Raises `tf.errors.CancelledError` or `tf.errors.AbortedError` once
+        the learner closed the queue, `tf.errors.UnavailableError` if the
+        learner is gone.
+        """
+        flat = tf.nest.flatten(trajectories)
+        self._session.run(self._enqueue,
+                          dict(zip(self._placeholders, flat)))
+
+    def close(self):
+        self._session.close()
+
+
+def pick_free_port():
+    """An unused TCP port on this machine (for a learner with no --port)."""
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+def stack_trajectories(trajectories):
+    """Stacks a list of numpy trajectory nests into one nest with [N, ...]."""
+    return tf.nest.map_structure(lambda *xs: np.stack(xs), *trajectories)
