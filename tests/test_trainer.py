@@ -1,0 +1,182 @@
+"""End-to-end tests of the single-machine trainer with real processes.
+
+Each run starts a real learner (TF gRPC server, in a private network
+namespace) and real actor processes, on `impala_tf.envs.toy:colour_choice`
+(random policy: 5 per episode, best: 10) unless said otherwise.
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from tests import procs
+
+pytestmark = [pytest.mark.slow, procs.requires_netns]
+
+TOY = "impala_tf.envs.toy:colour_choice"
+SMALL = ["--level_name=" + TOY, "--use_lstm=false", "--batch_size=8",
+         "--unroll_length=10", "--num_actors=2", "--log_interval_s=2",
+         "--learning_rate=0.002"]
+
+
+def _records(logdir):
+    with open(os.path.join(logdir, "progress.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One short training run shared by the tests below."""
+    logdir = str(tmp_path_factory.mktemp("run"))
+    result = procs.run_impala(
+        SMALL + ["--logdir=" + logdir, "--total_environment_frames=16000"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return logdir, result
+
+
+def test_trains_and_learns(trained):
+    logdir, result = trained
+    records = _records(logdir)
+    last = records[-1]
+    assert last["env_frames"] >= 16000
+    for key in ("env_frames", "learner_steps", "wall_time", "fps",
+                "episode_return_mean"):
+        assert key in last
+    # Random play scores 5 of 10; a learning agent is clearly above.
+    assert last["episode_return_mean"] > 7.5, records
+    assert "frames/s" in result.stdout and "ETA" in result.stdout
+    assert os.path.isdir(os.path.join(logdir, "train"))  # TensorBoard.
+    assert any(n.startswith("events.") for n in
+               os.listdir(os.path.join(logdir, "train")))
+
+
+def test_resume_continues_counters(trained, tmp_path):
+    logdir, _ = trained
+    copy = str(tmp_path / "resumed")
+    subprocess.run(["cp", "-r", logdir, copy], check=True)
+    before = _records(copy)[-1]
+    result = procs.run_impala(
+        SMALL + ["--logdir=" + copy, "--total_environment_frames=20000"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resumed from" in result.stdout
+    assert f"at {before['env_frames']:,} frames" in result.stdout
+    records = _records(copy)
+    new = records[len(_records(logdir)):]
+    assert new and min(r["env_frames"] for r in new) > before["env_frames"]
+    assert min(r["learner_steps"] for r in new) > before["learner_steps"]
+    assert records[-1]["env_frames"] >= 20000
+
+
+def test_test_mode_writes_scores(trained, tmp_path):
+    logdir, _ = trained
+    out = str(tmp_path / "scores.csv")
+    result = procs.run_impala(
+        SMALL + ["--logdir=" + logdir, "--mode=test",
+                 "--test_num_episodes=5", "--test_output=" + out])
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 5
+    assert all(row["level"] == TOY for row in rows)
+    assert np.mean([float(r["score"]) for r in rows]) > 7.0
+
+
+def test_export_reloads_without_impala_or_sonnet(trained, tmp_path):
+    logdir, _ = trained
+    export_dir = str(tmp_path / "policy")
+    result = procs.run_impala(
+        SMALL + ["--logdir=" + logdir, "--mode=export",
+                 "--export_dir=" + export_dir])
+    assert result.returncode == 0, result.stderr[-3000:]
+    script = textwrap.dedent("""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("sonnet", "impala_tf"):
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        sys.path = [p for p in sys.path if p not in ("", ".", REPO)]
+        import numpy as np, tensorflow as tf
+        policy = tf.saved_model.load(sys.argv[1])
+        state = policy.initial_state(tf.constant(2))
+        red = np.zeros([2, 24, 24, 3], np.uint8); red[..., 0] = 255
+        green = np.zeros([2, 24, 24, 3], np.uint8); green[..., 1] = 255
+        outs = []
+        for frame in (red, green):
+            out = policy.step({"frame": tf.constant(frame)},
+                              tf.zeros([2], tf.int32), tf.zeros([2]),
+                              tf.constant([True, True]), state)
+            outs.append(out["policy_logits"].numpy())
+            assert out["action"].shape == (2,)
+            assert out["baseline"].shape == (2,)
+        assert "sonnet" not in sys.modules and "impala_tf" not in sys.modules
+        # The trained policy prefers action 0 on red and 1 on green.
+        print("PREF", int(np.argmax(outs[0][0])), int(np.argmax(outs[1][0])))
+    """).replace("REPO", repr(procs.REPO))
+    check = subprocess.run([sys.executable, "-c", script, export_dir],
+                           cwd=str(tmp_path), capture_output=True, text=True,
+                           timeout=120)
+    assert check.returncode == 0, check.stderr[-3000:]
+    assert "PREF 0 1" in check.stdout
+
+
+def test_lstm_agent_trains(tmp_path):
+    result = procs.run_impala(
+        [f for f in SMALL if not f.startswith("--use_lstm")]
+        + ["--use_lstm=true", "--logdir=" + str(tmp_path),
+           "--total_environment_frames=3200", "--num_actors=1"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _records(str(tmp_path))[-1]["env_frames"] >= 3200
+
+
+def test_dmlab_language_level_on_test_double(tmp_path):
+    """A short run on a DMLab language level through the DeepMind Lab test
+    double: instruction strings travel from the Lab to the agent's encoder."""
+    result = procs.run_impala(
+        ["--level_name=language_select_described_object",
+         "--agent=shallow", "--batch_size=2", "--unroll_length=5",
+         "--num_actors=1", "--total_environment_frames=400",
+         "--log_interval_s=1", "--logdir=" + str(tmp_path)],
+        env={"IMPALA_TF_DEEPMIND_LAB_MODULE": "tests.fake_deepmind_lab"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(os.path.join(str(tmp_path), "run_config.json")) as f:
+        config = json.load(f)
+    assert config["network"]["use_instruction"] is True
+    assert config["network"]["num_actions"] == 9
+    assert config["network"]["observation"]["frame"] == [72, 96, 3]
+    assert _records(str(tmp_path))[-1]["env_frames"] >= 400
+
+
+@pytest.mark.parametrize("flags,fragment", [
+    (["--level_name=atari/pongg"], "unknown Atari game 'pongg'"),
+    (["--level_name=nosuchlevel"], "unknown level 'nosuchlevel'"),
+    (["--level_name=os.path:"], "malformed --level_name"),
+    (["--level_name=no_such_module_xyz:make"], "cannot import module"),
+    (["--batch_size=0"], "batch_size"),
+    (["--unroll_length=-3"], "unroll_length"),
+    (["--reward_clipping=sometimes"], "reward_clipping"),
+    (["--mode=dance"], "mode"),
+])
+def test_bad_input_is_one_sentence_and_exit_2(flags, fragment, tmp_path):
+    result = procs.run_impala(flags + ["--logdir=" + str(tmp_path / "x")],
+                              timeout=60, isolate=False)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    errors = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+    assert len(errors) == 1 and fragment in errors[0], result.stderr
+
+
+def test_logdir_that_is_a_file(tmp_path):
+    path = tmp_path / "file"
+    path.write_text("keep me")
+    result = procs.run_impala(SMALL + ["--logdir=" + str(path)], timeout=60,
+                              isolate=False)
+    assert result.returncode == 2
+    assert "is a file" in result.stderr and "Traceback" not in result.stderr
+    assert path.read_text() == "keep me"
