@@ -62,7 +62,8 @@ def evaluate(actor_config, checkpoint_restore, num_episodes, output_csv,
     column = level_set.score_column
     rows, means = [], {}
     restored = False
-    for level_id, level in enumerate(level_set.levels):
+    for level_id, train_level in enumerate(level_set.levels):
+        level = level_set.test_level(train_level)
         env = level_set.make(level_id, seed=seed + level_id, is_test=True)
         try:
             if not restored:

@@ -41,12 +41,15 @@ class ProgressLogger:
       interval_s: seconds between log lines.
       console: stream for the live line (None: no console output).
       extra: callable returning a dict merged into each record (e.g. actor
-        counts from the supervisor, or a running DMLab-30 score).
+        counts from the supervisor).
+      suite_scores: callable({level: mean return}) -> dict merged into each
+        record (e.g. the running DMLab-30 score, `LevelSet.suite_scores`).
     """
 
     def __init__(self, logdir, level_names, num_action_repeats,
                  total_frames, interval_s=10.0, console=sys.stdout,
-                 extra=None, window=100):
+                 extra=None, window=100, suite_scores=None):
+        self._suite_scores = suite_scores or (lambda means: {})
         self._path = os.path.join(logdir, "progress.jsonl")
         self._writer = tf.summary.create_file_writer(
             os.path.join(logdir, "train"))
@@ -119,8 +122,10 @@ class ProgressLogger:
         for k, v in self._losses.items():
             record[k] = float(np.mean(v))
         if len(self._levels) > 1:
-            record["episode_return_per_level"] = {
-                n: float(np.mean(d)) for n, d in self._per_level.items() if d}
+            means = {n: float(np.mean(d))
+                     for n, d in self._per_level.items() if d}
+            record["episode_return_per_level"] = means
+            record.update(self._suite_scores(means))
         record.update(self._extra())
         with open(self._path, "a") as f:
             f.write(json.dumps(record) + "\n")

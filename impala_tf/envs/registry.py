@@ -80,8 +80,43 @@ class LevelSet:
         return "game" if self.kind == "atari" else "level"
 
     def level_for(self, index):
-        """Level of the `index`-th environment (round-robin over levels)."""
+        """Level of the `index`-th environment (round-robin over levels, as
+        `atari57.assign_games`: a fixed number of environments per level
+        when their count is a multiple of the number of levels)."""
         return index % len(self.levels)
+
+    def test_level(self, level):
+        """The level evaluated in test mode (DMLab-30 `_train` -> `_test`)."""
+        if self.kind == "dmlab" and level in dmlab30.LEVEL_MAPPING:
+            return dmlab30.LEVEL_MAPPING[level]
+        return level
+
+    def suite_scores(self, per_level_means):
+        """Suite-level scores from {level: mean return} (may be partial).
+
+        dmlab30: the DMLab-30 mean capped and uncapped human-normalised
+        scores (%) once every level has returns; atari57: the median and
+        mean human-normalised score (%) over the games with returns.
+        Returns {} for other level sets.
+        """
+        if self.name == "dmlab30":
+            out = {"dmlab30_levels_with_returns": len(per_level_means)}
+            if len(per_level_means) == len(self.levels):
+                out["dmlab30_mean_capped"] = (
+                    dmlab30.compute_human_normalized_score(per_level_means))
+                out["dmlab30_mean_uncapped"] = (
+                    dmlab30.compute_human_normalized_score(
+                        per_level_means, per_level_cap=None))
+            return out
+        if self.name == "atari57" and per_level_means:
+            import numpy as np
+            scores = [atari57.human_normalized_score(g, r)
+                      for g, r in per_level_means.items()]
+            return {"atari57_games_with_returns": len(scores),
+                    "atari57_median_human_normalized": float(
+                        np.median(scores)),
+                    "atari57_mean_human_normalized": float(np.mean(scores))}
+        return {}
 
     def make(self, level_id, seed, is_test=False):
         """Builds the `dm_env.Environment` for `levels[level_id]`."""
@@ -96,7 +131,8 @@ class LevelSet:
         if self.kind == "dmlab":
             from impala_tf.envs import dmlab
             return dmlab.DmLabEnvironment(
-                level, seed=seed, is_test=is_test, **self.env_kwargs)
+                self.test_level(level) if is_test else level, seed=seed,
+                is_test=is_test, **self.env_kwargs)
         return _call_user_factory(_resolve_callable(level), seed, is_test)
 
 
