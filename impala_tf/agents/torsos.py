@@ -14,103 +14,106 @@ TORSO_NAMES = ("shallow", "deep")
 
 
 def _scale_frame(frame):
-  """uint8 [N, H, W, C] -> float32 [N, H, W, C] in [0, 1]."""
-  return tf.cast(frame, tf.float32) / 255.0
+    """uint8 [N, H, W, C] -> float32 [N, H, W, C] in [0, 1]."""
+    return tf.cast(frame, tf.float32) / 255.0
 
 
 class ShallowTorso(snt.Module):
-  """The paper's shallow torso (about 1.2M parameters with the agent).
+    """The paper's shallow torso (about 1.2M parameters with the agent).
 
-  conv 16 8x8 stride 4 VALID, ReLU; conv 32 4x4 stride 2 VALID, ReLU;
-  flatten; linear 256, ReLU. Needs frames of at least 20x20.
-  """
-
-  def __init__(self, output_size=256, name="shallow_torso"):
-    super().__init__(name=name)
-    self._conv1 = snt.Conv2D(16, 8, stride=4, padding="VALID", name="conv_1")
-    self._conv2 = snt.Conv2D(32, 4, stride=2, padding="VALID", name="conv_2")
-    self._flatten = snt.Flatten()
-    self._linear = snt.Linear(output_size, name="linear")
-
-  def __call__(self, frame):
-    """Encodes frames.
-
-    Args:
-      frame: uint8 [N, H, W, C] (H, W, C static, H and W >= 20).
-
-    Returns:
-      float32 [N, output_size] (>= 0, post-ReLU), differentiable with
-      respect to the torso's variables.
+    conv 16 8x8 stride 4 VALID, ReLU; conv 32 4x4 stride 2 VALID, ReLU;
+    flatten; linear 256, ReLU. Needs frames of at least 20x20.
     """
-    x = _scale_frame(frame)
-    x = tf.nn.relu(self._conv1(x))
-    x = tf.nn.relu(self._conv2(x))
-    return tf.nn.relu(self._linear(self._flatten(x)))
+
+    def __init__(self, output_size=256, name="shallow_torso"):
+        super().__init__(name=name)
+        self._conv1 = snt.Conv2D(16, 8, stride=4, padding="VALID",
+                                 name="conv_1")
+        self._conv2 = snt.Conv2D(32, 4, stride=2, padding="VALID",
+                                 name="conv_2")
+        self._flatten = snt.Flatten()
+        self._linear = snt.Linear(output_size, name="linear")
+
+    def __call__(self, frame):
+        """Encodes frames.
+
+        Args:
+          frame: uint8 [N, H, W, C] (H, W, C static, H and W >= 20).
+
+        Returns:
+          float32 [N, output_size] (>= 0, post-ReLU), differentiable with
+          respect to the torso's variables.
+        """
+        x = _scale_frame(frame)
+        x = tf.nn.relu(self._conv1(x))
+        x = tf.nn.relu(self._conv2(x))
+        return tf.nn.relu(self._linear(self._flatten(x)))
 
 
 class ResidualBlock(snt.Module):
-  """x + conv(relu(conv(relu(x)))), both convs 3x3 stride 1 SAME."""
+    """x + conv(relu(conv(relu(x)))), both convs 3x3 stride 1 SAME."""
 
-  def __init__(self, num_channels, name=None):
-    super().__init__(name=name)
-    self._conv1 = snt.Conv2D(num_channels, 3, stride=1, padding="SAME",
-                             name="conv_1")
-    self._conv2 = snt.Conv2D(num_channels, 3, stride=1, padding="SAME",
-                             name="conv_2")
+    def __init__(self, num_channels, name=None):
+        super().__init__(name=name)
+        self._conv1 = snt.Conv2D(num_channels, 3, stride=1, padding="SAME",
+                                 name="conv_1")
+        self._conv2 = snt.Conv2D(num_channels, 3, stride=1, padding="SAME",
+                                 name="conv_2")
 
-  def __call__(self, x):
-    """float32 [N, H, W, num_channels] -> same shape."""
-    y = self._conv1(tf.nn.relu(x))
-    y = self._conv2(tf.nn.relu(y))
-    return x + y
+    def __call__(self, x):
+        """float32 [N, H, W, num_channels] -> same shape."""
+        y = self._conv1(tf.nn.relu(x))
+        y = self._conv2(tf.nn.relu(y))
+        return x + y
 
 
 class DeepTorso(snt.Module):
-  """The paper's 15-conv residual torso (1,628,010 parameters with the agent
-  for 72x96x3 frames and 9 actions, as the release).
+    """The paper's 15-conv residual torso (1,628,010 parameters with the agent
+    for 72x96x3 frames and 9 actions, as the release).
 
-  Three sections with (16, 32, 32) channels, each: conv 3x3 stride 1 SAME,
-  max-pool 3x3 stride 2 SAME, two residual blocks. Then ReLU, flatten,
-  linear 256, ReLU.
-  """
-
-  def __init__(self, channels=(16, 32, 32), num_blocks=2, output_size=256,
-               name="deep_torso"):
-    super().__init__(name=name)
-    self._sections = []
-    for i, num_ch in enumerate(channels):
-      conv = snt.Conv2D(num_ch, 3, stride=1, padding="SAME",
-                        name="section_%d_conv" % i)
-      blocks = [ResidualBlock(num_ch, name="residual_%d_%d" % (i, j))
-                for j in range(num_blocks)]
-      self._sections.append((conv, blocks))
-    self._flatten = snt.Flatten()
-    self._linear = snt.Linear(output_size, name="linear")
-
-  def __call__(self, frame):
-    """Encodes frames.
-
-    Args:
-      frame: uint8 [N, H, W, C] (H, W, C static).
-
-    Returns:
-      float32 [N, output_size] (>= 0, post-ReLU), differentiable with
-      respect to the torso's variables.
+    Three sections with (16, 32, 32) channels, each: conv 3x3 stride 1 SAME,
+    max-pool 3x3 stride 2 SAME, two residual blocks. Then ReLU, flatten,
+    linear 256, ReLU.
     """
-    x = _scale_frame(frame)
-    for conv, blocks in self._sections:
-      x = conv(x)
-      x = tf.nn.max_pool2d(x, ksize=3, strides=2, padding="SAME")
-      for block in blocks:
-        x = block(x)
-    x = tf.nn.relu(x)
-    return tf.nn.relu(self._linear(self._flatten(x)))
+
+    def __init__(self, channels=(16, 32, 32), num_blocks=2, output_size=256,
+                 name="deep_torso"):
+        super().__init__(name=name)
+        self._sections = []
+        for i, num_ch in enumerate(channels):
+            conv = snt.Conv2D(num_ch, 3, stride=1, padding="SAME",
+                              name="section_%d_conv" % i)
+            blocks = [ResidualBlock(num_ch, name="residual_%d_%d" % (i, j))
+                      for j in range(num_blocks)]
+            self._sections.append((conv, blocks))
+        self._flatten = snt.Flatten()
+        self._linear = snt.Linear(output_size, name="linear")
+
+    def __call__(self, frame):
+        """Encodes frames.
+
+        Args:
+          frame: uint8 [N, H, W, C] (H, W, C static).
+
+        Returns:
+          float32 [N, output_size] (>= 0, post-ReLU), differentiable with
+          respect to the torso's variables.
+        """
+        x = _scale_frame(frame)
+        for conv, blocks in self._sections:
+            x = conv(x)
+            x = tf.nn.max_pool2d(x, ksize=3, strides=2, padding="SAME")
+            for block in blocks:
+                x = block(x)
+        x = tf.nn.relu(x)
+        return tf.nn.relu(self._linear(self._flatten(x)))
 
 
 def make_torso(name, output_size=256):
-  """Returns the torso module called `name` ('shallow' or 'deep')."""
-  if name == "shallow":
-    return ShallowTorso(output_size=output_size)
-  if name == "deep":
-    return DeepTorso(output_size=output_size)
-  raise ValueError("Unknown torso %r; expected one of %s" % (name, TORSO_NAMES))
+    """Returns the torso module called `name` ('shallow' or 'deep')."""
+    if name == "shallow":
+        return ShallowTorso(output_size=output_size)
+    if name == "deep":
+        return DeepTorso(output_size=output_size)
+    raise ValueError("Unknown torso %r; expected one of %s"
+                     % (name, TORSO_NAMES))

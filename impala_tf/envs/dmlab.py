@@ -46,32 +46,20 @@ The module imported in the child is ``deepmind_lab`` unless the
 ``IMPALA_TF_DEEPMIND_LAB_MODULE`` names another one (the tests use a test
 double, ``tests/fake_deepmind_lab.py``).
 
-Process notes: the child ignores SIGINT (the parent shuts it down), exits when
-the Pipe reaches EOF or the parent process disappears (it polls its parent
-id), and is stopped by :meth:`DmLabEnvironment.close`, by garbage collection of
-the environment and at interpreter exit. The child is started without
-re-importing the parent's ``__main__`` module (which spawn would otherwise do;
-a training script's TensorFlow import would then be repeated in every
-environment process). Multiprocessing does not let daemonic processes have
-children, so create these environments in the main process, in threads, or in
-non-daemonic processes. An instance is not safe to use from several threads
-at once.
+The child process (started and served by :mod:`impala_tf.envs.dmlab_process`,
+which describes its life cycle) is stopped by :meth:`DmLabEnvironment.close`,
+by garbage collection of the environment and at interpreter exit.
+Multiprocessing does not let daemonic processes have children, so create
+these environments in the main process, in threads, or in non-daemonic
+processes. An instance is not safe to use from several threads at once.
 """
 
 import contextlib
-import importlib
 import importlib.util
-import multiprocessing
 import operator
 import os
-import pickle
 import shutil
-import signal
-import sys
 import tempfile
-import threading
-import traceback
-import types
 import weakref
 
 import dm_env
@@ -79,6 +67,7 @@ from dm_env import specs
 import numpy as np
 
 import dmlab30
+from impala_tf.envs import dmlab_process
 
 DEEPMIND_LAB_MODULE_ENV_VAR = "IMPALA_TF_DEEPMIND_LAB_MODULE"
 DEFAULT_LAB_MODULE = "deepmind_lab"
@@ -89,18 +78,9 @@ LEVEL_NAME_PREFIX = "dmlab/"
 # Evaluation mixer seed of the official release (scalable_agent): 1611489005.
 TEST_MIXER_SEED = 0x600D5EED
 
-OBSERVATION_NAMES = ("RGB_INTERLEAVED", "INSTR")
-
-# The 7 DeepMind Lab action dimensions, in action_spec() order.
-LAB_ACTION_NAMES = (
-    "LOOK_LEFT_RIGHT_PIXELS_PER_FRAME",
-    "LOOK_DOWN_UP_PIXELS_PER_FRAME",
-    "STRAFE_LEFT_RIGHT",
-    "MOVE_BACK_FORWARD",
-    "FIRE",
-    "JUMP",
-    "CROUCH",
-)
+# What the child asks of the Lab (defined with the child).
+OBSERVATION_NAMES = dmlab_process.OBSERVATION_NAMES
+LAB_ACTION_NAMES = dmlab_process.LAB_ACTION_NAMES
 
 # The paper's Table D.2 (the release's DEFAULT_ACTION_SET).
 ACTION_NAMES = (
@@ -117,12 +97,6 @@ DEFAULT_ACTION_SET = (
     (20, 0, 0, 1, 0, 0, 0),    # Forward + Look Right
     (0, 0, 0, 0, 1, 0, 0),     # Fire
 )
-
-# How often the child checks that its parent is still alive, and how often the
-# parent checks that the child is, while waiting (seconds).
-_CHILD_POLL_S = 0.5
-_PARENT_POLL_S = 0.5
-_CLOSE_TIMEOUT_S = 10.0
 
 
 class DeepMindLabNotInstalledError(ImportError):
@@ -246,158 +220,6 @@ class LevelCache:
             raise
 
 
-# ---------------------------------------------------------------------------
-# The child process.
-
-
-def _pack_exception(e):
-    tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
-    try:
-        payload = pickle.dumps(e)
-        pickle.loads(payload)
-    except Exception:  # pylint: disable=broad-except
-        payload = None
-    return (payload, type(e).__name__, str(e), tb)
-
-
-def _observe(lab):
-    observations = lab.observations()
-    frame = np.asarray(observations["RGB_INTERLEAVED"], dtype=np.uint8)
-    instruction = observations.get("INSTR", "")
-    if isinstance(instruction, bytes):
-        instruction = instruction.decode("utf-8", errors="replace")
-    return frame, str(instruction)
-
-
-def _child_main(conn, parent_pid, module_name, level, config, renderer,
-                level_cache_dir, num_action_repeats):
-    """Owns one Lab; serves ('reset', seed), ('step', index), ('close', _)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def send(message):
-        try:
-            conn.send(message)
-            return True
-        except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
-            return False
-
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        send(("import_error", f"{type(e).__name__}: {e}"))
-        conn.close()
-        return
-
-    lab = None
-    try:
-        level_cache = LevelCache(level_cache_dir) if level_cache_dir else None
-        lab = module.Lab(level, list(OBSERVATION_NAMES), config=config,
-                         renderer=renderer, level_cache=level_cache)
-        spec_names = tuple(a["name"] for a in lab.action_spec())
-        if spec_names != LAB_ACTION_NAMES:
-            raise ValueError(
-                f"unexpected DeepMind Lab action_spec {spec_names}; expected "
-                f"{LAB_ACTION_NAMES}")
-        actions = [np.array(a, dtype=np.intc) for a in DEFAULT_ACTION_SET]
-    except BaseException as e:  # pylint: disable=broad-except
-        send(("error", _pack_exception(e)))
-        if lab is not None:
-            with contextlib.suppress(Exception):
-                lab.close()
-        conn.close()
-        return
-
-    if not send(("ready", os.getpid())):
-        lab.close()
-        return
-    try:
-        while True:
-            if not conn.poll(_CHILD_POLL_S):
-                if os.getppid() != parent_pid:
-                    break  # The parent died; we were re-parented.
-                continue
-            try:
-                command, argument = conn.recv()
-            except (EOFError, OSError):
-                break  # The parent closed its end (or died).
-            if command == "close":
-                break
-            try:
-                if command == "reset":
-                    lab.reset(seed=argument)
-                    result = _observe(lab)
-                elif command == "step":
-                    reward = lab.step(actions[argument],
-                                      num_steps=num_action_repeats)
-                    running = bool(lab.is_running())
-                    result = (float(reward), running,
-                              _observe(lab) if running else None)
-                else:
-                    raise ValueError(f"unknown command {command!r}")
-            except Exception as e:  # pylint: disable=broad-except
-                if not send(("error", _pack_exception(e))):
-                    break
-                continue
-            if not send(("ok", result)):
-                break
-    finally:
-        with contextlib.suppress(Exception):
-            lab.close()
-        with contextlib.suppress(Exception):
-            conn.close()
-
-
-# ---------------------------------------------------------------------------
-# The parent side.
-
-
-def _unpack_exception(packed, level):
-    payload, type_name, message, tb = packed
-    error = None
-    if payload is not None:
-        with contextlib.suppress(Exception):
-            error = pickle.loads(payload)
-    if not isinstance(error, BaseException):
-        error = RuntimeError(f"{type_name}: {message}")
-    error.add_note(f"Raised in the DeepMind Lab process for level {level!r}:"
-                   f"\n{tb}")
-    return error
-
-
-def _shutdown_child(process, conn, timeout=_CLOSE_TIMEOUT_S):
-    """Asks the child to exit, then terminates and kills it if it does not."""
-    with contextlib.suppress(Exception):
-        conn.send(("close", None))
-    with contextlib.suppress(Exception):
-        process.join(timeout)
-        if process.is_alive():
-            process.terminate()
-            process.join(2.0)
-        if process.is_alive():
-            process.kill()
-            process.join(2.0)
-    with contextlib.suppress(Exception):
-        conn.close()
-
-
-# Serialises the short window in which __main__ is swapped (see below).
-_START_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _without_main_module():
-    """Hides ``__main__`` from spawn, so the child does not re-import it."""
-    main = sys.modules.get("__main__")
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        if main is not None:
-            sys.modules["__main__"] = main
-        else:
-            del sys.modules["__main__"]
-
-
 class DmLabEnvironment(dm_env.Environment):
     """One DeepMind Lab level, in its own process, as a dm_env.Environment."""
 
@@ -450,28 +272,13 @@ class DmLabEnvironment(dm_env.Environment):
         self._needs_reset = True
         self._last_observation = None
 
-        if multiprocessing.current_process().daemon:
-            raise RuntimeError(
-                "DmLabEnvironment starts a child process, which a daemonic "
-                "process may not do; create it in a non-daemonic process or "
-                "a thread.")
-        ctx = multiprocessing.get_context("spawn")
-        parent_conn, child_conn = ctx.Pipe(duplex=True)
-        process = ctx.Process(
-            target=_child_main,
-            args=(child_conn, os.getpid(), module_name, self._level,
-                  dict(self._config), renderer,
-                  os.fspath(level_cache_dir) if level_cache_dir else None,
-                  num_action_repeats),
-            name=f"dmlab:{self._level}",
-            daemon=True)
-        with _START_LOCK, _without_main_module():
-            process.start()
-        child_conn.close()
+        process, parent_conn = dmlab_process.start_child(
+            module_name, self._level, self._config, renderer,
+            level_cache_dir, num_action_repeats)
         self._process = process
         self._conn = parent_conn
-        self._finalizer = weakref.finalize(self, _shutdown_child, process,
-                                           parent_conn)
+        self._finalizer = weakref.finalize(
+            self, dmlab_process.shutdown_child, process, parent_conn)
         self._closed = False
 
         try:
@@ -485,40 +292,30 @@ class DmLabEnvironment(dm_env.Environment):
         if status == "import_error":
             raise DeepMindLabNotInstalledError(
                 _not_installed_message(module_name, payload), name=module_name)
-        raise _unpack_exception(payload, self._level)
+        raise dmlab_process.unpack_exception(payload, self._level)
 
     # -- plumbing ----------------------------------------------------------
 
     def _child_died(self):
-        self._process.join(1.0)
-        code = self._process.exitcode
+        error = dmlab_process.exit_error(self._process, self._level)
         self.close()
-        return RuntimeError(
-            f"the DeepMind Lab process for level {self._level!r} exited "
-            f"unexpectedly (exit code {code})")
+        return error
 
     def _receive(self):
-        while not self._conn.poll(_PARENT_POLL_S):
-            if not self._process.is_alive():
-                if self._conn.poll(0):
-                    break
-                raise self._child_died()
-        try:
-            return self._conn.recv()
-        except (EOFError, OSError):
-            raise self._child_died() from None
+        reply = dmlab_process.receive(self._process, self._conn)
+        if reply is None:
+            raise self._child_died()
+        return reply
 
     def _request(self, command, argument=None):
         if self._closed:
             raise RuntimeError("the DeepMind Lab environment is closed")
-        try:
-            self._conn.send((command, argument))
-        except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
-            raise self._child_died() from None
+        if not dmlab_process.send(self._conn, (command, argument)):
+            raise self._child_died()
         status, payload = self._receive()
         if status == "ok":
             return payload
-        raise _unpack_exception(payload, self._level)
+        raise dmlab_process.unpack_exception(payload, self._level)
 
     @staticmethod
     def _make_observation(observed):
