@@ -1,0 +1,220 @@
+r"""Start a learner and N actor processes on this machine, the distributed way.
+
+    python -m impala_tf.launch --num_actor_processes=4 [--num_learners=1]
+        [--learner_address=HOST:PORT] [--dry_run] [experiment flags...]
+
+Every process is a separate `python -m impala_tf.experiment` with a role
+(`--job_name=learner|actor --task=N`), exactly as on a cluster: the
+learner(s) serve on TensorFlow gRPC and the actors connect to them over
+gRPC. The launcher prints the command of each role, and the command to run
+on other machines to add actors there; it forwards SIGINT/SIGTERM to the
+learners (they checkpoint and stop; the actors follow), restarts an actor
+that fails while training goes on, and exits with the learners' status once
+they are done. Flags other than its own go unchanged to every role.
+
+With --num_learners=K > 1 it starts K synchronous learners
+(`--learner_hosts`, `distributed.LearnerCluster`); actor i sends to learner
+i % K.
+"""
+
+import argparse
+import ctypes
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+ROLE_FLAGS = ("--job_name", "--task", "--learner_hosts", "--learner_address")
+
+
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent():
+    """In a child: get SIGTERM when the launcher dies (Linux)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def parse_args(argv):
+    """Returns (launcher namespace, flags passed on to every role)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m impala_tf.launch",
+        description=__doc__.split("\n\n")[2],
+        epilog="Any other --flag goes to every role (see python -m "
+               "impala_tf.experiment --help).")
+    parser.add_argument("--num_actor_processes", type=int, default=2,
+                        help="actor processes to start here (default 2)")
+    parser.add_argument("--num_learners", type=int, default=1,
+                        help="synchronous learner processes (default 1)")
+    parser.add_argument("--learner_address", default=None,
+                        help="HOST:PORT for the (first) learner (default: "
+                             "localhost and a free port)")
+    parser.add_argument("--dry_run", action="store_true",
+                        help="print the commands and exit")
+    args, rest = parser.parse_known_args(argv)
+    for flag in rest:
+        if flag.split("=")[0] in ROLE_FLAGS:
+            parser.error(f"{flag.split('=')[0]} is set by the launcher")
+        if not flag.startswith("--"):
+            parser.error(f"unexpected argument {flag!r}")
+    if args.num_actor_processes < 0 or args.num_learners < 1:
+        parser.error("--num_actor_processes >= 0 and --num_learners >= 1")
+    return args, rest
+
+
+def plan(args, flags, python=sys.executable):
+    """The commands: (learner commands, actor commands, remote template)."""
+    if args.learner_address:
+        host, _, port = args.learner_address.rpartition(":")
+        if not host or not port.isdigit() or int(port) == 0:
+            raise SystemExit("error: --learner_address must be HOST:PORT "
+                             "with a fixed port")
+        ports = [int(port)] + [_free_port()
+                               for _ in range(args.num_learners - 1)]
+    else:
+        host = "localhost"
+        ports = [_free_port() for _ in range(args.num_learners)]
+    base = [python, "-m", "impala_tf.experiment"]
+    public = host
+    if host in ("localhost", "127.0.0.1"):
+        public = socket.getfqdn()
+        if public.startswith("localhost"):
+            public = socket.gethostname()
+    if args.num_learners == 1:
+        where = [f"--learner_address={host}:{ports[0]}"]
+        remote_where = [f"--learner_address={public}:{ports[0]}"]
+        learners = [base + ["--job_name=learner"] + where + flags]
+    else:
+        hosts = ",".join(f"{host}:{p}" for p in ports)
+        where = [f"--learner_hosts={hosts}"]
+        remote_where = ["--learner_hosts=" + ",".join(
+            f"{public}:{p}" for p in ports)]
+        learners = [base + ["--job_name=learner", f"--task={k}"] + where
+                    + flags for k in range(args.num_learners)]
+    actors = [base + ["--job_name=actor", f"--task={i}"] + where + flags
+              for i in range(args.num_actor_processes)]
+    remote = (["python", "-m", "impala_tf.experiment", "--job_name=actor",
+               "--task=N"] + remote_where + flags)
+    return learners, actors, remote
+
+
+class Launcher:
+    """Runs the planned processes; `run()` returns the exit status."""
+
+    def __init__(self, learners, actors, log=print, restart_delay_s=2.0):
+        self._learner_cmds = learners
+        self._actor_cmds = actors
+        self._log = log
+        self._delay = restart_delay_s
+        self._learners = []
+        self._actors = {}
+        self._stopping = False
+
+    @staticmethod
+    def _start(cmd):
+        return subprocess.Popen(cmd, preexec_fn=_die_with_parent,
+                                start_new_session=True)
+
+    def _on_signal(self, signum, _frame):
+        name = signal.Signals(signum).name
+        if self._stopping:
+            self._log(f"[launch] {name} again: killing every process")
+            self._kill(signal.SIGKILL)
+            return
+        self._stopping = True
+        self._log(f"[launch] {name}: asking the learners to stop")
+        for p in self._learners:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+
+    def _kill(self, sig):
+        for p in self._learners + list(self._actors.values()):
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, sig)
+                except ProcessLookupError:
+                    pass
+
+    def run(self):
+        previous = {s: signal.signal(s, self._on_signal)
+                    for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self._learners = [self._start(c) for c in self._learner_cmds]
+            for i, cmd in enumerate(self._actor_cmds):
+                self._actors[i] = self._start(cmd)
+            while any(p.poll() is None for p in self._learners):
+                time.sleep(0.5)
+                failed = [p for p in self._learners
+                          if p.poll() not in (None, 0)]
+                if failed and not self._stopping:
+                    self._log("[launch] a learner failed; stopping the "
+                              "others")
+                    self._on_signal(signal.SIGTERM, None)
+                if not self._stopping:
+                    self._restart_failed_actors()
+            codes = [p.returncode for p in self._learners]
+            self._wait_for_actors(30.0)
+            code = next((c for c in codes if c), 0)
+            return 128 - code if code < 0 else code
+        finally:
+            self._kill(signal.SIGKILL)
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+    def _restart_failed_actors(self):
+        for i, p in list(self._actors.items()):
+            code = p.poll()
+            if code not in (None, 0):
+                self._log(f"[launch] actor {i} exited with status {code}; "
+                          "restarting it")
+                time.sleep(self._delay)
+                self._actors[i] = self._start(self._actor_cmds[i])
+
+    def _wait_for_actors(self, timeout_s):
+        """The learners are done: actors see the closed queue and exit."""
+        deadline = time.monotonic() + timeout_s
+        for p in self._actors.values():
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        left = [i for i, p in self._actors.items() if p.poll() is None]
+        if left:
+            self._log(f"[launch] actors {left} still running "
+                      f"{timeout_s:.0f}s after the learner; stopping them")
+            self._kill(signal.SIGTERM)
+            for p in self._actors.values():
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    pass
+
+
+def main(argv=None):
+    args, flags = parse_args(sys.argv[1:] if argv is None else argv)
+    learners, actors, remote = plan(args, flags)
+    say = lambda m: print(m, flush=True)
+    for k, cmd in enumerate(learners):
+        say(f"[launch] learner {k}: {shlex.join(cmd)}")
+    for i, cmd in enumerate(actors):
+        say(f"[launch] actor {i}: {shlex.join(cmd)}")
+    say("[launch] to add actors on other machines, run there (N = "
+        f"{len(actors)}, {len(actors) + 1}, ...; the learner port(s) must be "
+        "reachable from them, on a private network only):\n    "
+        + shlex.join(remote))
+    if args.dry_run:
+        return 0
+    return Launcher(learners, actors, log=say).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
