@@ -23,6 +23,10 @@ from absl import logging  # pylint: disable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
 
+# Environments per actor for Atari when --envs_per_actor is not given: the
+# fastest setting of benchmarks/throughput.py on 2 CPUs (benchmarks/README.md).
+ATARI_ENVS_PER_ACTOR = 32
+
 # What and where.
 flags.DEFINE_enum("mode", "train", ["train", "test", "export"],
                   "Train, evaluate the latest checkpoint, or export a "
@@ -41,9 +45,14 @@ flags.DEFINE_bool("use_lstm", None,
                   "LSTM core (default: off for Atari, on otherwise).")
 # Actors.
 flags.DEFINE_integer("num_actors", 2, "Actor processes.", lower_bound=0)
-flags.DEFINE_integer("envs_per_actor", 1,
-                     "Environments stepped together by each actor "
-                     "(batched inference).", lower_bound=1)
+flags.DEFINE_integer("envs_per_actor", None,
+                     "Environments stepped together by each actor, one "
+                     "batched inference per step (default: 32 for Atari, "
+                     "the fastest in benchmarks/README.md; 1 otherwise).",
+                     lower_bound=1)
+flags.DEFINE_bool("vector_env", True,
+                  "Atari: an actor steps its games as one batch with batched "
+                  "preprocessing (envs/atari_vector.py, same semantics).")
 flags.DEFINE_integer("unroll_length", None, "Unroll length T.",
                      lower_bound=1)
 flags.DEFINE_integer("num_action_repeats", None, "Frames per agent step.",
@@ -53,6 +62,24 @@ flags.DEFINE_integer("queue_capacity", None,
                      "release used 1).", lower_bound=1)
 flags.DEFINE_string("learner_address", "localhost:0",
                     "host:port the learner serves on (port 0: pick one).")
+# Roles on a cluster (README "Distributed training").
+flags.DEFINE_enum("job_name", "", ["", "learner", "actor"],
+                  "Empty: one learner process that spawns --num_actors local "
+                  "actors. learner: serve on --learner_address (or the "
+                  "--task-th of --learner_hosts) and wait for remote actors. "
+                  "actor: act for the learner at --learner_address (or the "
+                  "(--task % K)-th of --learner_hosts) until it is done.")
+flags.DEFINE_integer("task", 0, "Index of this learner (in --learner_hosts) "
+                     "or actor (seeds, levels).", lower_bound=0)
+flags.DEFINE_string("learner_hosts", "",
+                    "Synchronous learners: host:port,host:port,... (the same "
+                    "list for every learner and actor).")
+flags.DEFINE_float("connect_timeout_s", 300.0,
+                   "Actor: seconds to keep retrying to reach the learner.",
+                   lower_bound=1.0)
+flags.DEFINE_float("actor_timeout_s", 60.0,
+                   "Learner: a remote actor silent this long counts as gone.",
+                   lower_bound=1.0)
 # Learner.
 flags.DEFINE_integer("batch_size", None, "Unrolls per learner batch.",
                      lower_bound=1)
@@ -92,6 +119,10 @@ flags.DEFINE_float("checkpoint_interval_s", 300.0,
                    "Seconds between checkpoints.", lower_bound=1.0)
 flags.DEFINE_float("log_interval_s", 10.0, "Seconds between progress lines.",
                    lower_bound=0.1)
+flags.DEFINE_float("env_timeout_s", 120.0,
+                   "Restart an actor whose environment step or reset takes "
+                   "longer (its first reset may take 10x; 0: never).",
+                   lower_bound=0.0)
 # Environments.
 flags.DEFINE_float("sticky_action_prob", 0.0,
                    "Atari sticky-action probability (0 in the paper).",
@@ -116,6 +147,13 @@ def _fail(message):
     sys.stderr.write(f"error: {message}\n")
     sys.stderr.flush()
     os._exit(2)  # pylint: disable=protected-access
+
+
+def _interrupted():
+    sys.stderr.write("error: interrupted while starting; nothing was "
+                     "trained or saved\n")
+    sys.stderr.flush()
+    os._exit(130)  # pylint: disable=protected-access
 
 
 def parse_flags(argv):
@@ -146,6 +184,39 @@ def _level_set():
                              level_set.levels, level_set.defaults, env_kwargs)
 
 
+def _lab_missing_error():
+    try:
+        from impala_tf.envs import dmlab
+        return dmlab.DeepMindLabNotInstalledError
+    except ImportError:
+        return UsageError
+
+
+def _roles():
+    """Checks the role flags; returns the list of learner hosts (maybe [])."""
+    from impala_tf import distributed
+    try:
+        hosts = distributed.parse_hosts(FLAGS.learner_hosts)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    job = FLAGS.job_name
+    if job and FLAGS.mode != "train":
+        raise UsageError(f"--job_name={job} only applies to --mode=train")
+    if hosts and not job:
+        raise UsageError("--learner_hosts needs --job_name=learner or "
+                         "--job_name=actor")
+    if job == "learner" and len(hosts) > 1 and FLAGS.task >= len(hosts):
+        raise UsageError(f"--task={FLAGS.task} but --learner_hosts lists "
+                         f"{len(hosts)} learners")
+    if job and not hosts:
+        _, _, port = FLAGS.learner_address.rpartition(":")
+        if not port.isdigit() or int(port) == 0:
+            raise UsageError(
+                f"--job_name={job} needs --learner_address=host:port with a "
+                "fixed port (actors and learner must agree on it)")
+    return hosts
+
+
 def _flag_or_default(name, defaults):
     value = getattr(FLAGS, name)
     return defaults[name] if value is None else value
@@ -153,14 +224,23 @@ def _flag_or_default(name, defaults):
 
 def build_configs():
     """Flags -> (TrainConfig, level_set); raises on bad input."""
+    level_set = _level_set()  # Before TensorFlow loads: bad names fail fast.
     from impala_tf import actor as actor_lib
     from impala_tf import learner as learner_lib
     from impala_tf import trainer
 
-    level_set = _level_set()
     d = level_set.defaults
     get = lambda n: _flag_or_default(n, d)
-    probe = level_set.make(0, seed=FLAGS.seed)
+    try:
+        probe = level_set.make(0, seed=FLAGS.seed)
+    except Exception as e:  # pylint: disable=broad-except
+        if isinstance(e, (UsageError, ValueError, _lab_missing_error())):
+            raise  # Already one sentence (LevelError, no DeepMind Lab...).
+        detail = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        raise UsageError(
+            f"could not create the environment of --level_name="
+            f"{FLAGS.level_name} ({type(e).__name__}"
+            + (f": {detail})" if detail else ")")) from None
     try:
         obs_spec = actor_lib.observation_spec(probe)
         num_actions = actor_lib.num_actions_of(probe)
@@ -174,8 +254,10 @@ def build_configs():
     actor_config = actor_lib.ActorConfig(
         level_set=level_set, agent=agent, observation_spec=obs_spec,
         unroll_length=get("unroll_length"),
-        envs_per_actor=FLAGS.envs_per_actor,
-        queue_capacity=FLAGS.queue_capacity or batch_size, seed=FLAGS.seed)
+        envs_per_actor=FLAGS.envs_per_actor or (
+            ATARI_ENVS_PER_ACTOR if level_set.kind == "atari" else 1),
+        queue_capacity=FLAGS.queue_capacity or batch_size, seed=FLAGS.seed,
+        vector_env=FLAGS.vector_env)
     learner_config = learner_lib.LearnerConfig(
         batch_size=batch_size, unroll_length=get("unroll_length"),
         num_action_repeats=get("num_action_repeats"),
@@ -193,11 +275,21 @@ def build_configs():
         vtrace_lambda=FLAGS.vtrace_lambda)
     logdir = FLAGS.logdir or os.path.join(
         "logs", re.sub(r"[^A-Za-z0-9_.-]+", "_", FLAGS.level_name))
+    hosts = _roles()
+    if FLAGS.job_name == "learner" and len(hosts) > 1 and FLAGS.task > 0:
+        # Learner 0 checkpoints; the others only log, beside it.
+        logdir = os.path.join(logdir, f"learner_{FLAGS.task}")
     return trainer.TrainConfig(
         logdir=logdir, actor=actor_config, learner=learner_config,
-        num_actors=FLAGS.num_actors, learner_address=FLAGS.learner_address,
+        num_actors=FLAGS.num_actors,
         checkpoint_interval_s=FLAGS.checkpoint_interval_s,
-        log_interval_s=FLAGS.log_interval_s, jit_compile=FLAGS.jit_compile)
+        log_interval_s=FLAGS.log_interval_s, jit_compile=FLAGS.jit_compile,
+        env_timeout_s=FLAGS.env_timeout_s,
+        spawn_actors=not FLAGS.job_name,
+        learner_address=(hosts[0] if len(hosts) == 1
+                         else FLAGS.learner_address),
+        learner_hosts=tuple(hosts), task=FLAGS.task,
+        actor_timeout_s=FLAGS.actor_timeout_s)
 
 
 def _restore_agent(config):
@@ -215,11 +307,50 @@ def _restore_agent(config):
     return restore
 
 
+def _tf_error_line(e):
+    """The informative line of a TensorFlow error message."""
+    lines = [l.strip() for l in str(e.message).splitlines() if l.strip()]
+    useful = [l for l in lines if not l.startswith(
+        ("Graph execution error", "Detected at node", "File ", "<stack",
+         "[[", "Node:"))]
+    return (max(useful, key=len) if useful else "")[:300]
+
+
+def _run_actor(config):
+    """--job_name=actor: act for the learner until it is done, exit 0."""
+    import tensorflow as tf
+    from impala_tf import distributed
+    address, learner_task, job = distributed.learner_for_actor(
+        FLAGS.task, config.learner_address, config.learner_hosts)
+    print(f"[impala] actor {FLAGS.task}: connecting to the learner at "
+          f"{address}", flush=True)
+    try:
+        distributed.run_actor_role(
+            config.actor, FLAGS.task, address, learner_task, job,
+            connect_timeout_s=FLAGS.connect_timeout_s,
+            log=lambda m: print(m, flush=True))
+    except tf.errors.InvalidArgumentError as e:
+        raise UsageError(
+            f"actor {FLAGS.task} does not match the learner at {address}; "
+            "give every role the same agent, level, unroll and batch flags ("
+            + _tf_error_line(e) + ")") from None
+    except (tf.errors.UnavailableError,
+            tf.errors.DeadlineExceededError) as e:
+        sys.stderr.write(
+            f"error: actor {FLAGS.task} could not reach the learner at "
+            f"{address} within {FLAGS.connect_timeout_s:.0f}s "
+            f"({type(e).__name__})\n")
+        sys.stderr.flush()
+        os._exit(1)  # pylint: disable=protected-access
+
+
 def run(config):
     """Dispatches on --mode with a built config."""
-    if FLAGS.mode == "train":
+    if FLAGS.mode == "train" and FLAGS.job_name == "actor":
+        _run_actor(config)
+    elif FLAGS.mode == "train":
         from impala_tf import trainer
-        if FLAGS.num_actors < 1:
+        if FLAGS.num_actors < 1 and not FLAGS.job_name:
             raise UsageError("--num_actors must be at least 1 to train")
         trainer.train(config)
     elif FLAGS.mode == "test":
@@ -266,10 +397,19 @@ def main(argv):
         _fail(str(e))
     except ValueError as e:  # Environment or flag values that do not fit.
         _fail(str(e).splitlines()[0] if str(e) else repr(e))
+    except KeyboardInterrupt:
+        _interrupted()
+    from impala_tf import supervisor
     try:
         run(config)
     except known as e:
         _fail(str(e))
+    except supervisor.ActorsFailing as e:  # Checkpoint saved; not bad input.
+        sys.stderr.write(f"error: {e}\n")
+        sys.stderr.flush()
+        os._exit(1)  # pylint: disable=protected-access
+    except KeyboardInterrupt:  # Ctrl-C before training set its handler.
+        _interrupted()
 
 
 if __name__ == "__main__":

@@ -90,13 +90,17 @@ class Learner(tf.Module):
       config: `LearnerConfig`.
       publish: optional callable(variables, version) run after each update
         inside the step (the transport's weight publication).
+      num_learners: synchronous learners whose summed gradients each update
+        applies (`distributed.LearnerCluster`); each step counts
+        `num_learners * frames_per_step` frames.
     """
 
-    def __init__(self, agent, config, publish=None):
+    def __init__(self, agent, config, publish=None, num_learners=1):
         super().__init__(name="learner")
         self.agent = agent
         self.config = config
         self._publish = publish
+        self.num_learners = num_learners
         self.num_steps = tf.Variable(0, dtype=tf.int64, trainable=False,
                                      name="num_steps")
         self.num_frames = tf.Variable(0, dtype=tf.int64, trainable=False,
@@ -150,15 +154,24 @@ class Learner(tf.Module):
                                           batch.agent_outputs)
         rewards = losses.clip_rewards(env.reward, c.reward_clipping)
         discounts = tf.cast(~env.done, tf.float32) * c.discounting
-        return losses.compute_loss(
+        # A policy fed a non-finite input (say a NaN reward) samples an
+        # action out of range; keep such a batch computable and make its
+        # loss NaN, so the update is skipped like any non-finite one.
+        num_actions = behaviour.policy_logits.shape[-1]
+        valid = tf.reduce_all((behaviour.action >= 0)
+                              & (behaviour.action < num_actions))
+        actions = tf.clip_by_value(behaviour.action, 0, num_actions - 1)
+        total_loss, stats = losses.compute_loss(
             outputs.policy_logits[:-1], outputs.baseline[:-1],
-            bootstrap_value, behaviour.action, behaviour.policy_logits,
+            bootstrap_value, actions, behaviour.policy_logits,
             rewards, discounts, baseline_cost=c.baseline_cost,
             entropy_cost=c.entropy_cost,
             off_policy_correction=c.off_policy_correction,
             clip_rho_threshold=c.clip_rho_threshold,
             clip_pg_rho_threshold=c.clip_pg_rho_threshold,
             clip_c_threshold=c.clip_c_threshold, lambda_=c.vtrace_lambda)
+        total_loss += tf.where(valid, 0.0, float("nan"))
+        return total_loss, dict(stats, total_loss=total_loss)
 
     def train_step(self, batch):
         """One update. Returns a dict of scalar stats and episode data.
@@ -169,16 +182,36 @@ class Learner(tf.Module):
         'episode_step' int32 [T, B], 'level_id' int32 [B] and
         'policy_lag' float32 [B] for statistics.
         """
+        grads, total_loss, stats = self.compute_gradients(batch)
+        return self.apply_gradients(grads, total_loss, stats, batch)
+
+    def compute_gradients(self, batch):
+        """Loss and gradients on one batch, nothing updated.
+
+        batch: as for `train_step`. Returns (list of gradients, one per
+        `agent.trainable_variables` entry and of its shape; total loss, a
+        float32 scalar; dict of scalar stats).
+        """
         if not self._optimizer_ready:
             raise RuntimeError("call Learner.build() before train_step()")
+        variables = self.agent.trainable_variables
+        with tf.GradientTape() as tape:
+            total_loss, stats = self.loss(batch)
+        grads = tape.gradient(total_loss, variables)
+        return [tf.convert_to_tensor(g) for g in grads], total_loss, stats
+
+    def apply_gradients(self, grads, total_loss, stats, batch):
+        """Clips and applies gradients, counts the step, publishes weights.
+
+        grads, total_loss: from `compute_gradients`, or their sums over the
+        synchronous learners. stats: `compute_gradients`'s. batch: this
+        learner's batch ([B, T+1, ...]), for the episode data returned.
+        Returns what `train_step` returns.
+        """
         c = self.config
         variables = self.agent.trainable_variables
         lr = self.current_learning_rate(self.num_frames)
         self.learning_rate.assign(lr)
-        with tf.GradientTape() as tape:
-            total_loss, stats = self.loss(batch)
-        grads = tape.gradient(total_loss, variables)
-        grads = [tf.convert_to_tensor(g) for g in grads]
         if c.max_grad_norm and c.max_grad_norm > 0:
             grads, grad_norm = tf.clip_by_global_norm(grads, c.max_grad_norm)
         else:
@@ -191,9 +224,13 @@ class Learner(tf.Module):
             return tf.constant(0, tf.int64)
 
         skipped = tf.cond(finite, apply, lambda: tf.constant(1, tf.int64))
-        self.nonfinite_skips.assign_add(skipped)
-        self.num_steps.assign_add(1)
-        self.num_frames.assign_add(c.frames_per_step)
+        # Counters move only once the batch arrived and was used: tf.function
+        # orders stateful ops per resource only, and a dequeue that fails
+        # (the queue closed at shutdown) must not count a step.
+        with tf.control_dependencies([skipped]):
+            self.nonfinite_skips.assign_add(skipped)
+            self.num_steps.assign_add(1)
+            self.num_frames.assign_add(c.frames_per_step * self.num_learners)
         if self._publish is not None:
             self._publish(variables, self.num_steps)
         out = dict(stats)

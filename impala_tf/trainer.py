@@ -12,6 +12,12 @@
      handles SIGINT/SIGTERM;
   5. logs progress, checkpoints every `checkpoint_interval_s` and at exit,
      stops the actors and returns the last progress record.
+
+With `spawn_actors=False` it waits for remote actors (`--job_name=actor`)
+and counts them from their heartbeats (`distributed.ActorCounter`); with
+several `learner_hosts` it is one of K synchronous learners
+(`distributed.LearnerCluster`): gradients summed every step, learner 0
+checkpoints, all stop after the same step.
 """
 
 import dataclasses
@@ -24,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from impala_tf import actor as actor_lib
+from impala_tf import distributed
 from impala_tf import learner as learner_lib
 from impala_tf import progress
 from impala_tf import runs
@@ -43,6 +50,12 @@ class TrainConfig:
     log_interval_s: float = 10.0
     jit_compile: bool = False
     prefetch: int = 1
+    env_timeout_s: float = 120.0  # 0: no environment watchdog.
+    # Synchronous learners: every learner's "host:port" (empty or one: a
+    # single learner at learner_address) and this learner's index.
+    learner_hosts: tuple = ()
+    task: int = 0
+    actor_timeout_s: float = 60.0  # Remote actor silent this long: gone.
 
 
 def _address_with_port(address):
@@ -61,7 +74,8 @@ def build(config):
     traj_spec = actor_lib.trajectory_spec(
         config.actor.agent, config.actor.observation_spec,
         config.actor.unroll_length, state_spec)
-    learner = learner_lib.Learner(agent, config.learner)
+    learner = learner_lib.Learner(
+        agent, config.learner, num_learners=max(1, len(config.learner_hosts)))
     batch_spec = tf.nest.map_structure(
         lambda s: tf.TensorSpec([config.learner.batch_size]
                                 + s.shape.as_list(), s.dtype), traj_spec)
@@ -76,52 +90,124 @@ def make_checkpoint(learner):
         nonfinite_skips=learner.nonfinite_skips)
 
 
+def weights_finite(learner):
+    """True if every float variable (weights, optimizer slots) is finite."""
+    checks = [tf.reduce_all(tf.math.is_finite(v)) for v in learner.variables
+              if v.dtype.is_floating]
+    return bool(tf.reduce_all(checks).numpy()) if checks else True
+
+
+def save_checkpoint(manager, learner, say):
+    """Saves unless a weight is not finite (then keeps the last good one).
+
+    `CheckpointManager` writes the files under temporary names and renames
+    them, then atomically replaces the 'checkpoint' state file, so a process
+    killed mid-save leaves the previous checkpoint current.
+    """
+    if not weights_finite(learner):
+        say("[impala] NOT saving a checkpoint: some weights are not finite; "
+            f"the last good one is {manager.latest_checkpoint}")
+        return None
+    return manager.save(checkpoint_number=learner.num_steps)
+
+
+class _NonfiniteReporter:
+    """One line when updates are skipped as non-finite (at most every 10 s)."""
+
+    def __init__(self, say, start, interval_s=10.0):
+        self._say, self._interval = say, interval_s
+        self._reported, self._last = start, -float("inf")
+
+    def check(self, out):
+        skips = int(out["nonfinite_skips"])
+        if skips <= self._reported or (
+                time.time() - self._last < self._interval):
+            return
+        self._say(
+            f"[impala] step {int(out['num_steps']):,}: non-finite loss or "
+            f"gradient (total_loss={float(out.get('total_loss', np.nan)):.4g},"
+            f" grad_norm={float(out['grad_norm']):.4g}); update skipped, "
+            f"weights unchanged ({skips} skipped so far, "
+            f"{skips - self._reported} since the last report)")
+        self._reported, self._last = skips, time.time()
+
+
 def train(config, console=sys.stdout):
     """Runs training to `total_environment_frames`; returns the last record."""
     say = (lambda msg: (console.write(msg + "\n"), console.flush())
            if console is not None else (lambda msg: None))
     run_dir = runs.RunDirectory(config.logdir)
     run_dir.check_compatible(config)
-    address = _address_with_port(config.learner_address)
-    transport.start_learner_server(address)
+    cluster = None
+    if len(config.learner_hosts) > 1:
+        say(f"[impala] learner {config.task} of {len(config.learner_hosts)}"
+            ": waiting for all learners at " + ",".join(config.learner_hosts))
+        cluster = distributed.LearnerCluster(config.learner_hosts,
+                                             config.task)
+        address = cluster.address
+    else:
+        address = _address_with_port(config.learner_address)
+        transport.start_learner_server(address)
+    chief = cluster is None or cluster.is_chief
     agent, learner, traj_spec = build(config)
     ckpt = make_checkpoint(learner)
+    restored = run_dir.restore(ckpt)  # First: it words a bad state file.
     manager = tf.train.CheckpointManager(ckpt, run_dir.checkpoint_dir,
                                          max_to_keep=3)
-    restored = run_dir.restore(ckpt, manager)
     if restored:
         say(f"[impala] resumed from {restored} at "
             f"{int(learner.num_frames.numpy()):,} frames "
             f"(step {int(learner.num_steps.numpy()):,})")
+    run_dir.repair_progress()
     run_dir.write_config(config)
+    if cluster is not None:
+        cluster.broadcast(learner.variables)  # Learner 0's, everywhere.
 
     server = transport.LearnerTransport(
         address, traj_spec, agent.trainable_variables,
-        capacity=config.actor.queue_capacity)
+        capacity=config.actor.queue_capacity,
+        task=config.task if cluster else 0,
+        job=cluster.job if cluster else transport.LEARNER_JOB)
     server.publish(agent.trainable_variables, learner.num_steps)
     learner._publish = server.publish  # pylint: disable=protected-access
     say(f"[impala] learner serving on {address} (TensorFlow gRPC, no "
         "authentication: keep this port on a private network)")
+    counter = None
+    if not config.spawn_actors:
+        counter = distributed.ActorCounter(
+            server.actor_unrolls, config.actor_timeout_s, log=say)
+        say("[impala] waiting for actors: --job_name=actor " + (
+            f"--learner_hosts={','.join(config.learner_hosts)} --task=i, "
+            f"i % {len(config.learner_hosts)} == {config.task}" if cluster
+            else f"--learner_address={address}"))
 
     actors = supervisor_lib.ActorSupervisor(
         config.actor, address, config.num_actors,
-        spawn=config.spawn_actors, log=say)
+        spawn=config.spawn_actors, log=say,
+        env_timeout_s=config.env_timeout_s)
     logger = progress.ProgressLogger(
         config.logdir, config.actor.level_set.levels,
         config.learner.num_action_repeats,
         config.learner.total_environment_frames,
-        interval_s=config.log_interval_s, console=console,
-        extra=actors.stats)
+        interval_s=config.log_interval_s,
+        console=console if chief else None,  # Learner 0 speaks for all.
+        extra=(actors.stats if counter is None
+               else lambda: dict(actors.stats(), **counter.stats())),
+        suite_scores=config.actor.level_set.suite_scores)
 
     dataset = server.dataset(config.learner.batch_size, config.prefetch)
     step_fn = tf.function(learner.train_step, jit_compile=False)
 
     @tf.function
     def next_step(iterator):
+        if cluster is not None:
+            return cluster.step(learner, next(iterator))
         return step_fn(next(iterator))
 
     stop = threading.Event()
     errors = []
+    steps_run = [0]  # Steps taken by this process.
+    nonfinite = _NonfiniteReporter(say, int(learner.nonfinite_skips.numpy()))
 
     def loop():
         last_ckpt = time.time()
@@ -130,45 +216,94 @@ def train(config, console=sys.stdout):
             total = config.learner.total_environment_frames
             while not stop.is_set() and int(learner.num_frames.numpy()) < total:
                 out = next_step(iterator)
-                logger.add({k: v.numpy() for k, v in out.items()})
+                out = {k: v.numpy() for k, v in out.items()}
+                logger.add(out)
+                steps_run[0] += 1
+                nonfinite.check(out)
                 if logger.due():
                     logger.log()
-                if time.time() - last_ckpt >= config.checkpoint_interval_s:
-                    manager.save(checkpoint_number=learner.num_steps)
+                if out.get("stop_votes", 0) > 0:  # All stop after this step.
+                    if not cluster.stop_requested:
+                        say("[impala] another learner is stopping; stopping "
+                            "after the same step")
+                    break
+                if chief and (time.time() - last_ckpt
+                              >= config.checkpoint_interval_s):
+                    path = save_checkpoint(manager, learner, say)
+                    if path:
+                        say(f"[impala] checkpoint {path} at "
+                            f"{int(learner.num_frames.numpy()):,} frames")
                     last_ckpt = time.time()
         except (tf.errors.OutOfRangeError, tf.errors.CancelledError,
                 StopIteration):
             pass  # The queue was closed: a requested stop.
+        except tf.errors.OpError as e:
+            # Closing the queue under a waiting dequeue surfaces through
+            # tf.data as InvalidArgumentError ("Function invocation produced
+            # OutOfRangeError"); the step's updates never started.
+            if not stop.is_set():
+                errors.append(e)
         except Exception as e:  # pylint: disable=broad-except
             errors.append(e)
+        finally:
+            stop.set()
 
     def on_signal(signum, _frame):
-        say(f"[impala] {signal.Signals(signum).name}: stopping after the "
-            "current step and saving a checkpoint")
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            say(f"[impala] {name}: already stopping")
+            return
+        say(f"[impala] {name}: stopping after the current step and saving a "
+            "checkpoint")
+        if cluster is not None and not cluster.stop_requested:
+            # All learners stop after the same step (a second signal, or
+            # 60 s without a step, stops this one alone).
+            cluster.request_stop()
+            timer = threading.Timer(60.0, lambda: (stop.set(),
+                                                   server.close()))
+            timer.daemon = True
+            timer.start()
+            return
         stop.set()
+        actors.stop_restarting()
         server.close()
 
     previous = {s: signal.signal(s, on_signal)
                 for s in (signal.SIGINT, signal.SIGTERM)}
     thread = threading.Thread(target=loop, name="learner", daemon=True)
+    failure = None
     try:
-        actors.start()
-        thread.start()
-        while thread.is_alive():
-            thread.join(0.5)
-            actors.poll()
+        try:
+            actors.start()
+            thread.start()
+            while thread.is_alive():
+                thread.join(0.5)
+                if not stop.is_set():
+                    actors.poll()
+                    if counter is not None:
+                        counter.poll()
+        except supervisor_lib.ActorsFailing as e:
+            failure = e
+        finally:
+            stop.set()
+            actors.stop_restarting()
+            server.close()
+            thread.join(60)
+            if counter is not None:
+                counter.wait_quiet()  # Let remote actors see the close.
+            actors.stop()
+        if errors:
+            raise errors[0]
+        path = save_checkpoint(manager, learner, say) if chief else None
+        # No step in this run (stopped while starting): no record claiming 0.
+        record = logger.log() if steps_run[0] else logger.last_record
+        logger.close()
+        if path:
+            say(f"[impala] saved {path} at "
+                f"{int(learner.num_frames.numpy()):,} frames")
     finally:
-        stop.set()
-        server.close()
-        thread.join(60)
-        actors.stop()
         for s, h in previous.items():
             signal.signal(s, h)
-    if errors:
-        raise errors[0]
-    path = manager.save(checkpoint_number=learner.num_steps)
-    record = logger.log()
-    logger.close()
-    say(f"[impala] saved {path} at {int(learner.num_frames.numpy()):,} "
-        "frames")
+    if failure is not None:
+        raise failure
     return record

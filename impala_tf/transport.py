@@ -6,7 +6,10 @@ server share one resource manager). On it live:
 
   * a `FIFOQueue` of trajectories, shared by name (`impala/trajectories`);
   * one resource variable per agent weight (`impala/weights/<i>`) plus
-    `impala/weights/version` (the learner step that wrote them).
+    `impala/weights/version` (the learner step that wrote them);
+  * `impala/actors/unrolls`, int64 [ACTOR_SLOTS]: each remote actor adds 1
+    at slot `actor_id % ACTOR_SLOTS` whenever it pulls weights (once per
+    unroll), so the learner can count the actors that are there.
 
 Actors are *graph-mode* clients (`tf.compat.v1.Session("grpc://learner")`):
 they enqueue batches of unrolls and read the published weights by name. A
@@ -18,7 +21,10 @@ share by name in eager mode, so both sides create the queue with the raw
 
 Nothing here names a host: the learner listens on the address it is given
 (TF's server binds every interface whatever the host part says) and actors
-connect to whatever address they are given.
+connect to whatever address they are given. A single learner's server is
+job "learner" task 0; synchronous learners (`distributed.LearnerCluster`)
+are tasks of job "worker" (the only job name MultiWorkerMirroredStrategy
+accepts besides "chief"), each with its own queue and weights.
 """
 
 import time
@@ -30,6 +36,10 @@ CONTAINER = "impala"
 QUEUE_NAME = "impala/trajectories"
 WEIGHT_PREFIX = "impala/weights/"
 VERSION_NAME = WEIGHT_PREFIX + "version"
+ACTORS_NAME = "impala/actors/unrolls"
+ACTOR_SLOTS = 4096
+PULL_TIMEOUT_MS = 20_000  # A weight pull takes milliseconds.
+ENQUEUE_TIMEOUT_MS = 20_000  # Then check that the learner is still there.
 LEARNER_JOB = "learner"
 
 
@@ -51,8 +61,8 @@ def _variable_handle(name, dtype, shape):
         dtype=dtype, shape=shape, shared_name=name, container=CONTAINER)
 
 
-def learner_device(task=0):
-    return f"/job:{LEARNER_JOB}/replica:0/task:{task}/device:CPU:0"
+def learner_device(task=0, job=LEARNER_JOB):
+    return f"/job:{job}/replica:0/task:{task}/device:CPU:0"
 
 
 def start_learner_server(address, cluster=None, task=0):
@@ -88,12 +98,13 @@ class LearnerTransport:
         actors reproduce by building the same agent.
       capacity: queue capacity, in trajectories.
       task: this learner's task index in the cluster.
+      job: this learner's job name in the cluster.
     """
 
     def __init__(self, address, trajectory_spec, variables, capacity,
-                 task=0):
+                 task=0, job=LEARNER_JOB):
         self.address = address
-        self._device = learner_device(task)
+        self._device = learner_device(task, job)
         self._spec = trajectory_spec
         dtypes, shapes = flat_specs(trajectory_spec)
         with tf.device(self._device):
@@ -102,6 +113,11 @@ class LearnerTransport:
                 _variable_handle(WEIGHT_PREFIX + str(i), v.dtype, v.shape)
                 for i, v in enumerate(variables)]
             self._version = _variable_handle(VERSION_NAME, tf.int64, [])
+            self._actors = _variable_handle(ACTORS_NAME, tf.int64,
+                                            [ACTOR_SLOTS])
+            tf.raw_ops.AssignVariableOp(
+                resource=self._actors,
+                value=tf.zeros([ACTOR_SLOTS], tf.int64))
         self.publish(variables, 0)
 
     @property
@@ -134,6 +150,12 @@ class LearnerTransport:
         ds = tf.data.Dataset.from_tensors(0).repeat().map(dequeue)
         return ds.prefetch(prefetch)
 
+    def actor_unrolls(self):
+        """np.int64 [ACTOR_SLOTS]: weight pulls so far, per actor slot."""
+        with tf.device(self._device):
+            return tf.raw_ops.ReadVariableOp(
+                resource=self._actors, dtype=tf.int64).numpy()
+
     def size(self):
         """Trajectories waiting in the queue (int)."""
         return int(self._queue.size().numpy())
@@ -157,14 +179,20 @@ class ActorTransport:
       capacity: must equal the learner's queue capacity (TF checks it).
       connect_timeout_s: how long to retry while the learner is not up.
       task: the learner task to talk to.
+      job: that learner's job name ("learner", or "worker" for synchronous
+        learners).
+      actor_id: if not None, every `pull_weights` also adds 1 to the
+        learner's `impala/actors/unrolls[actor_id % ACTOR_SLOTS]` (the
+        learner's count of remote actors).
     """
 
     def __init__(self, learner_address, trajectory_spec, variable_specs,
-                 capacity, connect_timeout_s=120.0, task=0):
+                 capacity, connect_timeout_s=120.0, task=0,
+                 job=LEARNER_JOB, actor_id=None):
         self._spec = trajectory_spec
         self._graph = tf.Graph()
         dtypes, shapes = flat_specs(trajectory_spec)
-        with self._graph.as_default(), tf.device(learner_device(task)):
+        with self._graph.as_default(), tf.device(learner_device(task, job)):
             queue = _queue(dtypes, shapes, capacity)
             self._placeholders = [
                 tf.compat.v1.placeholder(d, [None] + s.as_list())
@@ -178,11 +206,29 @@ class ActorTransport:
                 resource=_variable_handle(VERSION_NAME, tf.int64, []),
                 dtype=tf.int64)
             self._pull = (reads, version)
+            self._pull_extra = [self._queue_closed]
+            if actor_id is not None:
+                self._pull_extra.append(tf.raw_ops.ResourceScatterAdd(
+                    resource=_variable_handle(ACTORS_NAME, tf.int64,
+                                              [ACTOR_SLOTS]),
+                    indices=tf.constant([actor_id % ACTOR_SLOTS], tf.int64),
+                    updates=tf.constant([1], tf.int64)))
+        self._pull_options = tf.compat.v1.RunOptions(
+            timeout_in_ms=PULL_TIMEOUT_MS)
+        self._enqueue_options = tf.compat.v1.RunOptions(
+            timeout_in_ms=ENQUEUE_TIMEOUT_MS)
         config = tf.compat.v1.ConfigProto(
             intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
+        # Only this learner's task: never wait for the other tasks of a
+        # multi-learner cluster when creating the session.
+        config.device_filters.append(f"/job:{job}/task:{task}")
+        deadline = time.monotonic() + connect_timeout_s
+        # A session to a port nobody serves blocks in its first run without
+        # a timeout (gRPC waits for the server): wait for the port first.
+        _wait_for_port(learner_address, deadline)
         self._session = tf.compat.v1.Session(
             "grpc://" + learner_address, graph=self._graph, config=config)
-        self._wait_for_learner(connect_timeout_s)
+        self._wait_for_learner(max(0.0, deadline - time.monotonic()))
 
     def _wait_for_learner(self, timeout_s):
         """Retries reading the weights until the learner serves them."""
@@ -201,8 +247,18 @@ class ActorTransport:
                 time.sleep(0.5)
 
     def pull_weights(self):
-        """Returns (list of np.ndarray weights, int version)."""
-        weights, version = self._session.run(self._pull)
+        """Returns (list of np.ndarray weights, int version).
+
+        Raises `tf.errors.CancelledError` once the learner closed its queue
+        (it is done), so an actor stops before acting another unroll, and
+        `tf.errors.DeadlineExceededError` if the learner does not answer in
+        PULL_TIMEOUT_MS (gRPC would otherwise wait for a dead one forever).
+        """
+        (weights, version), extra = self._session.run(
+            (self._pull, self._pull_extra), options=self._pull_options)
+        if extra[0]:
+            raise tf.errors.CancelledError(
+                None, None, "the learner closed its trajectory queue")
         return weights, int(version)
 
     def enqueue(self, trajectories):
@@ -210,15 +266,50 @@ class ActorTransport:
 
         Blocks while the queue is full (the only back-pressure on actors).
         Raises `tf.errors.CancelledError` or `tf.errors.AbortedError` once
-        the learner closed the queue, `tf.errors.UnavailableError` if the
-        learner is gone.
+        the learner closed the queue, `tf.errors.DeadlineExceededError` or
+        `tf.errors.UnavailableError` if the learner is gone. (TF's gRPC
+        client retries a vanished server for ever, so a blocked enqueue
+        gives up every ENQUEUE_TIMEOUT_MS to check that the learner still
+        answers, and then waits again.)
         """
-        flat = tf.nest.flatten(trajectories)
-        self._session.run(self._enqueue,
-                          dict(zip(self._placeholders, flat)))
+        feed = dict(zip(self._placeholders, tf.nest.flatten(trajectories)))
+        while True:
+            try:
+                self._session.run(self._enqueue, feed,
+                                  options=self._enqueue_options)
+                return
+            except tf.errors.DeadlineExceededError:
+                if self.queue_closed():  # Raises if the learner is gone.
+                    raise tf.errors.CancelledError(
+                        None, None, "the learner closed its queue") from None
+
+    def queue_closed(self):
+        """True once the learner closed its queue (it is done)."""
+        return bool(self._session.run(
+            self._queue_closed,
+            options=tf.compat.v1.RunOptions(timeout_in_ms=5000)))
 
     def close(self):
         self._session.close()
+
+
+def _wait_for_port(address, deadline):
+    """Waits until `address` ("host:port") accepts TCP connections.
+
+    Raises `tf.errors.UnavailableError` at `deadline` (time.monotonic()).
+    """
+    import socket
+    host, _, port = address.rpartition(":")
+    while True:
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)),
+                                          timeout=2.0):
+                return
+        except OSError as e:
+            if time.monotonic() >= deadline:
+                raise tf.errors.UnavailableError(
+                    None, None, f"nothing serves {address} ({e})") from None
+            time.sleep(0.5)
 
 
 def pick_free_port():

@@ -1,0 +1,237 @@
+"""Shared pieces of the speed benchmarks (throughput, learner, actor).
+
+* `ensure_private_network(module)`: re-runs the benchmark inside a private
+  network namespace (`unshare -n`, loopback only) unless it already is in
+  one: TF's gRPC servers listen on every interface.
+* `raw_emulator_ceiling(processes, seconds)`: the machine's ceiling, P
+  processes stepping raw ALE Pong (ALE's own frame skip 4, random actions,
+  no preprocessing), in frames/s summed over the processes.
+* `ProcessCpu`: CPU seconds of a process tree between two instants.
+* `machine()`, `write_json(path, report)`, `format_table(rows, columns)`.
+"""
+
+import json
+import multiprocessing
+import os
+import platform
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_ISOLATED = "IMPALA_BENCHMARK_ISOLATED"
+
+
+def in_private_network():
+    """True if this process sees no network interface but loopback."""
+    try:
+        return all(name == "lo" for _, name in socket.if_nameindex())
+    except OSError:
+        return False
+
+
+def ensure_private_network(module):
+    """Re-executes `python -m module <argv>` under `unshare -n` if needed.
+
+    Returns only in the private namespace; otherwise exits with the inner
+    run's status. Exits with a message if `unshare` is not available.
+    """
+    if os.environ.get(_ISOLATED) or in_private_network():
+        return
+    inner = [sys.executable, "-m", module] + sys.argv[1:]
+    quoted = " ".join(shlex.quote(a) for a in inner)
+    try:
+        # unshare and bash exec: the child's pid is the inner benchmark's.
+        proc = subprocess.Popen(
+            ["unshare", "-n", "bash", "-c",
+             f"ip link set lo up && exec {quoted}"], cwd=REPO,
+            env=dict(os.environ, **{_ISOLATED: "1"}))
+    except FileNotFoundError:
+        sys.exit("error: needs `unshare -n` (root or user namespaces) to "
+                 "keep TF's gRPC servers off the network")
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda s, _: proc.send_signal(s))
+    sys.exit(proc.wait())
+
+
+def _emulate(game, seconds, warmup_s, seed, out):
+    import ale_py  # pylint: disable=g-import-not-at-top
+    import ale_py.roms  # pylint: disable=g-import-not-at-top
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)
+    ale = ale_py.ALEInterface()
+    ale.setInt("random_seed", seed)
+    ale.setInt("frame_skip", 4)
+    ale.setFloat("repeat_action_probability", 0.0)
+    ale.loadROM(str(ale_py.roms.get_rom_path(game)))
+    actions = ale.getMinimalActionSet()
+    choice = np.random.default_rng(seed).integers(
+        0, len(actions), 1 << 16)
+    steps, start, cpu = 0, time.perf_counter(), time.process_time()
+    counting = False
+    while True:
+        now = time.perf_counter()
+        if not counting and now - start >= warmup_s:
+            counting, steps, start = True, 0, now
+            cpu = time.process_time()
+        elif counting and now - start >= seconds:
+            break
+        ale.act(actions[choice[steps & 0xFFFF]])
+        steps += 1
+        if ale.game_over():
+            ale.reset_game()
+    out.put((4 * steps, time.perf_counter() - start,
+             time.process_time() - cpu))
+
+
+def raw_emulator_ceiling(processes, seconds, game="pong", warmup_s=1.0,
+                         per_cpu_second=False):
+    """Frames/s of `processes` raw ALE emulators running at once (summed).
+
+    With `per_cpu_second`, returns (frames/s, frames per CPU-second of the
+    emulators): the second does not drop when other work shares the CPUs.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_emulate,
+                         args=(game, seconds, warmup_s, 1 + i, out))
+             for i in range(processes)]
+    for p in procs:
+        p.start()
+    try:
+        results = [out.get(timeout=seconds + warmup_s + 120)
+                   for _ in procs]
+    finally:
+        for p in procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+                p.join()
+    fps = sum(frames / wall for frames, wall, _ in results)
+    if not per_cpu_second:
+        return fps
+    return fps, (sum(frames for frames, _, _ in results)
+                 / max(sum(cpu for _, _, cpu in results), 1e-9))
+
+
+def _stat(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        text = f.read()
+    fields = text[text.rfind(")") + 2:].split()
+    return int(fields[1]), int(fields[11]) + int(fields[12])  # ppid, ticks
+
+
+def process_tree(root):
+    """{pid: (ppid, cpu ticks)} for `root` and its descendants."""
+    table = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                table[int(name)] = _stat(int(name))
+            except (OSError, ValueError, IndexError):
+                pass
+    tree, grew = {root}, True
+    while grew:
+        grew = False
+        for pid, (ppid, _) in table.items():
+            if ppid in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return {pid: table[pid] for pid in tree if pid in table}
+
+
+class ProcessCpu:
+    """CPU cores used by a process tree: `start()`, then `stop()` ->
+    {'root': cores, 'children': [cores, ...], 'total': cores}."""
+
+    def __init__(self, root):
+        self._root = root
+        self._start = None
+        self._t0 = None
+
+    def start(self):
+        self._start = process_tree(self._root)
+        self._t0 = time.monotonic()
+
+    def stop(self):
+        end = process_tree(self._root)
+        dt = max(time.monotonic() - self._t0, 1e-9)
+        hz = os.sysconf("SC_CLK_TCK")
+        used = {pid: (ticks - self._start.get(pid, (0, 0))[1]) / hz / dt
+                for pid, (_, ticks) in end.items()}
+        children = sorted((c for pid, c in used.items()
+                           if pid != self._root and c > 0.02), reverse=True)
+        return {"root": used.get(self._root, 0.0), "children": children,
+                "total": sum(used.values())}
+
+
+def exit_on_sigterm():
+    """SIGTERM raises SystemExit, so `finally` blocks stop what we started."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+def machine_busy(seconds=2.0):
+    """CPUs' worth of work the whole machine did over `seconds`."""
+    def sample():
+        with open("/proc/stat") as f:
+            fields = [float(x) for x in f.readline().split()[1:]]
+        return sum(fields) - fields[3] - fields[4], sum(fields)
+    busy0, total0 = sample()
+    time.sleep(seconds)
+    busy1, total1 = sample()
+    return ((busy1 - busy0) / max(total1 - total0, 1.0)
+            * (os.cpu_count() or 1))
+
+
+def wait_until_quiet(max_wait_s, threshold=0.3, log=print):
+    """Waits (up to `max_wait_s`) until others use < `threshold` CPUs.
+
+    Returns the load seen last. For shared machines: other users' work
+    lowers both the ceiling and training, but not always equally.
+    """
+    deadline = time.monotonic() + max_wait_s
+    load = machine_busy()
+    while load >= threshold and time.monotonic() < deadline:
+        log(f"[benchmark] machine busy ({load:.2f} CPUs); waiting")
+        time.sleep(8.0)
+        load = machine_busy()
+    return load
+
+
+def machine():
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpu": model, "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def format_table(rows, columns):
+    """rows: list of dicts; columns: list of (key, header, format)."""
+    cells = [[h for _, h, _ in columns]]
+    for r in rows:
+        cells.append([("-" if r.get(k) is None else fmt.format(r[k]))
+                      for k, _, fmt in columns])
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths))
+                     for row in cells)
+
+
+def write_json(path, report):
+    path = os.path.join(REPO, path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(report, f, indent=2)
+    os.replace(tmp, path)
+    return path

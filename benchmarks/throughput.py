@@ -1,0 +1,231 @@
+r"""End-to-end training frames/s against this machine's ceiling.
+
+    python -m benchmarks.throughput [--configs=2:1:0,1:32:1,2:16:1,2:32:1]
+        [--warmup_s=20] [--measure_s=40] [--ceiling_s=10] [--quick]
+        [--out=benchmarks/results/throughput.json] [-- extra experiment flags]
+
+For each config "ACTORS:ENVS_PER_ACTOR:VECTOR_ENV" it
+
+  1. measures the ceiling: as many processes as the machine has CPUs step
+     raw ALE Pong (ALE's frame skip 4, random actions, no preprocessing)
+     for --ceiling_s seconds; frames/s summed;
+  2. trains Pong with `python -m impala_tf.experiment` (shallow agent, batch
+     32, unroll 20, the paper's hyperparameters: the defaults) with that many
+     actor processes and environments per actor (each actor runs its
+     environments in lock-step with one batched inference call per step),
+     the Atari environments as one `AtariBatch` or not;
+  3. once training has started (first progress record) and --warmup_s more
+     seconds have passed, measures training frames/s from progress.jsonl
+     over --measure_s seconds, and the CPU used by the learner process and
+     by the actor processes;
+  4. stops the run with SIGTERM (it checkpoints and stops its actors), then
+     kills what is left of its process group.
+
+The ratio column divides by the mean of the ceilings measured just before
+and just after that config, so load from other users of the machine shows
+in both; "CPU others" is the CPU the machine spent outside the run while it
+was measured (should be ~0 for numbers worth quoting). "/ceiling per
+CPU-s" compares frames per CPU-second (training: all its processes; the
+ceiling: its emulators), which other load does not lower: on a quiet
+machine where training keeps every CPU busy it equals the ratio. MonoBeast's 4,300
+frames/s (TorchBeast, PyTorch, 2 actors, batch 32, unroll 20 on a 2-core
+machine: the figure of benchmarks/README.md) is the other reference.
+
+Everything runs in a private network namespace (`unshare -n`, loopback
+only; re-executed under it if needed): TF's gRPC servers listen on every
+interface. The default run takes about 8 minutes; --quick about 3.
+"""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from benchmarks import _common
+
+MONOBEAST_FPS = 4300.0  # benchmarks/README.md, "Peers".
+DEFAULT_CONFIGS = "2:1:0,2:16:1,1:32:1,2:32:0,2:32:1"
+QUICK_CONFIGS = "2:1:0,2:32:1"
+
+
+def _records(path):
+    out = []
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass  # A line being written.
+    return out
+
+
+def _stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(90)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # Whatever is left.
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _cpu_busy():
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [float(x) for x in f.readline().split()[1:]]
+    return sum(fields) - fields[3] - fields[4], sum(fields)
+
+
+def train(config, args, extra, workdir):
+    """Runs one training config; returns frames/s and CPU details."""
+    actors, envs, vector = config
+    name = f"{actors}x{envs}{'v' if vector else ''}"
+    logdir = os.path.join(workdir, name)
+    cmd = [sys.executable, "-m", "impala_tf.experiment",
+           "--level_name=atari/pong", f"--logdir={logdir}",
+           f"--num_actors={actors}", f"--envs_per_actor={envs}",
+           f"--vector_env={'true' if vector else 'false'}",
+           "--log_interval_s=2", "--checkpoint_interval_s=1000000"] + extra
+    progress = os.path.join(logdir, "progress.jsonl")
+    with open(logdir + ".log", "w") as log:
+        proc = subprocess.Popen(cmd, cwd=_common.REPO, stdout=log,
+                                stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + args.startup_timeout_s
+        while not _records(progress):  # Start-up, tracing, first batch.
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"config {name} did not start training; "
+                                   f"see {logdir}.log")
+            time.sleep(0.5)
+        time.sleep(args.warmup_s)  # Queue and prefetch in steady state.
+        if proc.poll() is not None:
+            raise RuntimeError(f"config {name} exited; see {logdir}.log")
+        first = _records(progress)[-1]
+        cpu = _common.ProcessCpu(proc.pid)
+        cpu.start()
+        busy0 = _cpu_busy()
+        time.sleep(args.measure_s)
+        busy1 = _cpu_busy()
+        used = cpu.stop()
+        machine_busy = ((busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1)
+                        * (os.cpu_count() or 1))
+        records = [r for r in _records(progress)
+                   if r["wall_time"] > first["wall_time"]]
+        if not records:
+            raise RuntimeError(f"config {name}: no progress while measuring")
+        last = records[-1]
+        dt = last["wall_time"] - first["wall_time"]
+        frames = last["env_frames"] - first["env_frames"]
+        lags = [r["policy_lag_mean"] for r in records
+                if r.get("policy_lag_mean") is not None]
+        return {
+            "fps": frames / dt, "measured_s": dt,
+            "learner_steps_per_s": (last["learner_steps"]
+                                    - first["learner_steps"]) / dt,
+            "cpu_learner": used["root"], "cpu_actors": sum(used["children"]),
+            "cpu_total": used["total"],
+            "cpu_others": max(0.0, machine_busy - used["total"]),
+            "policy_lag": sum(lags) / len(lags) if lags else None}
+    finally:
+        _stop(proc)
+
+
+def main(argv):
+    extra = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, extra = argv[:i], argv[i + 1:]
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput",
+                                     description=__doc__)
+    parser.add_argument("--configs", default=None,
+                        help="ACTORS:ENVS_PER_ACTOR:VECTOR_ENV(0/1),... "
+                        f"(default {DEFAULT_CONFIGS})")
+    parser.add_argument("--warmup_s", type=float, default=20.0,
+                        help="after the first progress record")
+    parser.add_argument("--startup_timeout_s", type=float, default=240.0)
+    parser.add_argument("--measure_s", type=float, default=40.0)
+    parser.add_argument("--ceiling_s", type=float, default=10.0)
+    parser.add_argument("--quick", action="store_true",
+                        help=f"configs {QUICK_CONFIGS}, 10s warm-up, 25s "
+                        "measurements, 6s ceilings")
+    parser.add_argument("--quiet_wait_s", type=float, default=0.0,
+                        help="before each measurement, wait up to this long "
+                        "for other processes to use < 0.3 CPUs")
+    parser.add_argument("--out", default="benchmarks/results/throughput.json")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.warmup_s, args.measure_s, args.ceiling_s = 10.0, 25.0, 6.0
+        args.configs = args.configs or QUICK_CONFIGS
+    configs = [tuple(int(x) for x in c.split(":"))
+               for c in (args.configs or DEFAULT_CONFIGS).split(",")]
+    processes = os.cpu_count() or 1
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="impala_throughput_") as work:
+        quiet = lambda: _common.wait_until_quiet(args.quiet_wait_s) if (
+            args.quiet_wait_s > 0) else None
+        ceiling = lambda: _common.raw_emulator_ceiling(
+            processes, args.ceiling_s, per_cpu_second=True)
+        quiet()
+        before = ceiling()
+        for actors, envs, vector in configs:
+            quiet()
+            print(f"[throughput] ceiling {before[0]:,.0f} frames/s; training "
+                  f"{actors} actor(s) x {envs} env(s), vector_env="
+                  f"{bool(vector)} ...", flush=True)
+            row = {"actors": actors, "envs_per_actor": envs,
+                   "vector_env": bool(vector), "ceiling_before": before[0]}
+            row.update(train((actors, envs, vector), args, extra, work))
+            quiet()
+            after = ceiling()
+            row["ceiling_after"] = after[0]
+            row["ceiling_fps"] = (before[0] + after[0]) / 2
+            row["ceiling_frames_per_cpu_s"] = (before[1] + after[1]) / 2
+            before = after
+            row["ratio_to_ceiling"] = row["fps"] / row["ceiling_fps"]
+            row["frames_per_cpu_s"] = row["fps"] / max(row["cpu_total"],
+                                                       1e-9)
+            row["cpu_ratio_to_ceiling"] = (row["frames_per_cpu_s"]
+                                           / row["ceiling_frames_per_cpu_s"])
+            row["ratio_to_monobeast"] = row["fps"] / MONOBEAST_FPS
+            rows.append(row)
+            print(f"[throughput]   {row['fps']:,.0f} frames/s "
+                  f"({row['ratio_to_ceiling']:.2f}x the ceiling)", flush=True)
+    columns = [("actors", "actors", "{}"), ("envs_per_actor", "envs/actor",
+                                              "{}"),
+               ("vector_env", "vector env", "{}"),
+               ("fps", "frames/s", "{:,.0f}"),
+               ("ceiling_fps", "ceiling", "{:,.0f}"),
+               ("ratio_to_ceiling", "/ceiling", "{:.2f}"),
+               ("ratio_to_monobeast", "/MonoBeast", "{:.2f}"),
+               ("cpu_ratio_to_ceiling", "/ceiling per CPU-s", "{:.2f}"),
+               ("cpu_learner", "CPU learner", "{:.2f}"),
+               ("cpu_actors", "CPU actors", "{:.2f}"),
+               ("cpu_others", "CPU others", "{:.2f}"),
+               ("policy_lag", "lag", "{:.1f}")]
+    table = _common.format_table(rows, columns)
+    print(table)
+    report = {"benchmark": "throughput", "machine": _common.machine(),
+              "ceiling": f"{processes} processes x raw ALE Pong, frame skip "
+                         "4, random actions",
+              "monobeast_fps": MONOBEAST_FPS, "warmup_s": args.warmup_s,
+              "measure_s": args.measure_s, "ceiling_s": args.ceiling_s,
+              "extra_flags": extra, "results": rows,
+              "table": table.splitlines()}
+    print(f"[throughput] written to {_common.write_json(args.out, report)}")
+    return 0
+
+
+if __name__ == "__main__":
+    _common.ensure_private_network("benchmarks.throughput")
+    _common.exit_on_sigterm()
+    sys.exit(main(sys.argv[1:]))
