@@ -214,7 +214,11 @@ class AtariEnvironment(dm_env.Environment):
         ale.loadROM(str(rom_path))
         self._ale = ale
         if full_action_space:
-            self._action_set = list(ale.getLegalActionSet())
+            # All 18 joystick actions in ALE's order. getLegalActionSet()
+            # returns fewer for some games in ale-py 0.12 (9 for skiing),
+            # which would break the multi-task agent's shared action space.
+            self._action_set = sorted(ale_py.Action,
+                                      key=lambda a: a.value)
         else:
             self._action_set = list(ale.getMinimalActionSet())
         height, width = ale.getScreenDims()
