@@ -154,7 +154,7 @@ class ProgressLogger:
 
     def _line(self, r):
         ret = r["episode_return_mean"]
-        eta = ((self._total - r["env_frames"]) / r["fps"]
+        eta = (max(0, self._total - r["env_frames"]) / r["fps"]
                if r["fps"] > 0 else float("inf"))
         pct = 100.0 * r["env_frames"] / max(self._total, 1)
         return (f"[impala] frames {r['env_frames']:,} ({pct:.1f}%) | "
