@@ -11,9 +11,10 @@ tracing excluded), measures frames/s from learner 0's progress.jsonl for
 --measure_s seconds, then stops it with SIGTERM. It prints a table with, for
 each step, the speed-up and the efficiency of that step (speed-up divided by
 the growth in processes: 1 actor -> 2 actors ideally doubles), the cores
-its processes used (CPU seconds per second, all of the config's processes)
-and how busy the machine's CPUs were (all processes, not only ours: on a
-shared machine, other work takes its share).
+its processes used (CPU seconds per second, all of the config's processes),
+frames per core-second, and how busy the machine's CPUs were (all
+processes, not only ours: on a shared machine other work takes its share,
+and frames per core-second is the figure that survives it).
 
 Everything runs inside a private network namespace (`unshare -n`, loopback
 only): TF's gRPC servers listen on every interface.
@@ -114,6 +115,7 @@ def run_config(learners, actors, args, extra, workdir):
             measured_s=dt,
             cpu_busy=1 - (cpu1[1] - cpu0[1]) / max(cpu1[0] - cpu0[0], 1e-9),
             cores_used=(own1 - own0) / (t1 - t0),
+            load_average_1min=os.getloadavg()[0],
             actors_connected=end.get("actors_connected"))
     finally:
         if proc.poll() is None:
@@ -157,7 +159,7 @@ def efficiencies(results):
 def table(results):
     lines = [f"{'learners':>8} {'actors':>6} {'frames/s':>9} {'steps/s':>7} "
              f"{'speed-up':>8} {'step':>9} {'efficiency':>10} "
-             f"{'cores used':>10} {'CPU busy':>8}"]
+             f"{'cores used':>10} {'frames/core-s':>13} {'CPU busy':>8}"]
     for r in results:
         eff = (f"{100 * r['step_efficiency']:.0f}%"
                if r.get("step_efficiency") is not None else "-")
@@ -166,6 +168,7 @@ def table(results):
             f"{r['learners']:>8} {r['actors']:>6} {r['fps']:>9,.0f} "
             f"{r['learner_steps_per_s']:>7.2f} {r['speedup']:>7.2f}x "
             f"{step:>9} {eff:>10} {r['cores_used']:>10.2f} "
+            f"{r['fps'] / max(r['cores_used'], 1e-9):>13,.0f} "
             f"{100 * r['cpu_busy']:>7.0f}%")
     return "\n".join(lines)
 
@@ -186,7 +189,13 @@ def main(argv):
     parser.add_argument("--startup_timeout_s", type=float, default=240.0)
     parser.add_argument("--out",
                         default="benchmarks/results/scaling.json")
+    parser.add_argument("--table_only", action="store_true",
+                        help="reprint the table of an earlier --out")
     args = parser.parse_args(argv)
+    if args.table_only:
+        with open(os.path.join(REPO, args.out)) as f:
+            print(table(json.load(f)["results"]))
+        return 0
     if not os.environ.get(_ISOLATED):
         inner = [sys.executable, "-m", "benchmarks.scaling"] + sys.argv[1:]
         quoted = " ".join(subprocess.list2cmdline([a]) for a in inner)

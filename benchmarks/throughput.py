@@ -1,6 +1,6 @@
 r"""End-to-end training frames/s against this machine's ceiling.
 
-    python -m benchmarks.throughput [--configs=2:1:0,1:32:1,2:16:1,2:32:1]
+    python -m benchmarks.throughput [--configs=2:1:0,2:32:0,2:32:1,2:64:1,1:64:1]
         [--warmup_s=20] [--measure_s=40] [--ceiling_s=10] [--quick]
         [--out=benchmarks/results/throughput.json] [-- extra experiment flags]
 
@@ -33,7 +33,7 @@ machine: the figure of benchmarks/README.md) is the other reference.
 
 Everything runs in a private network namespace (`unshare -n`, loopback
 only; re-executed under it if needed): TF's gRPC servers listen on every
-interface. The default run takes about 8 minutes; --quick about 3.
+interface. The default run takes about 9 minutes; --quick about 3.
 """
 
 import argparse
@@ -48,7 +48,7 @@ import time
 from benchmarks import _common
 
 MONOBEAST_FPS = 4300.0  # benchmarks/README.md, "Peers".
-DEFAULT_CONFIGS = "2:1:0,2:16:1,1:32:1,2:32:0,2:32:1"
+DEFAULT_CONFIGS = "2:1:0,2:32:0,2:32:1,2:64:1,1:64:1"
 QUICK_CONFIGS = "2:1:0,2:32:1"
 
 
