@@ -1,6 +1,6 @@
 r"""End-to-end training frames/s against this machine's ceiling.
 
-    python -m benchmarks.throughput [--configs=2:1:0,2:32:0,2:32:1,2:64:1,1:64:1]
+    python -m benchmarks.throughput [--configs=2:1:0,2:64:0,2:32:1,2:64:1,2:128:1]
         [--warmup_s=20] [--measure_s=40] [--ceiling_s=10] [--quick]
         [--out=benchmarks/results/throughput.json] [-- extra experiment flags]
 
@@ -48,8 +48,8 @@ import time
 from benchmarks import _common
 
 MONOBEAST_FPS = 4300.0  # benchmarks/README.md, "Peers".
-DEFAULT_CONFIGS = "2:1:0,2:32:0,2:32:1,2:64:1,1:64:1"
-QUICK_CONFIGS = "2:1:0,2:32:1"
+DEFAULT_CONFIGS = "2:1:0,2:64:0,2:32:1,2:64:1,2:128:1"
+QUICK_CONFIGS = "2:1:0,2:64:1"
 
 
 def _records(path):
@@ -85,11 +85,11 @@ def _cpu_busy():
     return sum(fields) - fields[3] - fields[4], sum(fields)
 
 
-def train(config, args, extra, workdir):
+def train(config, args, extra, workdir, index=0):
     """Runs one training config; returns frames/s and CPU details."""
     actors, envs, vector = config
-    name = f"{actors}x{envs}{'v' if vector else ''}"
-    logdir = os.path.join(workdir, name)
+    name = f"{index}_{actors}x{envs}{'v' if vector else ''}"
+    logdir = os.path.join(workdir, name)  # Fresh: never resume a run.
     cmd = [sys.executable, "-m", "impala_tf.experiment",
            "--level_name=atari/pong", f"--logdir={logdir}",
            f"--num_actors={actors}", f"--envs_per_actor={envs}",
@@ -177,14 +177,15 @@ def main(argv):
             processes, args.ceiling_s, per_cpu_second=True)
         quiet()
         before = ceiling()
-        for actors, envs, vector in configs:
+        for index, (actors, envs, vector) in enumerate(configs):
             quiet()
             print(f"[throughput] ceiling {before[0]:,.0f} frames/s; training "
                   f"{actors} actor(s) x {envs} env(s), vector_env="
                   f"{bool(vector)} ...", flush=True)
             row = {"actors": actors, "envs_per_actor": envs,
                    "vector_env": bool(vector), "ceiling_before": before[0]}
-            row.update(train((actors, envs, vector), args, extra, work))
+            row.update(train((actors, envs, vector), args, extra, work,
+                             index))
             quiet()
             after = ceiling()
             row["ceiling_after"] = after[0]

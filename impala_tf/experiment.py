@@ -24,8 +24,9 @@ from absl import logging  # pylint: disable=g-import-not-at-top
 FLAGS = flags.FLAGS
 
 # Environments per actor for Atari when --envs_per_actor is not given: the
-# fastest setting of benchmarks/throughput.py on 2 CPUs (benchmarks/README.md).
-ATARI_ENVS_PER_ACTOR = 32
+# fastest setting of benchmarks/throughput.py on 2 CPUs short of a policy lag
+# of ~8 learner steps (128 was ~5% faster; benchmarks/README.md).
+ATARI_ENVS_PER_ACTOR = 64
 
 # What and where.
 flags.DEFINE_enum("mode", "train", ["train", "test", "export"],
@@ -47,8 +48,8 @@ flags.DEFINE_bool("use_lstm", None,
 flags.DEFINE_integer("num_actors", 2, "Actor processes.", lower_bound=0)
 flags.DEFINE_integer("envs_per_actor", None,
                      "Environments stepped together by each actor, one "
-                     "batched inference per step (default: 32 for Atari, "
-                     "the fastest in benchmarks/README.md; 1 otherwise).",
+                     "batched inference per step (default: 64 for Atari, "
+                     "see benchmarks/README.md; 1 otherwise).",
                      lower_bound=1)
 flags.DEFINE_bool("vector_env", True,
                   "Atari: an actor steps its games as one batch with batched "
