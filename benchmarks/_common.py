@@ -96,25 +96,39 @@ def raw_emulator_ceiling(processes, seconds, game="pong", warmup_s=1.0,
     """
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_emulate,
-                         args=(game, seconds, warmup_s, 1 + i, out))
-             for i in range(processes)]
-    for p in procs:
-        p.start()
-    try:
-        results = [out.get(timeout=seconds + warmup_s + 120)
-                   for _ in procs]
-    finally:
-        for p in procs:
-            p.join(10)
-            if p.is_alive():
-                p.kill()
-                p.join()
+    results = gather([ctx.Process(target=_emulate,
+                                  args=(game, seconds, warmup_s, 1 + i, out))
+                      for i in range(processes)],
+                     out, timeout_s=seconds + warmup_s + 120)
     fps = sum(frames / wall for frames, wall, _ in results)
     if not per_cpu_second:
         return fps
     return fps, (sum(frames for frames, _, _ in results)
                  / max(sum(cpu for _, _, cpu in results), 1e-9))
+
+
+def gather(procs, out, timeout_s, join_s=30):
+    """Starts `procs`, returns one result per process from queue `out`
+    (in arrival order), then joins them, killing any still alive."""
+    for p in procs:
+        p.start()
+    try:
+        return [out.get(timeout=timeout_s) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(join_s)
+            if p.is_alive():
+                p.kill()
+                p.join()
+
+
+def run_main(module, main):
+    """`if __name__ == "__main__"` of a benchmark: re-run `module` in a
+    private network namespace, exit cleanly on SIGTERM, exit with main's
+    status."""
+    ensure_private_network(module)
+    exit_on_sigterm()
+    sys.exit(main(sys.argv[1:]))
 
 
 def _stat(pid):
@@ -141,6 +155,25 @@ def process_tree(root):
                 tree.add(pid)
                 grew = True
     return {pid: table[pid] for pid in tree if pid in table}
+
+
+def tree_cpu_s(root):
+    """CPU seconds (user + system) of `root` and its live descendants."""
+    ticks = sum(t for _, t in process_tree(root).values())
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def read_jsonl(path):
+    """The records of a JSON-lines file being appended to ([] if absent)."""
+    out = []
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass  # A line being written.
+    return out
 
 
 class ProcessCpu:

@@ -29,7 +29,6 @@ kept.
 import argparse
 import multiprocessing
 import os
-import sys
 import time
 
 from benchmarks import _common
@@ -225,17 +224,8 @@ def part_transport(seconds):
     procs = [ctx.Process(target=_transport_learner,
                          args=(port, 4 * seconds, out)),
              ctx.Process(target=_transport_actor, args=(port, out))]
-    for p in procs:
-        p.start()
-    try:
-        got = dict((side, (rate, cpu)) for side, rate, cpu in
-                   (out.get(timeout=300) for _ in procs))
-    finally:
-        for p in procs:
-            p.join(30)
-            if p.is_alive():
-                p.kill()
-                p.join()
+    got = {side: (rate, cpu)
+           for side, rate, cpu in _common.gather(procs, out, timeout_s=300)}
     rate = got["learner"][0]
     return [{"side": side, "trajectories_per_s": rate,
              "us_per_trajectory": 1e6 * cpu,
@@ -293,6 +283,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    _common.ensure_private_network("benchmarks.actor_speed")
-    _common.exit_on_sigterm()
-    sys.exit(main(sys.argv[1:]))
+    _common.run_main("benchmarks.actor_speed", main)

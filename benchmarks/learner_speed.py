@@ -25,7 +25,6 @@ other benchmarks.
 import argparse
 import multiprocessing
 import os
-import sys
 import time
 
 from benchmarks import _common
@@ -153,6 +152,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    _common.ensure_private_network("benchmarks.learner_speed")
-    _common.exit_on_sigterm()
-    sys.exit(main(sys.argv[1:]))
+    _common.run_main("benchmarks.learner_speed", main)

@@ -30,6 +30,8 @@ import sys
 import tempfile
 import time
 
+from benchmarks import _common
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ISOLATED = "IMPALA_SCALING_ISOLATED"
 
@@ -39,43 +41,6 @@ def _cpu_times():
         fields = [float(x) for x in f.readline().split()[1:]]
     idle = fields[3] + fields[4]
     return sum(fields), idle
-
-
-def _tree_cpu_s(root):
-    """CPU seconds (user + system) of `root` and its live descendants."""
-    stats = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # After the name: state, ppid, ..., utime (12th), stime (13th).
-        stats[int(pid)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
-    tree, grew = {root}, True
-    while grew:
-        grew = False
-        for pid, (ppid, _) in stats.items():
-            if ppid in tree and pid not in tree:
-                tree.add(pid)
-                grew = True
-    ticks = sum(stats[p][1] for p in tree if p in stats)
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def _records(path):
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        out = []
-        for line in f:
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass  # A line being written.
-        return out
 
 
 def run_config(learners, actors, args, extra, workdir):
@@ -95,16 +60,16 @@ def run_config(learners, actors, args, extra, workdir):
     result = {"learners": learners, "actors": actors}
     try:
         deadline = time.monotonic() + args.startup_timeout_s
-        while len(_records(progress)) < 1:
+        while len(_common.read_jsonl(progress)) < 1:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{learners}x{actors} did not start; see "
                                    f"{logdir}.log")
             time.sleep(0.5)
-        start = _records(progress)[-1]
-        cpu0, own0, t0 = _cpu_times(), _tree_cpu_s(proc.pid), time.time()
+        start = _common.read_jsonl(progress)[-1]
+        cpu0, own0, t0 = _cpu_times(), _common.tree_cpu_s(proc.pid), time.time()
         time.sleep(args.measure_s)
-        cpu1, own1, t1 = _cpu_times(), _tree_cpu_s(proc.pid), time.time()
-        records = [r for r in _records(progress)
+        cpu1, own1, t1 = _cpu_times(), _common.tree_cpu_s(proc.pid), time.time()
+        records = [r for r in _common.read_jsonl(progress)
                    if r["wall_time"] >= start["wall_time"]]
         end = records[-1]
         dt = end["wall_time"] - start["wall_time"]

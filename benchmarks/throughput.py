@@ -37,7 +37,6 @@ interface. The default run takes about 9 minutes; --quick about 3.
 """
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -50,18 +49,6 @@ from benchmarks import _common
 MONOBEAST_FPS = 4300.0  # benchmarks/README.md, "Peers".
 DEFAULT_CONFIGS = "2:1:0,2:64:0,2:32:1,2:64:1,2:128:1"
 QUICK_CONFIGS = "2:1:0,2:64:1"
-
-
-def _records(path):
-    out = []
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    pass  # A line being written.
-    return out
 
 
 def _stop(proc):
@@ -102,7 +89,7 @@ def train(config, args, extra, workdir, index=0):
                                 start_new_session=True)
     try:
         deadline = time.monotonic() + args.startup_timeout_s
-        while not _records(progress):  # Start-up, tracing, first batch.
+        while not _common.read_jsonl(progress):  # Start-up, tracing, first batch.
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"config {name} did not start training; "
                                    f"see {logdir}.log")
@@ -110,7 +97,7 @@ def train(config, args, extra, workdir, index=0):
         time.sleep(args.warmup_s)  # Queue and prefetch in steady state.
         if proc.poll() is not None:
             raise RuntimeError(f"config {name} exited; see {logdir}.log")
-        first = _records(progress)[-1]
+        first = _common.read_jsonl(progress)[-1]
         cpu = _common.ProcessCpu(proc.pid)
         cpu.start()
         busy0 = _cpu_busy()
@@ -119,7 +106,7 @@ def train(config, args, extra, workdir, index=0):
         used = cpu.stop()
         machine_busy = ((busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1)
                         * (os.cpu_count() or 1))
-        records = [r for r in _records(progress)
+        records = [r for r in _common.read_jsonl(progress)
                    if r["wall_time"] > first["wall_time"]]
         if not records:
             raise RuntimeError(f"config {name}: no progress while measuring")
@@ -227,6 +214,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    _common.ensure_private_network("benchmarks.throughput")
-    _common.exit_on_sigterm()
-    sys.exit(main(sys.argv[1:]))
+    _common.run_main("benchmarks.throughput", main)

@@ -116,6 +116,11 @@ flags.DEFINE_float("vtrace_lambda", 1.0, "V-trace lambda.",
                    lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_bool("jit_compile", False,
                   "XLA-compile the learner step (slower on CPU).")
+flags.DEFINE_integer("learner_threads", None,
+                     "TensorFlow intra- and inter-op threads of the learner "
+                     "process. Default: the CPUs the local actor processes "
+                     "leave free, at least 1 (a learner with only remote "
+                     "actors: every CPU).", lower_bound=1)
 flags.DEFINE_float("checkpoint_interval_s", 300.0,
                    "Seconds between checkpoints.", lower_bound=1.0)
 flags.DEFINE_float("log_interval_s", 10.0, "Seconds between progress lines.",
@@ -380,10 +385,25 @@ def run(config):
         print(f"[impala] SavedModel written to {export_dir}")
 
 
+def _set_learner_threads():
+    """Applies --learner_threads before TensorFlow starts its runtime."""
+    if FLAGS.mode != "train" or FLAGS.job_name == "actor":
+        return
+    local = FLAGS.num_actors if not FLAGS.job_name else 0
+    from impala_tf import trainer
+    threads = trainer.learner_threads(FLAGS.learner_threads, local,
+                                      len(os.sched_getaffinity(0)))
+    if threads is not None:
+        import tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
 def main(argv):
     logging.set_verbosity(logging.WARNING)
     if len(argv) > 1:
         _fail(f"unexpected arguments {' '.join(argv[1:])!r}")
+    _set_learner_threads()
     from impala_tf import runs
     from impala_tf.envs import registry
     known = (UsageError, registry.LevelError, runs.RunError)

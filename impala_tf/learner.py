@@ -21,7 +21,6 @@ import sonnet as snt
 import tensorflow as tf
 
 from impala_tf import losses
-from impala_tf import types
 
 
 @dataclasses.dataclass(frozen=True)

@@ -58,6 +58,22 @@ class TrainConfig:
     actor_timeout_s: float = 60.0  # Remote actor silent this long: gone.
 
 
+def learner_threads(requested, num_local_actors, num_cpus):
+    """Threads for the learner process: `requested`, or the CPUs left to it
+    by `num_local_actors` single-threaded actor processes (at least 1), or
+    None (TensorFlow's default, every CPU) when no actor runs here.
+
+    On 2 CPUs with 2 local actors one learner thread is as fast or faster
+    than two (benchmarks/README.md): a second thread only contends with the
+    actors for the same cores.
+    """
+    if requested:
+        return requested
+    if num_local_actors <= 0:
+        return None
+    return max(1, num_cpus - num_local_actors)
+
+
 def _address_with_port(address):
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():

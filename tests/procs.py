@@ -66,3 +66,26 @@ def run_impala(flags, timeout=240, env=None, module="impala_tf.experiment",
     finally:
         _kill_group(proc)
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def run_isolated_script(script, timeout, cwd=REPO, env=None):
+    """Runs a bash script (`set -u`; `$PY` is this Python) in a fresh network
+    namespace, stdout and stderr together; returns (returncode, output).
+    Everything it started is killed when it ends or times out."""
+    cmd = ["unshare", "-n", "bash", "-c",
+           "ip link set lo up && set -u\n" + script]
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", PY=sys.executable)
+    full_env.update(env or {})
+    proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        out, _ = proc.communicate()
+        raise AssertionError(f"scenario timed out after {timeout}s:\n"
+                             + out[-4000:])
+    finally:
+        _kill_group(proc)  # Anything left behind.
+    return proc.returncode, out

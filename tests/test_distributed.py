@@ -10,9 +10,6 @@ everything it started when it ends.
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -27,25 +24,7 @@ SMALL = ["--level_name=" + TOY, "--use_lstm=false", "--batch_size=4",
 
 def _isolated_script(script, timeout, cwd=procs.REPO):
     """Runs a bash script in a fresh network namespace; (rc, output)."""
-    cmd = ["unshare", "-n", "bash", "-c",
-           "ip link set lo up && set -u\n" + textwrap.dedent(script)]
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PY=sys.executable)
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        raise AssertionError(f"scenario timed out after {timeout}s:\n"
-                             + out[-4000:])
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # Anything left behind.
-        except ProcessLookupError:
-            pass
-    return proc.returncode, out
+    return procs.run_isolated_script(textwrap.dedent(script), timeout, cwd)
 
 
 # Bash helpers: `wait_for SECONDS 'CONDITION'` evaluates CONDITION (a

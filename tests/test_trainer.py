@@ -162,6 +162,7 @@ def test_dmlab_language_level_on_test_double(tmp_path):
     (["--unroll_length=-3"], "unroll_length"),
     (["--reward_clipping=sometimes"], "reward_clipping"),
     (["--mode=dance"], "mode"),
+    (["--learner_threads=0"], "learner_threads"),
 ])
 def test_bad_input_is_one_sentence_and_exit_2(flags, fragment, tmp_path):
     result = procs.run_impala(flags + ["--logdir=" + str(tmp_path / "x")],
@@ -170,6 +171,19 @@ def test_bad_input_is_one_sentence_and_exit_2(flags, fragment, tmp_path):
     assert "Traceback" not in result.stderr
     errors = [l for l in result.stderr.splitlines() if l.startswith("error:")]
     assert len(errors) == 1 and fragment in errors[0], result.stderr
+
+
+@pytest.mark.parametrize("requested,local,cpus,expected", [
+    (None, 2, 2, 1),     # The shipped default on 2 CPUs: one per process.
+    (None, 1, 2, 1),
+    (None, 8, 48, 40),   # The CPUs the actors leave free.
+    (None, 60, 48, 1),   # Never fewer than one.
+    (None, 0, 48, None),  # Only remote actors: TensorFlow's default.
+    (3, 2, 2, 3),        # --learner_threads wins.
+])
+def test_learner_threads(requested, local, cpus, expected):
+    from impala_tf import trainer
+    assert trainer.learner_threads(requested, local, cpus) == expected
 
 
 def test_logdir_that_is_a_file(tmp_path):
