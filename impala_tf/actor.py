@@ -352,12 +352,14 @@ class Actor:
 
 
 def run_actor(config, task, learner_address, stop_event=None,
-              connect_timeout_s=120.0):
+              connect_timeout_s=120.0, slots=None):
     """Process entry point: connect to the learner, act until it is done.
 
     Returns normally when the learner closes its queue or `stop_event` is
     set; raises `tf.errors.UnavailableError` if the learner cannot be
-    reached within `connect_timeout_s`.
+    reached within `connect_timeout_s`. With `slots` (a
+    `local_transport.SharedSlots` from the learner process) trajectories go
+    through that shared memory; weights always come over gRPC.
     """
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -371,6 +373,9 @@ def run_actor(config, task, learner_address, stop_event=None,
             learner_address, actor._spec, actor.variable_specs,
             config.queue_capacity, connect_timeout_s=connect_timeout_s)
         actor._client = client
+        if slots is not None:
+            from impala_tf import local_transport  # pylint: disable=g-import-not-at-top
+            actor._client = local_transport.SlotSender(slots, client)
         actor.run(should_stop=(stop_event.is_set if stop_event is not None
                                else lambda: False))
     finally:

@@ -121,6 +121,12 @@ flags.DEFINE_integer("learner_threads", None,
                      "process. Default: the CPUs the local actor processes "
                      "leave free, at least 1 (a learner with only remote "
                      "actors: every CPU).", lower_bound=1)
+flags.DEFINE_enum("local_transport", "shared_memory",
+                  ["shared_memory", "grpc"],
+                  "How actor processes started by the learner send "
+                  "trajectories: shared memory (one copy each side; levels "
+                  "with text observations use gRPC anyway) or the learner's "
+                  "gRPC queue, as remote actors do.")
 flags.DEFINE_float("checkpoint_interval_s", 300.0,
                    "Seconds between checkpoints.", lower_bound=1.0)
 flags.DEFINE_float("log_interval_s", 10.0, "Seconds between progress lines.",
@@ -295,7 +301,8 @@ def build_configs():
         learner_address=(hosts[0] if len(hosts) == 1
                          else FLAGS.learner_address),
         learner_hosts=tuple(hosts), task=FLAGS.task,
-        actor_timeout_s=FLAGS.actor_timeout_s)
+        actor_timeout_s=FLAGS.actor_timeout_s,
+        local_transport=FLAGS.local_transport)
 
 
 def _restore_agent(config):

@@ -55,7 +55,7 @@ def _say(line):
 
 
 def actor_process_main(config, task, address, stop_event, parent_pid,
-                       heartbeat=None):
+                       heartbeat=None, slots=None):
     """Entry point of a local actor process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(parent_pid,),
@@ -70,7 +70,7 @@ def actor_process_main(config, task, address, stop_event, parent_pid,
     config = dataclasses.replace(config, level_set=watchdog.guard_level_set(
         config.level_set, heartbeat))
     try:
-        actor_lib.run_actor(config, task, address, stop_event)
+        actor_lib.run_actor(config, task, address, stop_event, slots=slots)
     except watchdog.EnvironmentFailure as e:
         _say(f"[impala] actor {task}: {e}")
         if os.environ.get("IMPALA_TF_DEBUG"):
@@ -106,12 +106,15 @@ class ActorSupervisor:
       healthy_after_s: an actor that ran this long before dying was healthy;
         its failure count starts again.
       target: the process entry point (tests replace it).
+      make_slots: if given, callable(multiprocessing context) -> one actor's
+        `local_transport.SharedSlots`; each actor gets its own (kept across
+        its restarts, listed in `slots`) and sends trajectories through it.
     """
 
     def __init__(self, actor_config, address, num_actors, spawn=True,
                  log=print, restart_delay_s=1.0, env_timeout_s=0.0,
                  max_restart_delay_s=60.0, max_consecutive_failures=10,
-                 healthy_after_s=60.0, target=None):
+                 healthy_after_s=60.0, target=None, make_slots=None):
         self._config = actor_config
         self._address = address
         self._num = num_actors if spawn else 0
@@ -134,6 +137,8 @@ class ActorSupervisor:
         self.env_errors = 0
         self.env_timeouts = 0
         self._stopping = False
+        self.slots = ([make_slots(self._ctx) for _ in range(self._num)]
+                      if make_slots is not None else None)
 
     def _start_one(self, task):
         heartbeat = self._heartbeats.get(task)
@@ -141,10 +146,12 @@ class ActorSupervisor:
             heartbeat = self._ctx.RawArray("d", watchdog.HEARTBEAT_SIZE)
             self._heartbeats[task] = heartbeat
         watchdog.clear(heartbeat)
-        p = self._ctx.Process(
-            target=self._target, name=f"impala-actor-{task}",
-            args=(self._config, task, self._address, self._stop,
-                  os.getpid(), heartbeat), daemon=False)
+        args = (self._config, task, self._address, self._stop, os.getpid(),
+                heartbeat)
+        if self.slots is not None:
+            args += (self.slots[task],)
+        p = self._ctx.Process(target=self._target, name=f"impala-actor-{task}",
+                              args=args, daemon=False)
         p.start()
         self._procs[task] = p
         self._started[task] = time.monotonic()

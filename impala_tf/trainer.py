@@ -7,8 +7,9 @@
   3. serves the trajectory queue and the weights (`transport`) and starts
      `num_actors` actor processes under a supervisor that restarts any that
      die;
-  4. trains in a background thread — dequeue a batch (tf.data prefetch), one
-     `tf.function` step — while the main thread supervises actors and
+  4. trains in a background thread — take a batch (from local actors'
+     shared memory, `local_transport`, or the gRPC queue through tf.data),
+     one `tf.function` step — while the main thread supervises actors and
      handles SIGINT/SIGTERM;
   5. logs progress, checkpoints every `checkpoint_interval_s` and at exit,
      stops the actors and returns the last progress record.
@@ -21,6 +22,7 @@ checkpoints, all stop after the same step.
 """
 
 import dataclasses
+import functools
 import signal
 import sys
 import threading
@@ -32,6 +34,7 @@ import tensorflow as tf
 from impala_tf import actor as actor_lib
 from impala_tf import distributed
 from impala_tf import learner as learner_lib
+from impala_tf import local_transport
 from impala_tf import progress
 from impala_tf import runs
 from impala_tf import supervisor as supervisor_lib
@@ -56,6 +59,10 @@ class TrainConfig:
     learner_hosts: tuple = ()
     task: int = 0
     actor_timeout_s: float = 60.0  # Remote actor silent this long: gone.
+    # How local actors send trajectories: "shared_memory" (one copy each
+    # side, `local_transport`; numeric observations only, else gRPC) or
+    # "grpc" (the learner's queue, as remote actors do).
+    local_transport: str = "shared_memory"
 
 
 def learner_threads(requested, num_local_actors, num_cpus):
@@ -72,6 +79,19 @@ def learner_threads(requested, num_local_actors, num_cpus):
     if num_local_actors <= 0:
         return None
     return max(1, num_cpus - num_local_actors)
+
+
+def _slot_factory(config, cluster, traj_spec):
+    """`SharedSlots` maker for local actors, or None (gRPC queue)."""
+    if (config.local_transport != "shared_memory" or not config.spawn_actors
+            or cluster is not None or config.num_actors <= 0
+            or not local_transport.supported(traj_spec)):
+        return None
+    n = config.actor.envs_per_actor
+    num_slots = local_transport.num_slots_for(config.actor.queue_capacity, n,
+                                              config.num_actors)
+    return functools.partial(local_transport.SharedSlots, traj_spec, n,
+                             num_slots)
 
 
 def _address_with_port(address):
@@ -197,10 +217,22 @@ def train(config, console=sys.stdout):
             f"i % {len(config.learner_hosts)} == {config.task}" if cluster
             else f"--learner_address={address}"))
 
+    make_slots = _slot_factory(config, cluster, traj_spec)
     actors = supervisor_lib.ActorSupervisor(
         config.actor, address, config.num_actors,
         spawn=config.spawn_actors, log=say,
-        env_timeout_s=config.env_timeout_s)
+        env_timeout_s=config.env_timeout_s, make_slots=make_slots)
+    receiver = None
+    if actors.slots is not None:
+        receiver = local_transport.SlotReceiver(actors.slots, traj_spec)
+        say(f"[impala] local actors send trajectories through shared memory "
+            f"({len(actors.slots)} x {actors.slots[0].num_slots} slot(s) of "
+            f"{actors.slots[0].slot_bytes / 2 ** 20:.0f} MiB)")
+
+    def close_inputs():
+        server.close()
+        if receiver is not None:
+            receiver.close()
     logger = progress.ProgressLogger(
         config.logdir, config.actor.level_set.levels,
         config.learner.num_action_repeats,
@@ -211,7 +243,6 @@ def train(config, console=sys.stdout):
                else lambda: dict(actors.stats(), **counter.stats())),
         suite_scores=config.actor.level_set.suite_scores)
 
-    dataset = server.dataset(config.learner.batch_size, config.prefetch)
     step_fn = tf.function(learner.train_step, jit_compile=False)
 
     @tf.function
@@ -219,6 +250,15 @@ def train(config, console=sys.stdout):
         if cluster is not None:
             return cluster.step(learner, next(iterator))
         return step_fn(next(iterator))
+
+    def batches():
+        """(iterator of batches, its step function)."""
+        if receiver is not None:
+            return (receiver.batches(config.learner.batch_size,
+                                     config.prefetch),
+                    lambda it: step_fn(next(it)))
+        return iter(server.dataset(config.learner.batch_size,
+                                   config.prefetch)), next_step
 
     stop = threading.Event()
     errors = []
@@ -228,10 +268,10 @@ def train(config, console=sys.stdout):
     def loop():
         last_ckpt = time.time()
         try:
-            iterator = iter(dataset)
+            iterator, take_step = batches()
             total = config.learner.total_environment_frames
             while not stop.is_set() and int(learner.num_frames.numpy()) < total:
-                out = next_step(iterator)
+                out = take_step(iterator)
                 out = {k: v.numpy() for k, v in out.items()}
                 logger.add(out)
                 steps_run[0] += 1
@@ -276,13 +316,13 @@ def train(config, console=sys.stdout):
             # 60 s without a step, stops this one alone).
             cluster.request_stop()
             timer = threading.Timer(60.0, lambda: (stop.set(),
-                                                   server.close()))
+                                                   close_inputs()))
             timer.daemon = True
             timer.start()
             return
         stop.set()
         actors.stop_restarting()
-        server.close()
+        close_inputs()
 
     previous = {s: signal.signal(s, on_signal)
                 for s in (signal.SIGINT, signal.SIGTERM)}
@@ -303,7 +343,7 @@ def train(config, console=sys.stdout):
         finally:
             stop.set()
             actors.stop_restarting()
-            server.close()
+            close_inputs()
             thread.join(60)
             if counter is not None:
                 counter.wait_quiet()  # Let remote actors see the close.

@@ -51,6 +51,7 @@ def test_trains_and_learns(trained):
     # Random play scores 5 of 10; a learning agent is clearly above.
     assert last["episode_return_mean"] > 7.5, records
     assert "frames/s" in result.stdout and "ETA" in result.stdout
+    assert "through shared memory (2 x 4 slot(s)" in result.stdout
     assert os.path.isdir(os.path.join(logdir, "train"))  # TensorBoard.
     assert any(n.startswith("events.") for n in
                os.listdir(os.path.join(logdir, "train")))
@@ -126,12 +127,16 @@ def test_export_reloads_without_impala_or_sonnet(trained, tmp_path):
     assert "PREF 0 1" in check.stdout
 
 
-def test_lstm_agent_trains(tmp_path):
+def test_lstm_agent_trains_over_the_grpc_queue(tmp_path):
+    """The LSTM agent (core states in the trajectories), with local actors
+    on the gRPC queue instead of shared memory (the other runs' default)."""
     result = procs.run_impala(
         [f for f in SMALL if not f.startswith("--use_lstm")]
         + ["--use_lstm=true", "--logdir=" + str(tmp_path),
-           "--total_environment_frames=3200", "--num_actors=1"])
+           "--total_environment_frames=3200", "--num_actors=1",
+           "--local_transport=grpc"])
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "shared memory" not in result.stdout
     assert _records(str(tmp_path))[-1]["env_frames"] >= 3200
 
 
@@ -184,6 +189,29 @@ def test_bad_input_is_one_sentence_and_exit_2(flags, fragment, tmp_path):
 def test_learner_threads(requested, local, cpus, expected):
     from impala_tf import trainer
     assert trainer.learner_threads(requested, local, cpus) == expected
+
+
+def test_shared_memory_only_for_local_numeric_trajectories():
+    import dataclasses
+    import tensorflow as tf
+    from impala_tf import trainer
+
+    class Config:  # The fields `_slot_factory` reads.
+        local_transport, spawn_actors, num_actors = "shared_memory", True, 2
+        actor = dataclasses.make_dataclass(
+            "A", ["envs_per_actor", "queue_capacity"])(16, 32)
+
+    spec = {"frame": tf.TensorSpec([3, 4], tf.uint8)}
+    factory = trainer._slot_factory(Config, None, spec)
+    slots = factory(__import__("multiprocessing").get_context("spawn"))
+    assert (slots.n, slots.num_slots) == (16, 1)  # 32 / 2 actors / 16.
+    text = dict(spec, instruction=tf.TensorSpec([3], tf.string))
+    assert trainer._slot_factory(Config, None, text) is None
+    assert trainer._slot_factory(Config, object(), spec) is None  # Cluster.
+    for field, value in [("local_transport", "grpc"),
+                         ("spawn_actors", False), ("num_actors", 0)]:
+        changed = type("C", (Config,), {field: value})
+        assert trainer._slot_factory(changed, None, spec) is None
 
 
 def test_logdir_that_is_a_file(tmp_path):

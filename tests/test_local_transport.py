@@ -1,0 +1,279 @@
+"""Tests of the shared-memory trajectory transport (`local_transport`).
+
+Real processes (multiprocessing spawn, as the supervisor starts actors) and
+real shared memory; no TF server is needed: the gRPC client the sender wraps
+is replaced by a stand-in that only answers `queue_closed`.
+"""
+
+import multiprocessing
+import os
+import random
+import threading
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from impala_tf import local_transport
+
+BIG = 1 << 18  # Floats per trajectory in the kill test: 1 MB.
+SPEC = {"k": tf.TensorSpec([], tf.int64),
+        "x": tf.TensorSpec([3, 2], tf.float32),
+        "flag": tf.TensorSpec([3], tf.bool),
+        "frame": tf.TensorSpec([3, 5, 5, 4], tf.uint8)}
+BIG_SPEC = {"k": tf.TensorSpec([], tf.int64),
+            "x": tf.TensorSpec([BIG], tf.float32)}
+
+
+def _trajectories(ks):
+    """The nest for trajectories numbered ks, each [len(ks), ...]."""
+    ks = np.asarray(ks, np.int64)
+    return {"k": ks,
+            "x": (ks[:, None, None] + np.arange(6).reshape(1, 3, 2)).astype(
+                np.float32),
+            "flag": (ks[:, None] + np.arange(3)) % 2 == 0,
+            "frame": ((ks[:, None, None, None, None]
+                       + np.zeros((1, 3, 5, 5, 4), np.int64)) % 251).astype(
+                           np.uint8)}
+
+
+def _big(ks):
+    ks = np.asarray(ks, np.int64)
+    return {"k": ks, "x": (ks[:, None] + np.arange(BIG)).astype(np.float32)}
+
+
+class _Client:
+    """Stands in for `transport.ActorTransport`."""
+
+    def __init__(self, closed=None):
+        self._closed = closed
+
+    def pull_weights(self):
+        return [], 0
+
+    def queue_closed(self):
+        return bool(self._closed is not None and self._closed.is_set())
+
+    def close(self):
+        pass
+
+
+def _send(slots, first_k, count, n):
+    """Child process: sends `count` enqueues of n trajectories from first_k."""
+    sender = local_transport.SlotSender(slots, _Client())
+    for j in range(count):
+        sender.enqueue(_trajectories(range(first_k + j * n,
+                                           first_k + (j + 1) * n)))
+
+
+def _send_big_forever(slots, first_k, n, busy):
+    """Child process: sends batches of 1 MB trajectories until killed;
+    busy[0] is 0 while starting, 1 inside an enqueue, 2 between them."""
+    sender = local_transport.SlotSender(slots, _Client())
+    data = _big(range(first_k, first_k + n))
+    while True:
+        busy[0] = 1
+        sender.enqueue(data)
+        busy[0] = 2
+        data["k"] += n
+        data["x"] += n
+
+
+def _ctx():
+    return multiprocessing.get_context("spawn")
+
+
+def _check_batch(flat, batch_size):
+    batch = tf.nest.pack_sequence_as(SPEC, flat)
+    assert batch["k"].shape == (batch_size,)
+    expected = _trajectories(batch["k"])
+    for key in SPEC:
+        np.testing.assert_array_equal(batch[key], expected[key])
+    return [int(k) for k in batch["k"]]
+
+
+def test_layout_pickles_into_a_child_and_batches_cross_slots_and_actors():
+    """Two actor processes, N=3 per enqueue, batches of 4: every trajectory
+    arrives once, whole, and in per-actor order, and slots are recycled."""
+    ctx = _ctx()
+    slots = [local_transport.SharedSlots(SPEC, 3, 2, ctx) for _ in range(2)]
+    procs = [ctx.Process(target=_send, args=(slots[a], 1000 * a, 8, 3))
+             for a in range(2)]
+    for p in procs:
+        p.start()
+    receiver = local_transport.SlotReceiver(slots, SPEC)
+    got = []
+    try:
+        for _ in range(12):  # 2 actors x 8 enqueues x 3 = 48 = 12 x 4.
+            got += _check_batch(receiver.next_batch(4), 4)
+    finally:
+        for p in procs:
+            p.join(30)
+    assert all(p.exitcode == 0 for p in procs)
+    assert sorted(got) == sorted(list(range(24)) + list(range(1000, 1024)))
+    for a in range(2):  # Oldest slot first: each actor's order is kept.
+        mine = [k for k in got if k // 1000 == a]
+        assert mine == sorted(mine)
+    assert receiver.waiting() == 0
+    for s in slots:
+        assert (s.header[:, 0] == local_transport.FREE).all()
+
+
+def test_sender_blocks_when_full_and_stops_when_the_learner_closes(
+        monkeypatch):
+    monkeypatch.setattr(local_transport, "CLOSED_CHECK_S", 0.05)
+    slots = local_transport.SharedSlots(SPEC, 2, 1, _ctx())
+    closed = threading.Event()
+    sender = local_transport.SlotSender(slots, _Client(closed))
+    sender.enqueue(_trajectories([1, 2]))  # Fills the only slot.
+    done = []
+
+    def second():
+        try:
+            sender.enqueue(_trajectories([3, 4]))
+            done.append("sent")
+        except tf.errors.CancelledError:
+            done.append("cancelled")
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    time.sleep(0.3)
+    assert not done  # Back-pressure: no free slot.
+    receiver = local_transport.SlotReceiver([slots], SPEC)
+    assert _check_batch(receiver.next_batch(2), 2) == [1, 2]
+    thread.join(5)
+    assert done == ["sent"]  # The slot is full again; the learner stops.
+    thread = threading.Thread(target=second)
+    done.clear()
+    thread.start()
+    closed.set()
+    thread.join(5)
+    assert done == ["cancelled"]
+
+
+def test_batches_are_tensors_of_the_nest_and_end_on_close():
+    slots = local_transport.SharedSlots(SPEC, 4, 2, _ctx())
+    sender = local_transport.SlotSender(slots, _Client())
+    sender.enqueue(_trajectories([5, 6, 7, 8]))
+    receiver = local_transport.SlotReceiver([slots], SPEC)
+    batches = receiver.batches(2, prefetch=1)
+    first = next(batches)
+    assert isinstance(first["frame"], tf.Tensor)
+    assert first["frame"].shape == (2, 3, 5, 5, 4)
+    assert first["frame"].dtype == tf.uint8
+    assert first["flag"].dtype == tf.bool
+    assert _check_batch([first[k].numpy() for k in sorted(SPEC)], 2) == [5, 6]
+    second = next(batches)
+    assert [int(k) for k in second["k"]] == [7, 8]
+    sender.enqueue(_trajectories([9, 10, 11, 12]))  # Slot 0 is free again.
+    # The tensors own their memory: refilling the slots does not touch them.
+    assert _check_batch([first[k].numpy() for k in sorted(SPEC)], 2) == [5, 6]
+    assert [int(k) for k in next(batches)["k"]] == [9, 10]
+    receiver.close()
+    with pytest.raises(StopIteration):
+        while True:  # A batch may already be prefetched; then the end.
+            next(batches)
+
+
+def test_tensors_share_aligned_memory():
+    flat = [local_transport._aligned_empty((3, 5), np.float32),
+            local_transport._aligned_empty((7,), np.uint8)]
+    for x in flat:
+        assert x.ctypes.data % 64 == 0
+        x[...] = 1
+    t = local_transport.tensors(flat)
+    flat[0][0, 0] = 42.0  # Visible through the tensor: no copy was made.
+    assert float(t[0][0, 0]) == 42.0 and t[1].dtype == tf.uint8
+    del flat
+    assert float(tf.reduce_sum(t[0])) == 42.0 + 14
+
+
+def test_partial_writes_of_a_killed_sender_are_never_read():
+    """A sender killed inside its copy leaves the slot FREE; the restarted
+    sender reuses it and only whole enqueues reach the learner."""
+    slots = local_transport.SharedSlots(SPEC, 2, 1, _ctx())
+    view = slots.slot(0)
+    view[0][:] = 99  # Half an enqueue, never marked FULL.
+    receiver = local_transport.SlotReceiver([slots], SPEC)
+    assert receiver.waiting() == 0
+    local_transport.SlotSender(slots, _Client()).enqueue(
+        _trajectories([11, 12]))
+    assert _check_batch(receiver.next_batch(2), 2) == [11, 12]
+
+
+def test_sigkilled_senders_never_deliver_partial_trajectories():
+    """SIGKILL senders of 4 MB enqueues at random moments (six times, some
+    inside a copy); every trajectory read is whole and what a sender built,
+    and the restarted senders keep the data flowing."""
+    ctx = _ctx()
+    n = 4
+    slots = [local_transport.SharedSlots(BIG_SPEC, n, 1, ctx)
+             for _ in range(2)]
+    busy = [ctx.RawArray("i", 1) for _ in range(2)]
+    receiver = local_transport.SlotReceiver(slots, BIG_SPEC)
+    received, bad = [], []
+
+    def drain():
+        while True:
+            flat = receiver.next_batch(2)
+            if flat is None:
+                return
+            batch = tf.nest.pack_sequence_as(BIG_SPEC, flat)
+            for k, x in zip(batch["k"], batch["x"]):
+                received.append(int(k))
+                if not np.array_equal(x, _big([k])["x"][0]):
+                    bad.append(int(k))
+
+    drainer = threading.Thread(target=drain, daemon=True)
+    drainer.start()
+    seed = [0]
+
+    def spawn(a):
+        p = ctx.Process(target=_send_big_forever,
+                        args=(slots[a], seed[0] * 100_000, n, busy[a]))
+        seed[0] += 1
+        p.start()
+        return p
+
+    actors = [spawn(0), spawn(1)]
+    rng = random.Random(0)
+    kills = mid = 0
+    try:
+        deadline = time.monotonic() + 60
+        while kills < 6 and time.monotonic() < deadline:
+            a = kills % 2
+            while busy[a][0] == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)  # Still importing: not sending yet.
+            time.sleep(rng.uniform(0.05, 0.3))
+            mid += busy[a][0] == 1
+            os.kill(actors[a].pid, 9)
+            actors[a].join(10)
+            kills += 1
+            busy[a][0] = 0
+            actors[a] = spawn(a)
+        time.sleep(1.0)
+    finally:
+        for p in actors:
+            p.kill()
+            p.join(10)
+        receiver.close()
+        drainer.join(10)
+    assert kills == 6 and mid >= 1, (kills, mid)
+    assert received and not bad, (len(received), bad[:5])
+    assert len(set(received)) == len(received)
+
+
+def test_supported_and_slot_count():
+    assert local_transport.supported(SPEC)
+    assert not local_transport.supported(
+        {"s": tf.TensorSpec([3], tf.string), **SPEC})
+    with pytest.raises(ValueError, match="numeric"):
+        local_transport.SharedSlots({"s": tf.TensorSpec([3], tf.string)}, 2,
+                                    1, _ctx())
+    # (capacity, envs per actor, actors) -> slots per actor.
+    assert local_transport.num_slots_for(32, 64, 2) == 1  # Pong default.
+    assert local_transport.num_slots_for(32, 16, 1) == 2
+    assert local_transport.num_slots_for(33, 16, 1) == 3
+    assert local_transport.num_slots_for(8, 1, 2) == 4
+    assert local_transport.num_slots_for(8, 1, 100) == 1
