@@ -21,9 +21,11 @@ kept.
              microseconds per agent step, for 1, 16 and 32 environments per
              actor, with and without `--vector_env`.
   transport  one actor process enqueuing unrolls (T=20, 32 per call, Atari
-             frames) into a learner process that dequeues batches of 32
-             through `transport` (TF gRPC): CPU microseconds per trajectory
-             on each side. Runs in a private network namespace.
+             frames; a weight pull per call) into a learner process that
+             takes batches of 32, through `transport` (TF gRPC queue,
+             tf.data) and through `local_transport` (shared memory):
+             CPU microseconds per trajectory on each side. Runs in a private
+             network namespace.
 """
 
 import argparse
@@ -165,20 +167,25 @@ def _spec_and_agent():
                                       agent.state_spec(None)), agent)
 
 
-def _transport_learner(port, seconds, out):
+def _transport_learner(port, seconds, out, slots=None):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+    from impala_tf import local_transport  # pylint: disable=g-import-not-at-top
     from impala_tf import transport  # pylint: disable=g-import-not-at-top
     transport.start_learner_server(f"localhost:{port}")
     spec, agent = _spec_and_agent()
     server = transport.LearnerTransport(f"localhost:{port}", spec,
                                         agent.trainable_variables, 32)
-    iterator = iter(server.dataset(32, 1))
+    if slots is None:
+        iterator = iter(server.dataset(32, 1))
 
-    @tf.function
-    def take(it):
-        return next(it).level_id[0]
+        @tf.function
+        def take(it):
+            return next(it).level_id[0]
+    else:  # As the trainer: batches of tensors from shared memory.
+        iterator = local_transport.SlotReceiver([slots], spec).batches(32, 1)
+        take = lambda it: next(it).level_id[0]  # pylint: disable=unnecessary-lambda-assignment
 
     take(iterator)
     batches, wall0, cpu0 = 0, time.perf_counter(), time.process_time()
@@ -190,17 +197,20 @@ def _transport_learner(port, seconds, out):
     server.close()
 
 
-def _transport_actor(port, out):
+def _transport_actor(port, out, slots=None):
     import numpy as np  # pylint: disable=g-import-not-at-top
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from impala_tf import actor as actor_lib  # pylint: disable=g-import-not-at-top
+    from impala_tf import local_transport  # pylint: disable=g-import-not-at-top
     from impala_tf import transport  # pylint: disable=g-import-not-at-top
     spec, agent = _spec_and_agent()
     client = transport.ActorTransport(
         f"localhost:{port}", spec,
         [(v.dtype, v.shape) for v in agent.trainable_variables], 32)
+    if slots is not None:
+        client = local_transport.SlotSender(slots, client)
     buffers = actor_lib._buffers(spec, 32)  # pylint: disable=protected-access
     frames = buffers.env_outputs.observation["frame"]
     frames[:] = np.random.default_rng(0).integers(0, 256, frames.shape,
@@ -217,20 +227,29 @@ def _transport_actor(port, out):
 
 
 def part_transport(seconds):
+    from impala_tf import local_transport  # pylint: disable=g-import-not-at-top
     from impala_tf import transport  # pylint: disable=g-import-not-at-top
-    port = transport.pick_free_port()
     ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_transport_learner,
-                         args=(port, 4 * seconds, out)),
-             ctx.Process(target=_transport_actor, args=(port, out))]
-    got = {side: (rate, cpu)
-           for side, rate, cpu in _common.gather(procs, out, timeout_s=300)}
-    rate = got["learner"][0]
-    return [{"side": side, "trajectories_per_s": rate,
-             "us_per_trajectory": 1e6 * cpu,
-             "us_per_agent_step": 1e6 * cpu / UNROLL}
-            for side, (_, cpu) in sorted(got.items())]
+    rows = []
+    for kind in ("grpc", "shared memory"):
+        port = transport.pick_free_port()
+        slots = None
+        if kind == "shared memory":  # One slot of 32, as 2 actors x 64 have.
+            slots = local_transport.SharedSlots(_spec_and_agent()[0], 32, 1,
+                                                ctx)
+        out = ctx.Queue()
+        procs = [ctx.Process(target=_transport_learner,
+                             args=(port, 4 * seconds, out, slots)),
+                 ctx.Process(target=_transport_actor, args=(port, out, slots))]
+        got = {side: (rate, cpu) for side, rate, cpu
+               in _common.gather(procs, out, timeout_s=300)}
+        rate = got["learner"][0]
+        rows += [{"transport": kind, "side": side,
+                  "trajectories_per_s": rate,
+                  "us_per_trajectory": 1e6 * cpu,
+                  "us_per_agent_step": 1e6 * cpu / UNROLL}
+                 for side, (_, cpu) in sorted(got.items())]
+    return rows
 
 
 def main(argv):
@@ -266,7 +285,8 @@ def main(argv):
                     ("steps_per_s", "agent steps/s", "{:,.0f}"),
                     ("us_per_step", "CPU us/agent step", "{:.0f}")]),
         "transport": (lambda: part_transport(max(args.seconds, 2.0)),
-                      [("side", "side", "{}"),
+                      [("transport", "transport", "{}"),
+                       ("side", "side", "{}"),
                        ("trajectories_per_s", "trajectories/s", "{:,.0f}"),
                        ("us_per_trajectory", "CPU us/trajectory", "{:.0f}"),
                        ("us_per_agent_step", "CPU us/agent step",

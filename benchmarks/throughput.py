@@ -1,10 +1,11 @@
 r"""End-to-end training frames/s against this machine's ceiling.
 
-    python -m benchmarks.throughput [--configs=2:1:0,2:64:0,2:32:1,2:64:1,2:128:1]
+    python -m benchmarks.throughput [--configs=2:1:0,2:64:1:grpc,2:64:1,...]
         [--warmup_s=20] [--measure_s=40] [--ceiling_s=10] [--quick]
         [--out=benchmarks/results/throughput.json] [-- extra experiment flags]
 
-For each config "ACTORS:ENVS_PER_ACTOR:VECTOR_ENV" it
+For each config "ACTORS:ENVS_PER_ACTOR:VECTOR_ENV[:TRANSPORT]" (TRANSPORT:
+"shm", the default, or "grpc": `--local_transport=shared_memory|grpc`) it
 
   1. measures the ceiling: as many processes as the machine has CPUs step
      raw ALE Pong (ALE's frame skip 4, random actions, no preprocessing)
@@ -47,7 +48,8 @@ import time
 from benchmarks import _common
 
 MONOBEAST_FPS = 4300.0  # benchmarks/README.md, "Peers".
-DEFAULT_CONFIGS = "2:1:0,2:64:0,2:32:1,2:64:1,2:128:1"
+DEFAULT_CONFIGS = "2:1:0,2:64:0,2:32:1,2:64:1:grpc,2:64:1,2:128:1"
+TRANSPORTS = {"shm": "shared_memory", "grpc": "grpc"}
 QUICK_CONFIGS = "2:1:0,2:64:1"
 
 
@@ -74,13 +76,14 @@ def _cpu_busy():
 
 def train(config, args, extra, workdir, index=0):
     """Runs one training config; returns frames/s and CPU details."""
-    actors, envs, vector = config
-    name = f"{index}_{actors}x{envs}{'v' if vector else ''}"
+    actors, envs, vector, transport = config
+    name = f"{index}_{actors}x{envs}{'v' if vector else ''}_{transport}"
     logdir = os.path.join(workdir, name)  # Fresh: never resume a run.
     cmd = [sys.executable, "-m", "impala_tf.experiment",
            "--level_name=atari/pong", f"--logdir={logdir}",
            f"--num_actors={actors}", f"--envs_per_actor={envs}",
            f"--vector_env={'true' if vector else 'false'}",
+           f"--local_transport={TRANSPORTS[transport]}",
            "--log_interval_s=2", "--checkpoint_interval_s=1000000"] + extra
     progress = os.path.join(logdir, "progress.jsonl")
     with open(logdir + ".log", "w") as log:
@@ -127,6 +130,20 @@ def train(config, args, extra, workdir, index=0):
         _stop(proc)
 
 
+def _parse_config(text, parser):
+    """"A:E:V[:T]" -> (actors, envs per actor, vector env 0/1, transport)."""
+    parts = text.split(":")
+    try:
+        if len(parts) not in (3, 4) or (len(parts) == 4
+                                        and parts[3] not in TRANSPORTS):
+            raise ValueError
+        return (int(parts[0]), int(parts[1]), int(parts[2]),
+                parts[3] if len(parts) == 4 else "shm")
+    except ValueError:
+        parser.error(f"config '{text}' is not ACTORS:ENVS_PER_ACTOR:"
+                     "VECTOR_ENV[:shm|grpc]")
+
+
 def main(argv):
     extra = []
     if "--" in argv:
@@ -135,7 +152,8 @@ def main(argv):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput",
                                      description=__doc__)
     parser.add_argument("--configs", default=None,
-                        help="ACTORS:ENVS_PER_ACTOR:VECTOR_ENV(0/1),... "
+                        help="ACTORS:ENVS_PER_ACTOR:VECTOR_ENV(0/1)"
+                        "[:shm|grpc],... "
                         f"(default {DEFAULT_CONFIGS})")
     parser.add_argument("--warmup_s", type=float, default=20.0,
                         help="after the first progress record")
@@ -153,7 +171,7 @@ def main(argv):
     if args.quick:
         args.warmup_s, args.measure_s, args.ceiling_s = 10.0, 25.0, 6.0
         args.configs = args.configs or QUICK_CONFIGS
-    configs = [tuple(int(x) for x in c.split(":"))
+    configs = [_parse_config(c, parser)
                for c in (args.configs or DEFAULT_CONFIGS).split(",")]
     processes = os.cpu_count() or 1
     rows = []
@@ -164,15 +182,16 @@ def main(argv):
             processes, args.ceiling_s, per_cpu_second=True)
         quiet()
         before = ceiling()
-        for index, (actors, envs, vector) in enumerate(configs):
+        for index, config in enumerate(configs):
+            actors, envs, vector, transport = config
             quiet()
             print(f"[throughput] ceiling {before[0]:,.0f} frames/s; training "
                   f"{actors} actor(s) x {envs} env(s), vector_env="
-                  f"{bool(vector)} ...", flush=True)
+                  f"{bool(vector)}, {transport} ...", flush=True)
             row = {"actors": actors, "envs_per_actor": envs,
-                   "vector_env": bool(vector), "ceiling_before": before[0]}
-            row.update(train((actors, envs, vector), args, extra, work,
-                             index))
+                   "vector_env": bool(vector), "transport": transport,
+                   "ceiling_before": before[0]}
+            row.update(train(config, args, extra, work, index))
             quiet()
             after = ceiling()
             row["ceiling_after"] = after[0]
@@ -191,6 +210,7 @@ def main(argv):
     columns = [("actors", "actors", "{}"), ("envs_per_actor", "envs/actor",
                                               "{}"),
                ("vector_env", "vector env", "{}"),
+               ("transport", "transport", "{}"),
                ("fps", "frames/s", "{:,.0f}"),
                ("ceiling_fps", "ceiling", "{:,.0f}"),
                ("ratio_to_ceiling", "/ceiling", "{:.2f}"),
