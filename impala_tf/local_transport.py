@@ -178,12 +178,6 @@ class SlotSender:
         header[k, _STAMP] = time.monotonic_ns()
         header[k, _STATE] = FULL  # Last: the learner may read it from now.
 
-    def queue_closed(self):
-        return self._client.queue_closed()
-
-    def close(self):
-        self._client.close()
-
 
 class SlotReceiver:
     """The learner's side: batches from the FULL slots of local actors.
@@ -268,7 +262,8 @@ class SlotReceiver:
         iterator ends (StopIteration) after `close()`. The tensors share the
         batch's memory (DLPack), so a batch costs one copy out of the slots.
         """
-        return _Batches(self, batch_size, max(1, prefetch))
+        return _Batches(self.next_batch, self._spec, self._closed,
+                        batch_size, max(1, prefetch))
 
     def waiting(self):
         """Trajectories filled and not yet read (int)."""
@@ -303,20 +298,18 @@ class _Batches:
     """`SlotReceiver.batches`' iterator: a producer thread and a bounded
     queue of ready batches."""
 
-    def __init__(self, receiver, batch_size, prefetch):
-        self._receiver = receiver
+    def __init__(self, next_batch, spec, closed, batch_size, prefetch):
         self._ready = queue.Queue(maxsize=prefetch)
         self._error = []
         self._thread = threading.Thread(
-            target=self._produce, args=(batch_size,), daemon=True,
-            name="shared-memory-batches")
+            target=self._produce, args=(next_batch, spec, closed, batch_size),
+            daemon=True, name="shared-memory-batches")
         self._thread.start()
 
-    def _produce(self, batch_size):
-        spec, closed = self._receiver._spec, self._receiver._closed  # pylint: disable=protected-access
+    def _produce(self, next_batch, spec, closed, batch_size):
         try:
             while True:
-                flat = self._receiver.next_batch(batch_size)
+                flat = next_batch(batch_size)
                 if flat is None:
                     return
                 batch = tf.nest.pack_sequence_as(spec, tensors(flat))

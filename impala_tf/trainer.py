@@ -233,6 +233,7 @@ def train(config, console=sys.stdout):
         server.close()
         if receiver is not None:
             receiver.close()
+
     logger = progress.ProgressLogger(
         config.logdir, config.actor.level_set.levels,
         config.learner.num_action_repeats,

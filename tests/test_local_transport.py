@@ -55,9 +55,6 @@ class _Client:
     def queue_closed(self):
         return bool(self._closed is not None and self._closed.is_set())
 
-    def close(self):
-        pass
-
 
 def _send(slots, first_k, count, n):
     """Child process: sends `count` enqueues of n trajectories from first_k."""
