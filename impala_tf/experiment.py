@@ -87,6 +87,11 @@ flags.DEFINE_integer("batch_size", None, "Unrolls per learner batch.",
 flags.DEFINE_integer("total_environment_frames", None,
                      "Frames to train for (learning rate reaches 0 there).",
                      lower_bound=1)
+flags.DEFINE_integer("learning_rate_decay_frames", None,
+                     "Frames over which the learning rate decays linearly to "
+                     "0 (default: --total_environment_frames, as the "
+                     "release). Lets a short run keep a long schedule.",
+                     lower_bound=1)
 flags.DEFINE_float("learning_rate", None, "RMSProp learning rate.",
                    lower_bound=0.0)
 flags.DEFINE_float("decay", 0.99, "RMSProp decay.", lower_bound=0.0,
@@ -275,6 +280,7 @@ def build_configs():
         num_action_repeats=get("num_action_repeats"),
         total_environment_frames=get("total_environment_frames"),
         learning_rate=get("learning_rate"), decay=FLAGS.decay,
+        learning_rate_decay_frames=FLAGS.learning_rate_decay_frames,
         momentum=FLAGS.momentum, epsilon=get("epsilon"),
         entropy_cost=get("entropy_cost"), baseline_cost=FLAGS.baseline_cost,
         discounting=FLAGS.discounting,

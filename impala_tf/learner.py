@@ -9,7 +9,8 @@ of `types.Trajectory`, each [B, T+1, ...]) and:
   3. computes V-trace targets and the summed IMPALA loss on steps 0..T-1,
      bootstrapping from the value at step T (`losses.compute_loss`);
   4. clips the gradients' global norm and applies RMSProp, whose learning
-     rate decays linearly to 0 over `total_environment_frames`;
+     rate decays linearly to 0 over `learning_rate_decay_frames`
+     (default `total_environment_frames`);
   5. skips the update (and counts it) if the loss or the gradient norm is not
      finite, so NaNs never reach the weights;
   6. publishes the new weights for the actors (`transport`).
@@ -43,6 +44,10 @@ class LearnerConfig:
     clip_pg_rho_threshold: float = 1.0
     clip_c_threshold: float = 1.0
     vtrace_lambda: float = 1.0
+    # Frames over which the learning rate decays linearly to 0; None: over
+    # `total_environment_frames`, as the release does. A run shorter than its
+    # schedule (a 20M-frame run of the paper's 200M schedule) sets this.
+    learning_rate_decay_frames: int = None
 
     @property
     def frames_per_step(self):
@@ -134,10 +139,14 @@ class Learner(tf.Module):
         self._optimizer_ready = True
 
     def current_learning_rate(self, frames):
-        """lr * max(0, 1 - frames / total_environment_frames)."""
+        """lr * max(0, 1 - frames / decay_frames), a float32 scalar.
+
+        decay_frames is `learning_rate_decay_frames`, or
+        `total_environment_frames` when that is None.
+        """
         c = self.config
-        fraction = tf.cast(frames, tf.float64) / float(
-            c.total_environment_frames)
+        horizon = c.learning_rate_decay_frames or c.total_environment_frames
+        fraction = tf.cast(frames, tf.float64) / float(horizon)
         remaining = tf.maximum(tf.constant(0.0, tf.float64), 1.0 - fraction)
         return tf.cast(c.learning_rate * remaining, tf.float32)
 
