@@ -14,6 +14,13 @@ of `types.Trajectory`, each [B, T+1, ...]) and:
   5. skips the update (and counts it) if the loss or the gradient norm is not
      finite, so NaNs never reach the weights;
   6. publishes the new weights for the actors (`transport`).
+
+`Learner.step_function(jit_compile)` is the step the training loop runs:
+steps 1-5 in one `tf.function`, XLA-compiled when asked, then the weight
+publication in an outer, uncompiled `tf.function` (it writes resource
+variables that the TensorFlow gRPC server serves to actors, which XLA cannot
+own). Text observations (DMLab instructions) have no XLA kernels:
+`resolve_jit_compile` decides, and says why.
 """
 
 import dataclasses
@@ -52,6 +59,33 @@ class LearnerConfig:
     @property
     def frames_per_step(self):
         return self.batch_size * self.unroll_length * self.num_action_repeats
+
+
+def resolve_jit_compile(requested, gpu_visible, text_observations=False):
+    """Whether the learner step is XLA-compiled: the one place of its default.
+
+    requested: True, False, or None for the default, which is on where a
+    GPU is visible and off on CPU (where XLA measured 2.25x slower per step,
+    benchmarks/README.md) and off for text observations (XLA has no string
+    kernels). Raises ValueError if XLA is requested with text observations.
+    """
+    if requested and text_observations:
+        raise ValueError("--jit_compile cannot compile a learner whose "
+                         "observations hold text (XLA has no string ops); "
+                         "use --nojit_compile")
+    if requested is None:
+        return bool(gpu_visible) and not text_observations
+    return bool(requested)
+
+
+def jit_compile_line(jit_compile, requested):
+    """The log line saying whether the learner step is XLA-compiled."""
+    how = "--jit_compile" if requested else (
+        "--nojit_compile" if requested is not None else "default: "
+        + ("a GPU is visible" if jit_compile else "no GPU or text input"))
+    return ("[impala] learner step: "
+            + ("XLA-compiled" if jit_compile else "not compiled")
+            + f" ({how})")
 
 
 def make_optimizer(learning_rate, decay, momentum, epsilon):
@@ -193,6 +227,38 @@ class Learner(tf.Module):
         grads, total_loss, stats = self.compute_gradients(batch)
         return self.apply_gradients(grads, total_loss, stats, batch)
 
+    def step_function(self, jit_compile):
+        """The training loop's step: `step(batch) -> dict of tensors`.
+
+        batch: `types.Trajectory`, each [B, T+1, ...] (eager tensors, e.g.
+        from `prefetch.prefetch_to_device`). Returns what `train_step`
+        returns. The update (loss, gradients, clipping, RMSProp, counters,
+        the non-finite skip) runs in one `tf.function`, compiled by XLA if
+        `jit_compile`; the weight publication (`publish`) runs after it,
+        outside XLA. Call `build()` first.
+        """
+        if not self._optimizer_ready:
+            raise RuntimeError("call Learner.build() before step_function()")
+        update = tf.function(self._update, jit_compile=bool(jit_compile))
+
+        @tf.function
+        def step(batch):
+            out = update(batch)
+            with tf.control_dependencies([out["num_steps"]]):
+                self._publish_weights()
+            return out
+
+        return step
+
+    def _update(self, batch):
+        """`train_step` without the weight publication."""
+        grads, total_loss, stats = self.compute_gradients(batch)
+        return self._apply(grads, total_loss, stats, batch)
+
+    def _publish_weights(self):
+        if self._publish is not None:
+            self._publish(self.agent.trainable_variables, self.num_steps)
+
     def compute_gradients(self, batch):
         """Loss and gradients on one batch, nothing updated.
 
@@ -216,6 +282,13 @@ class Learner(tf.Module):
         learner's batch ([B, T+1, ...]), for the episode data returned.
         Returns what `train_step` returns.
         """
+        out = self._apply(grads, total_loss, stats, batch)
+        with tf.control_dependencies([out["num_steps"]]):
+            self._publish_weights()
+        return out
+
+    def _apply(self, grads, total_loss, stats, batch):
+        """`apply_gradients` without the weight publication."""
         c = self.config
         variables = self.agent.trainable_variables
         lr = self.current_learning_rate(self.num_frames)
@@ -239,8 +312,6 @@ class Learner(tf.Module):
             self.nonfinite_skips.assign_add(skipped)
             self.num_steps.assign_add(1)
             self.num_frames.assign_add(c.frames_per_step * self.num_learners)
-        if self._publish is not None:
-            self._publish(variables, self.num_steps)
         out = dict(stats)
         out.update(
             learning_rate=lr, grad_norm=grad_norm,

@@ -1,0 +1,194 @@
+"""Tests for impala_tf.learner: the update with and without XLA, the
+learning-rate schedule, the non-finite skip, publication and the XLA default.
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from impala_tf import agents
+from impala_tf import learner as learner_lib
+from impala_tf import types
+
+B, T, A, SIZE = 3, 4, 3, 24  # Batch, unroll, actions, frame side.
+
+
+def _config(**overrides):
+    values = dict(
+        batch_size=B, unroll_length=T, num_action_repeats=1,
+        total_environment_frames=10 * B * T, learning_rate=0.01, decay=0.99,
+        momentum=0.0, epsilon=0.01, entropy_cost=0.01, baseline_cost=0.5,
+        discounting=0.99, reward_clipping="abs_one", max_grad_norm=40.0)
+    values.update(overrides)
+    return learner_lib.LearnerConfig(**values)
+
+
+def _batch(seed=0, use_lstm=True, reward_scale=1.0):
+    """A fixed random batch: `types.Trajectory`, each [B, T+1, ...]."""
+    rng = np.random.default_rng(seed)
+    n = T + 1
+    state = ()
+    if use_lstm:  # A nonzero start state, as after an earlier unroll.
+        state = tf.nest.map_structure(
+            lambda s: tf.constant(rng.normal(size=s.shape), tf.float32),
+            agents.make_agent("shallow", A).state_spec(B))
+    return types.Trajectory(
+        level_id=tf.zeros([B], tf.int32),
+        policy_version=tf.zeros([B], tf.int64),
+        agent_state=state,
+        env_outputs=types.EnvOutput(
+            reward=tf.constant(reward_scale * rng.normal(size=[B, n]),
+                               tf.float32),
+            done=tf.constant(rng.random([B, n]) < 0.2),
+            observation={"frame": tf.constant(
+                rng.integers(0, 256, [B, n, SIZE, SIZE, 3]), tf.uint8)}),
+        agent_outputs=types.AgentOutput(
+            action=tf.constant(rng.integers(0, A, [B, n]), tf.int32),
+            policy_logits=tf.constant(rng.normal(size=[B, n, A]),
+                                      tf.float32),
+            baseline=tf.constant(rng.normal(size=[B, n]), tf.float32)),
+        game_over=tf.zeros([B, n], tf.bool),
+        episode_return=tf.zeros([B, n], tf.float32),
+        episode_step=tf.zeros([B, n], tf.int32))
+
+
+def _spec(batch):
+    return tf.nest.map_structure(tf.TensorSpec.from_tensor, batch)
+
+
+def _learner(use_lstm=True, publish=None, **overrides):
+    tf.random.set_seed(0)
+    agent = agents.make_agent("shallow", A, use_lstm=use_lstm)
+    learner = learner_lib.Learner(agent, _config(**overrides),
+                                  publish=publish)
+    learner.build(_spec(_batch(use_lstm=use_lstm)))
+    return learner
+
+
+def _values(variables):
+    return [v.numpy().copy() for v in variables]
+
+
+def test_xla_step_gives_the_same_update_as_the_plain_step():
+    learner = _learner()
+    batch = _batch()
+    start = _values(learner.variables)  # Weights and optimizer slots.
+    initial = _values(learner.agent.trainable_variables)
+    weights = {}
+    for jit in (False, True):
+        for v, x in zip(learner.variables, start):
+            v.assign(x)
+        out = learner.step_function(jit)(batch)
+        assert int(out["num_steps"]) == 1
+        assert int(out["nonfinite_skips"]) == 0
+        weights[jit] = _values(learner.agent.trainable_variables)
+    moved = [np.max(np.abs(a - b)) for a, b in zip(weights[False], initial)]
+    assert max(moved) > 1e-4  # The step did update the weights.
+    for plain, xla in zip(weights[False], weights[True]):
+        np.testing.assert_allclose(xla, plain, atol=1e-5, rtol=0)
+
+
+def test_step_function_publishes_the_updated_weights():
+    mirror = {}  # What actors would read: a copy, as the transport keeps.
+
+    def publish(variables, version):
+        if not mirror:
+            mirror["weights"] = [tf.Variable(tf.zeros_like(v))
+                                 for v in variables]
+            mirror["version"] = tf.Variable(-1, dtype=tf.int64)
+        for m, v in zip(mirror["weights"], variables):
+            m.assign(v.read_value())
+        mirror["version"].assign(tf.cast(version, tf.int64))
+
+    learner = _learner(use_lstm=False, publish=publish)
+    publish(learner.agent.trainable_variables, learner.num_steps)
+    batch = _batch(use_lstm=False)
+    before = _values(learner.agent.trainable_variables)
+    out = learner.step_function(True)(batch)
+    assert int(mirror["version"].numpy()) == int(out["num_steps"]) == 1
+    after = _values(learner.agent.trainable_variables)
+    assert any(np.any(a != b) for a, b in zip(before, after))
+    for m, a in zip(mirror["weights"], after):
+        np.testing.assert_array_equal(m.numpy(), a)
+
+
+def test_train_step_still_publishes():
+    calls = []
+    learner = _learner(use_lstm=False,
+                       publish=lambda variables, version: calls.append(
+                           int(version)))
+    learner.train_step(_batch(use_lstm=False))  # Eager.
+    assert calls == [1]
+
+
+def test_step_function_needs_build():
+    learner = learner_lib.Learner(agents.make_agent("shallow", A), _config())
+    with pytest.raises(RuntimeError, match="build"):
+        learner.step_function(False)
+
+
+@pytest.mark.parametrize("decay_frames,frames,expected", [
+    (None, 0, 0.01), (None, 60, 0.005), (None, 120, 0.0), (None, 240, 0.0),
+    (240, 60, 0.0075), (240, 120, 0.005), (240, 240, 0.0), (30, 60, 0.0)])
+def test_learning_rate_schedule(decay_frames, frames, expected):
+    # total_environment_frames is 10 * B * T = 120.
+    learner = learner_lib.Learner(
+        agents.make_agent("shallow", A),
+        _config(learning_rate_decay_frames=decay_frames))
+    got = float(learner.current_learning_rate(tf.constant(frames, tf.int64)))
+    assert got == pytest.approx(expected, abs=1e-9)
+
+
+def test_steps_count_frames_and_decay_the_learning_rate():
+    learner = _learner(use_lstm=False, learning_rate_decay_frames=4 * B * T)
+    step = learner.step_function(False)
+    rates = [float(step(_batch(seed=s, use_lstm=False))["learning_rate"])
+             for s in range(3)]
+    # The rate of a step is the one at the frames before it.
+    np.testing.assert_allclose(rates, [0.01, 0.0075, 0.005], rtol=1e-6)
+    assert int(learner.num_frames.numpy()) == 3 * B * T
+    assert float(learner.learning_rate.numpy()) == pytest.approx(0.005)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_nonfinite_batch_is_skipped_and_counted(jit):
+    learner = _learner(use_lstm=False)
+    before = _values(learner.agent.trainable_variables)
+    step = learner.step_function(jit)
+    bad = _batch(use_lstm=False)
+    reward = bad.env_outputs.reward.numpy()
+    reward[0, 2] = np.nan
+    bad = bad._replace(env_outputs=bad.env_outputs._replace(
+        reward=tf.constant(reward)))
+    out = step(bad)
+    assert int(out["nonfinite_skips"]) == 1
+    assert int(out["num_steps"]) == 1  # Counted, weights unchanged.
+    for a, b in zip(before, _values(learner.agent.trainable_variables)):
+        np.testing.assert_array_equal(a, b)
+    out = step(_batch(seed=1, use_lstm=False))
+    assert int(out["nonfinite_skips"]) == 1
+    assert any(np.any(a != b) for a, b in zip(
+        before, _values(learner.agent.trainable_variables)))
+
+
+@pytest.mark.parametrize("requested,gpu,text,expected", [
+    (None, True, False, True), (None, False, False, False),
+    (None, True, True, False), (True, False, False, True),
+    (False, True, False, False), (False, True, True, False)])
+def test_resolve_jit_compile(requested, gpu, text, expected):
+    assert learner_lib.resolve_jit_compile(requested, gpu, text) is expected
+
+
+def test_resolve_jit_compile_refuses_text():
+    with pytest.raises(ValueError, match="text"):
+        learner_lib.resolve_jit_compile(True, True, text_observations=True)
+
+
+@pytest.mark.parametrize("jit,requested,expected", [
+    (True, True, "learner step: XLA-compiled (--jit_compile)"),
+    (False, False, "learner step: not compiled (--nojit_compile)"),
+    (True, None, "learner step: XLA-compiled (default: a GPU is visible)"),
+    (False, None, "learner step: not compiled (default: no GPU or text")])
+def test_jit_compile_line(jit, requested, expected):
+    line = learner_lib.jit_compile_line(jit, requested)
+    assert line.startswith("[impala] ") and expected in line
