@@ -78,11 +78,15 @@ def resolve_jit_compile(requested, gpu_visible, text_observations=False):
     return bool(requested)
 
 
-def jit_compile_line(jit_compile, requested):
-    """The log line saying whether the learner step is XLA-compiled."""
-    how = "--jit_compile" if requested else (
+def jit_compile_line(jit_compile, requested, why=None):
+    """The log line saying whether the learner step is XLA-compiled.
+
+    jit_compile: what is used; requested: the `resolve_jit_compile`
+    argument (True, False or None); why: a reason that overrides the flag's.
+    """
+    how = why or ("--jit_compile" if requested else (
         "--nojit_compile" if requested is not None else "default: "
-        + ("a GPU is visible" if jit_compile else "no GPU or text input"))
+        + ("a GPU is visible" if jit_compile else "no GPU or text input")))
     return ("[impala] learner step: "
             + ("XLA-compiled" if jit_compile else "not compiled")
             + f" ({how})")

@@ -8,9 +8,11 @@
      `num_actors` actor processes under a supervisor that restarts any that
      die;
   4. trains in a background thread — take a batch (from local actors'
-     shared memory, `local_transport`, or the gRPC queue through tf.data),
-     one `tf.function` step — while the main thread supervises actors and
-     handles SIGINT/SIGTERM;
+     shared memory, `local_transport`, or the gRPC queue through tf.data;
+     where a GPU is visible, copied onto it a batch ahead, `prefetch`), one
+     `Learner.step_function` step (XLA-compiled by default where a GPU is
+     visible, `--jit_compile`) — while the main thread supervises actors
+     and handles SIGINT/SIGTERM;
   5. logs progress, checkpoints every `checkpoint_interval_s` and at exit,
      stops the actors and returns the last progress record.
 
@@ -27,6 +29,7 @@ import signal
 import sys
 import threading
 import time
+import typing
 
 import numpy as np
 import tensorflow as tf
@@ -35,6 +38,7 @@ from impala_tf import actor as actor_lib
 from impala_tf import distributed
 from impala_tf import learner as learner_lib
 from impala_tf import local_transport
+from impala_tf import prefetch
 from impala_tf import progress
 from impala_tf import runs
 from impala_tf import supervisor as supervisor_lib
@@ -51,7 +55,9 @@ class TrainConfig:
     spawn_actors: bool = True
     checkpoint_interval_s: float = 600.0
     log_interval_s: float = 10.0
-    jit_compile: bool = False
+    # XLA-compile the learner step; None: `learner.resolve_jit_compile`'s
+    # default (on where a GPU is visible).
+    jit_compile: typing.Optional[bool] = None
     prefetch: int = 1
     env_timeout_s: float = 120.0  # 0: no environment watchdog.
     # Synchronous learners: every learner's "host:port" (empty or one: a
@@ -244,7 +250,17 @@ def train(config, console=sys.stdout):
                else lambda: dict(actors.stats(), **counter.stats())),
         suite_scores=config.actor.level_set.suite_scores)
 
-    step_fn = tf.function(learner.train_step, jit_compile=False)
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    jit = learner_lib.resolve_jit_compile(
+        config.jit_compile, gpu,
+        text_observations="instruction" in config.actor.observation_spec)
+    if cluster is not None:  # tf.distribute's collectives: not under XLA.
+        say(learner_lib.jit_compile_line(False, config.jit_compile,
+                                         why="synchronous learners"))
+    else:
+        say(learner_lib.jit_compile_line(jit, config.jit_compile))
+    step_fn = learner.step_function(jit)
+    device = "/GPU:0" if gpu else None  # Batches go there ahead of steps.
 
     @tf.function
     def next_step(iterator):
@@ -255,11 +271,15 @@ def train(config, console=sys.stdout):
     def batches():
         """(iterator of batches, its step function)."""
         if receiver is not None:
-            return (receiver.batches(config.learner.batch_size,
-                                     config.prefetch),
-                    lambda it: step_fn(next(it)))
-        return iter(server.dataset(config.learner.batch_size,
-                                   config.prefetch)), next_step
+            it = receiver.batches(config.learner.batch_size, config.prefetch)
+            if device:
+                it = prefetch.prefetch_to_device(it, device, config.prefetch)
+            return it, lambda it: step_fn(next(it))
+        dataset = server.dataset(config.learner.batch_size, config.prefetch)
+        if device and cluster is None:
+            dataset = prefetch.prefetch_dataset_to_device(dataset, device,
+                                                          config.prefetch)
+        return iter(dataset), next_step
 
     stop = threading.Event()
     errors = []

@@ -25,6 +25,11 @@ SMALL = ["--level_name=" + TOY, "--use_lstm=false", "--batch_size=8",
          "--learning_rate=0.002"]
 
 
+def tf_sees_gpu():
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 def _records(logdir):
     with open(os.path.join(logdir, "progress.jsonl")) as f:
         return [json.loads(line) for line in f]
@@ -51,6 +56,9 @@ def test_trains_and_learns(trained):
     # Random play scores 5 of 10; a learning agent is clearly above.
     assert last["episode_return_mean"] > 7.5, records
     assert "frames/s" in result.stdout and "ETA" in result.stdout
+    assert ("[impala] learner step: XLA-compiled (default: a GPU is visible)"
+            if tf_sees_gpu() else "[impala] learner step: not compiled "
+            "(default: no GPU or text input)") in result.stdout
     assert "through shared memory (2 x 4 slot(s)" in result.stdout
     assert os.path.isdir(os.path.join(logdir, "train"))  # TensorBoard.
     assert any(n.startswith("events.") for n in

@@ -1,0 +1,51 @@
+"""Tests for impala_tf.prefetch (on '/CPU:0'; the trainer uses a GPU)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from impala_tf import prefetch
+
+
+def _nests(n):
+    for i in range(n):
+        yield {"x": np.full([2, 3], i, np.int32), "y": (np.float32(i),)}
+
+
+@pytest.mark.parametrize("buffer_size", [1, 3])
+def test_keeps_order_copies_and_ends_with_the_source(buffer_size):
+    out = list(prefetch.prefetch_to_device(_nests(5), "/CPU:0", buffer_size))
+    assert [int(b["x"][0, 0]) for b in out] == [0, 1, 2, 3, 4]
+    assert all(isinstance(b["x"], tf.Tensor) for b in out)
+    assert all(b["x"].device.endswith("CPU:0") for b in out)
+    assert [float(b["y"][0]) for b in out] == [0, 1, 2, 3, 4]
+
+
+def test_empty_source_ends_at_once_and_stays_ended():
+    it = prefetch.prefetch_to_device(iter([]), "/CPU:0")
+    with pytest.raises(StopIteration):
+        next(it)
+    with pytest.raises(StopIteration):
+        next(it)
+
+
+def test_source_error_reaches_the_consumer_after_earlier_batches():
+    def failing():
+        yield {"x": np.zeros([1])}
+        raise RuntimeError("source broke")
+
+    it = prefetch.prefetch_to_device(failing(), "/CPU:0")
+    assert next(it)["x"].shape == [1]
+    with pytest.raises(RuntimeError, match="source broke"):
+        next(it)
+    with pytest.raises(RuntimeError, match="source broke"):
+        next(it)
+
+
+def test_dataset_version_keeps_order_inside_a_tf_function():
+    ds = tf.data.Dataset.range(4).map(lambda i: {"i": i})
+    it = iter(prefetch.prefetch_dataset_to_device(ds, "/CPU:0"))
+    take = tf.function(lambda it: next(it)["i"])
+    assert [int(take(it)) for _ in range(4)] == [0, 1, 2, 3]
+    with pytest.raises(tf.errors.OutOfRangeError):
+        take(it)
