@@ -22,15 +22,14 @@ into preallocated trajectory buffers; Atari games can be stepped as one
 """
 
 import dataclasses
-import typing
 
 import numpy as np
 import tensorflow as tf
 
 from impala_tf import agents
+from impala_tf import config as config_lib
 from impala_tf import transport
 from impala_tf import types
-from impala_tf.envs import registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,18 +46,7 @@ class AgentConfig:
             use_instruction=self.use_instruction)
 
 
-@dataclasses.dataclass(frozen=True)
-class ActorConfig:
-    level_set: registry.LevelSet
-    agent: AgentConfig
-    observation_spec: typing.Dict[str, typing.Any]  # name -> tf.TensorSpec
-    unroll_length: int
-    envs_per_actor: int
-    queue_capacity: int
-    seed: int
-    # Atari only: step the actor's games as one `atari_vector.AtariBatch`
-    # (batched preprocessing, same semantics); other suites ignore it.
-    vector_env: bool = False
+ActorConfig = config_lib.ActorConfig  # Where it is written: config.py.
 
 
 def observation_spec(env):

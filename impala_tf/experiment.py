@@ -7,6 +7,8 @@ environment, see `envs.registry`). Bad input prints one sentence and exits
 with status 2.
 """
 
+import dataclasses
+import functools
 import os
 import re
 import sys
@@ -21,7 +23,17 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags  # pylint: disable=g-import-not-at-top
 from absl import logging  # pylint: disable=g-import-not-at-top
 
+# pylint: disable-next=g-import-not-at-top
+from impala_tf import config as config_lib
+
 FLAGS = flags.FLAGS
+
+# A flag named like a config field takes its default from the field (the one
+# place it is written, `config.py`); None where the suite sets it.
+_TRAIN = functools.partial(config_lib.field_default, config_lib.TrainConfig)
+_ACTOR = functools.partial(config_lib.field_default, config_lib.ActorConfig)
+_LEARNER = functools.partial(config_lib.field_default,
+                             config_lib.LearnerConfig)
 
 # Environments per actor for Atari when --envs_per_actor is not given: the
 # fastest setting of benchmarks/throughput.py on 2 CPUs short of a policy lag
@@ -37,7 +49,8 @@ flags.DEFINE_string("level_name", "atari/pong",
                     "dmlab30, or MODULE:FUNCTION returning a dm_env.")
 flags.DEFINE_string("logdir", None,
                     "Run directory (default: logs/<level_name>).")
-flags.DEFINE_integer("seed", 1, "Random seed of environments and actors.")
+flags.DEFINE_integer("seed", _ACTOR("seed"),
+                     "Random seed of environments and actors.")
 # Agent.
 flags.DEFINE_enum("agent", None, ["shallow", "deep"],
                   "Network torso (default: shallow for Atari, deep for "
@@ -45,13 +58,14 @@ flags.DEFINE_enum("agent", None, ["shallow", "deep"],
 flags.DEFINE_bool("use_lstm", None,
                   "LSTM core (default: off for Atari, on otherwise).")
 # Actors.
-flags.DEFINE_integer("num_actors", 2, "Actor processes.", lower_bound=0)
+flags.DEFINE_integer("num_actors", _TRAIN("num_actors"), "Actor processes.",
+                     lower_bound=0)
 flags.DEFINE_integer("envs_per_actor", None,
                      "Environments stepped together by each actor, one "
                      "batched inference per step (default: 64 for Atari, "
                      "see benchmarks/README.md; 1 otherwise).",
                      lower_bound=1)
-flags.DEFINE_bool("vector_env", True,
+flags.DEFINE_bool("vector_env", _ACTOR("vector_env"),
                   "Atari: an actor steps its games as one batch with batched "
                   "preprocessing (envs/atari_vector.py, same semantics).")
 flags.DEFINE_integer("unroll_length", None, "Unroll length T.",
@@ -61,7 +75,7 @@ flags.DEFINE_integer("num_action_repeats", None, "Frames per agent step.",
 flags.DEFINE_integer("queue_capacity", None,
                      "Trajectory queue capacity (default: batch_size; the "
                      "release used 1).", lower_bound=1)
-flags.DEFINE_string("learner_address", "localhost:0",
+flags.DEFINE_string("learner_address", _TRAIN("learner_address"),
                     "host:port the learner serves on (port 0: pick one).")
 # Roles on a cluster (README "Distributed training").
 flags.DEFINE_enum("job_name", "", ["", "learner", "actor"],
@@ -70,15 +84,16 @@ flags.DEFINE_enum("job_name", "", ["", "learner", "actor"],
                   "--task-th of --learner_hosts) and wait for remote actors. "
                   "actor: act for the learner at --learner_address (or the "
                   "(--task % K)-th of --learner_hosts) until it is done.")
-flags.DEFINE_integer("task", 0, "Index of this learner (in --learner_hosts) "
-                     "or actor (seeds, levels).", lower_bound=0)
+flags.DEFINE_integer("task", _TRAIN("task"),
+                     "Index of this learner (in --learner_hosts) or actor "
+                     "(seeds, levels).", lower_bound=0)
 flags.DEFINE_string("learner_hosts", "",
                     "Synchronous learners: host:port,host:port,... (the same "
                     "list for every learner and actor).")
-flags.DEFINE_float("connect_timeout_s", 300.0,
+flags.DEFINE_float("connect_timeout_s", _ACTOR("connect_timeout_s"),
                    "Actor: seconds to keep retrying to reach the learner.",
                    lower_bound=1.0)
-flags.DEFINE_float("actor_timeout_s", 60.0,
+flags.DEFINE_float("actor_timeout_s", _TRAIN("actor_timeout_s"),
                    "Learner: a remote actor silent this long counts as gone.",
                    lower_bound=1.0)
 # Learner.
@@ -87,39 +102,45 @@ flags.DEFINE_integer("batch_size", None, "Unrolls per learner batch.",
 flags.DEFINE_integer("total_environment_frames", None,
                      "Frames to train for (learning rate reaches 0 there).",
                      lower_bound=1)
-flags.DEFINE_integer("learning_rate_decay_frames", None,
+flags.DEFINE_integer("learning_rate_decay_frames",
+                     _LEARNER("learning_rate_decay_frames"),
                      "Frames over which the learning rate decays linearly to "
                      "0 (default: --total_environment_frames, as the "
                      "release). Lets a short run keep a long schedule.",
                      lower_bound=1)
 flags.DEFINE_float("learning_rate", None, "RMSProp learning rate.",
                    lower_bound=0.0)
-flags.DEFINE_float("decay", 0.99, "RMSProp decay.", lower_bound=0.0,
-                   upper_bound=1.0)
-flags.DEFINE_float("momentum", 0.0, "RMSProp momentum.", lower_bound=0.0,
-                   upper_bound=1.0)
+flags.DEFINE_float("decay", _LEARNER("decay"), "RMSProp decay.",
+                   lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_float("momentum", _LEARNER("momentum"), "RMSProp momentum.",
+                   lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_float("epsilon", None, "RMSProp epsilon (inside the root).",
                    lower_bound=0.0)
 flags.DEFINE_float("entropy_cost", None, "Entropy cost.", lower_bound=0.0)
-flags.DEFINE_float("baseline_cost", 0.5, "Baseline cost.", lower_bound=0.0)
-flags.DEFINE_float("discounting", 0.99, "Discount factor.",
+flags.DEFINE_float("baseline_cost", _LEARNER("baseline_cost"),
+                   "Baseline cost.", lower_bound=0.0)
+flags.DEFINE_float("discounting", _LEARNER("discounting"), "Discount factor.",
                    lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_enum("reward_clipping", None,
                   ["abs_one", "soft_asymmetric", "none"],
                   "Reward clipping (default: abs_one; soft_asymmetric for "
                   "dmlab30).")
-flags.DEFINE_float("max_grad_norm", 40.0,
+flags.DEFINE_float("max_grad_norm", _LEARNER("max_grad_norm"),
                    "Global gradient-norm clip (0: none).", lower_bound=0.0)
-flags.DEFINE_enum("off_policy_correction", "vtrace",
+flags.DEFINE_enum("off_policy_correction",
+                  _LEARNER("off_policy_correction"),
                   ["vtrace", "1step_is", "epsilon", "none"],
                   "Off-policy correction (paper Table 2).")
-flags.DEFINE_float("clip_rho_threshold", 1.0, "V-trace rho-bar.")
-flags.DEFINE_float("clip_pg_rho_threshold", 1.0,
+flags.DEFINE_float("clip_rho_threshold", _LEARNER("clip_rho_threshold"),
+                   "V-trace rho-bar.")
+flags.DEFINE_float("clip_pg_rho_threshold",
+                   _LEARNER("clip_pg_rho_threshold"),
                    "V-trace policy-gradient rho-bar.")
-flags.DEFINE_float("clip_c_threshold", 1.0, "V-trace c-bar.")
-flags.DEFINE_float("vtrace_lambda", 1.0, "V-trace lambda.",
-                   lower_bound=0.0, upper_bound=1.0)
-flags.DEFINE_bool("jit_compile", None,
+flags.DEFINE_float("clip_c_threshold", _LEARNER("clip_c_threshold"),
+                   "V-trace c-bar.")
+flags.DEFINE_float("vtrace_lambda", _LEARNER("vtrace_lambda"),
+                   "V-trace lambda.", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_bool("jit_compile", _TRAIN("jit_compile"),
                   "XLA-compile the learner step (default: on where the "
                   "learner sees a GPU, off on CPU, where it is 2.25x slower; "
                   "off for text observations, which XLA cannot compile).")
@@ -128,17 +149,18 @@ flags.DEFINE_integer("learner_threads", None,
                      "process. Default: the CPUs the local actor processes "
                      "leave free, at least 1 (a learner with only remote "
                      "actors: every CPU).", lower_bound=1)
-flags.DEFINE_enum("local_transport", "shared_memory",
+flags.DEFINE_enum("local_transport", _TRAIN("local_transport"),
                   ["shared_memory", "grpc"],
                   "How actor processes started by the learner send "
                   "trajectories: shared memory (one copy each side; levels "
                   "with text observations use gRPC anyway) or the learner's "
                   "gRPC queue, as remote actors do.")
-flags.DEFINE_float("checkpoint_interval_s", 300.0,
+flags.DEFINE_float("checkpoint_interval_s",
+                   _TRAIN("checkpoint_interval_s"),
                    "Seconds between checkpoints.", lower_bound=1.0)
-flags.DEFINE_float("log_interval_s", 10.0, "Seconds between progress lines.",
-                   lower_bound=0.1)
-flags.DEFINE_float("env_timeout_s", 120.0,
+flags.DEFINE_float("log_interval_s", _TRAIN("log_interval_s"),
+                   "Seconds between progress lines.", lower_bound=0.1)
+flags.DEFINE_float("env_timeout_s", _TRAIN("env_timeout_s"),
                    "Restart an actor whose environment step or reset takes "
                    "longer (its first reset may take 10x; 0: never).",
                    lower_bound=0.0)
@@ -237,16 +259,25 @@ def _roles():
 
 
 def _flag_or_default(name, defaults):
+    """The flag's value, or where it is unset (None) the suite's default
+    (None if the suite has none)."""
     value = getattr(FLAGS, name)
-    return defaults[name] if value is None else value
+    return defaults.get(name) if value is None else value
+
+
+def _from_flags(cls, get, **values):
+    """`cls(**values)`, each other field from the flag of its name (`get`:
+    the flag or the suite's default) or, with no such flag, its default."""
+    for field in dataclasses.fields(cls):
+        if field.name not in values and field.name in FLAGS:
+            values[field.name] = get(field.name)
+    return cls(**values)
 
 
 def build_configs():
     """Flags -> (TrainConfig, level_set); raises on bad input."""
     level_set = _level_set()  # Before TensorFlow loads: bad names fail fast.
     from impala_tf import actor as actor_lib
-    from impala_tf import learner as learner_lib
-    from impala_tf import trainer
 
     d = level_set.defaults
     get = lambda n: _flag_or_default(n, d)
@@ -274,47 +305,25 @@ def build_configs():
         use_lstm=get("use_lstm"),
         use_instruction="instruction" in obs_spec)
     batch_size = get("batch_size")
-    actor_config = actor_lib.ActorConfig(
-        level_set=level_set, agent=agent, observation_spec=obs_spec,
-        unroll_length=get("unroll_length"),
+    actor_config = _from_flags(
+        config_lib.ActorConfig, get, level_set=level_set, agent=agent,
+        observation_spec=obs_spec,
         envs_per_actor=FLAGS.envs_per_actor or (
             ATARI_ENVS_PER_ACTOR if level_set.kind == "atari" else 1),
-        queue_capacity=FLAGS.queue_capacity or batch_size, seed=FLAGS.seed,
-        vector_env=FLAGS.vector_env)
-    learner_config = learner_lib.LearnerConfig(
-        batch_size=batch_size, unroll_length=get("unroll_length"),
-        num_action_repeats=get("num_action_repeats"),
-        total_environment_frames=get("total_environment_frames"),
-        learning_rate=get("learning_rate"), decay=FLAGS.decay,
-        learning_rate_decay_frames=FLAGS.learning_rate_decay_frames,
-        momentum=FLAGS.momentum, epsilon=get("epsilon"),
-        entropy_cost=get("entropy_cost"), baseline_cost=FLAGS.baseline_cost,
-        discounting=FLAGS.discounting,
-        reward_clipping=get("reward_clipping"),
-        max_grad_norm=FLAGS.max_grad_norm,
-        off_policy_correction=FLAGS.off_policy_correction,
-        clip_rho_threshold=FLAGS.clip_rho_threshold,
-        clip_pg_rho_threshold=FLAGS.clip_pg_rho_threshold,
-        clip_c_threshold=FLAGS.clip_c_threshold,
-        vtrace_lambda=FLAGS.vtrace_lambda)
+        queue_capacity=FLAGS.queue_capacity or batch_size)
+    learner_config = _from_flags(config_lib.LearnerConfig, get)
     logdir = FLAGS.logdir or os.path.join(
         "logs", re.sub(r"[^A-Za-z0-9_.-]+", "_", FLAGS.level_name))
     hosts = _roles()
     if FLAGS.job_name == "learner" and len(hosts) > 1 and FLAGS.task > 0:
         # Learner 0 checkpoints; the others only log, beside it.
         logdir = os.path.join(logdir, f"learner_{FLAGS.task}")
-    return trainer.TrainConfig(
-        logdir=logdir, actor=actor_config, learner=learner_config,
-        num_actors=FLAGS.num_actors,
-        checkpoint_interval_s=FLAGS.checkpoint_interval_s,
-        log_interval_s=FLAGS.log_interval_s, jit_compile=FLAGS.jit_compile,
-        env_timeout_s=FLAGS.env_timeout_s,
-        spawn_actors=not FLAGS.job_name,
+    return _from_flags(
+        config_lib.TrainConfig, get, logdir=logdir, actor=actor_config,
+        learner=learner_config, spawn_actors=not FLAGS.job_name,
         learner_address=(hosts[0] if len(hosts) == 1
                          else FLAGS.learner_address),
-        learner_hosts=tuple(hosts), task=FLAGS.task,
-        actor_timeout_s=FLAGS.actor_timeout_s,
-        local_transport=FLAGS.local_transport)
+        learner_hosts=tuple(hosts))
 
 
 def _restore_agent(config):
@@ -352,7 +361,7 @@ def _run_actor(config):
     try:
         distributed.run_actor_role(
             config.actor, FLAGS.task, address, learner_task, job,
-            connect_timeout_s=FLAGS.connect_timeout_s,
+            connect_timeout_s=config.actor.connect_timeout_s,
             log=lambda m: print(m, flush=True))
     except tf.errors.InvalidArgumentError as e:
         raise UsageError(
@@ -363,7 +372,7 @@ def _run_actor(config):
             tf.errors.DeadlineExceededError) as e:
         sys.stderr.write(
             f"error: actor {FLAGS.task} could not reach the learner at "
-            f"{address} within {FLAGS.connect_timeout_s:.0f}s "
+            f"{address} within {config.actor.connect_timeout_s:.0f}s "
             f"({type(e).__name__})\n")
         sys.stderr.flush()
         os._exit(1)  # pylint: disable=protected-access

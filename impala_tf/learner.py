@@ -23,42 +23,15 @@ own). Text observations (DMLab instructions) have no XLA kernels:
 `resolve_jit_compile` decides, and says why.
 """
 
-import dataclasses
 
 import sonnet as snt
 import tensorflow as tf
 
+from impala_tf import config as config_lib
 from impala_tf import losses
 
 
-@dataclasses.dataclass(frozen=True)
-class LearnerConfig:
-    batch_size: int
-    unroll_length: int
-    num_action_repeats: int
-    total_environment_frames: int
-    learning_rate: float
-    decay: float
-    momentum: float
-    epsilon: float
-    entropy_cost: float
-    baseline_cost: float
-    discounting: float
-    reward_clipping: str
-    max_grad_norm: float
-    off_policy_correction: str = "vtrace"
-    clip_rho_threshold: float = 1.0
-    clip_pg_rho_threshold: float = 1.0
-    clip_c_threshold: float = 1.0
-    vtrace_lambda: float = 1.0
-    # Frames over which the learning rate decays linearly to 0; None: over
-    # `total_environment_frames`, as the release does. A run shorter than its
-    # schedule (a 20M-frame run of the paper's 200M schedule) sets this.
-    learning_rate_decay_frames: int = None
-
-    @property
-    def frames_per_step(self):
-        return self.batch_size * self.unroll_length * self.num_action_repeats
+LearnerConfig = config_lib.LearnerConfig  # Where it is written: config.py.
 
 
 def resolve_jit_compile(requested, gpu_visible, text_observations=False):

@@ -23,18 +23,17 @@ several `learner_hosts` it is one of K synchronous learners
 checkpoints, all stop after the same step.
 """
 
-import dataclasses
 import functools
 import signal
 import sys
 import threading
 import time
-import typing
 
 import numpy as np
 import tensorflow as tf
 
 from impala_tf import actor as actor_lib
+from impala_tf import config as config_lib
 from impala_tf import distributed
 from impala_tf import learner as learner_lib
 from impala_tf import local_transport
@@ -45,30 +44,7 @@ from impala_tf import supervisor as supervisor_lib
 from impala_tf import transport
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    logdir: str
-    actor: actor_lib.ActorConfig
-    learner: learner_lib.LearnerConfig
-    num_actors: int
-    learner_address: str  # "host:port"; port 0 picks a free port.
-    spawn_actors: bool = True
-    checkpoint_interval_s: float = 600.0
-    log_interval_s: float = 10.0
-    # XLA-compile the learner step; None: `learner.resolve_jit_compile`'s
-    # default (on where a GPU is visible).
-    jit_compile: typing.Optional[bool] = None
-    prefetch: int = 1
-    env_timeout_s: float = 120.0  # 0: no environment watchdog.
-    # Synchronous learners: every learner's "host:port" (empty or one: a
-    # single learner at learner_address) and this learner's index.
-    learner_hosts: tuple = ()
-    task: int = 0
-    actor_timeout_s: float = 60.0  # Remote actor silent this long: gone.
-    # How local actors send trajectories: "shared_memory" (one copy each
-    # side, `local_transport`; numeric observations only, else gRPC) or
-    # "grpc" (the learner's queue, as remote actors do).
-    local_transport: str = "shared_memory"
+TrainConfig = config_lib.TrainConfig  # Where it is written: config.py.
 
 
 def learner_threads(requested, num_local_actors, num_cpus):

@@ -1,0 +1,99 @@
+"""The configuration of a run: the one place where a default is written.
+
+`TrainConfig` (the learner process) holds an `ActorConfig` and a
+`LearnerConfig`. A field with a default here gives the command-line flag of
+the same name its default (`experiment.py` reads it with `field_default`);
+a field without one is filled from the level's suite (`envs.registry`) or
+from other flags. Plain Python, no TensorFlow: the flags are defined and
+checked before TensorFlow loads.
+"""
+
+import dataclasses
+import typing
+
+
+def field_default(cls, name):
+    """The default of dataclass `cls`'s field `name` (KeyError if it has
+    none): what a flag of that name takes as its default."""
+    field = {f.name: f for f in dataclasses.fields(cls)}[name]
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    raise KeyError(f"{cls.__name__}.{name} has no default")
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnerConfig:
+    """The update: batch, schedule, RMSProp, loss (paper Table G.1)."""
+    batch_size: int
+    unroll_length: int
+    num_action_repeats: int
+    total_environment_frames: int
+    learning_rate: float
+    epsilon: float
+    entropy_cost: float
+    reward_clipping: str
+    decay: float = 0.99
+    momentum: float = 0.0
+    baseline_cost: float = 0.5
+    discounting: float = 0.99
+    max_grad_norm: float = 40.0  # Global gradient-norm clip; 0: none.
+    off_policy_correction: str = "vtrace"
+    clip_rho_threshold: float = 1.0
+    clip_pg_rho_threshold: float = 1.0
+    clip_c_threshold: float = 1.0
+    vtrace_lambda: float = 1.0
+    # Frames over which the learning rate decays linearly to 0; None: over
+    # `total_environment_frames`, as the release does. A run shorter than its
+    # schedule (a 20M-frame run of the paper's 200M schedule) sets this.
+    learning_rate_decay_frames: typing.Optional[int] = None
+
+    @property
+    def frames_per_step(self):
+        return self.batch_size * self.unroll_length * self.num_action_repeats
+
+
+@dataclasses.dataclass(frozen=True)
+class ActorConfig:
+    """What an actor process needs to act (local or remote)."""
+    level_set: typing.Any  # envs.registry.LevelSet
+    agent: typing.Any  # actor.AgentConfig
+    observation_spec: typing.Dict[str, typing.Any]  # name -> tf.TensorSpec
+    unroll_length: int
+    envs_per_actor: int
+    queue_capacity: int
+    seed: int = 1
+    # Atari only: step the actor's games as one `atari_vector.AtariBatch`
+    # (batched preprocessing, same semantics); other suites ignore it.
+    vector_env: bool = True
+    # A remote actor (--job_name=actor): seconds to keep retrying to reach
+    # the learner.
+    connect_timeout_s: float = 300.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The learner process of a run (`trainer.train`)."""
+    logdir: str
+    actor: ActorConfig
+    learner: LearnerConfig
+    num_actors: int = 2
+    learner_address: str = "localhost:0"  # "host:port"; port 0: a free one.
+    spawn_actors: bool = True
+    checkpoint_interval_s: float = 300.0
+    log_interval_s: float = 10.0
+    # XLA-compile the learner step; None: `learner.resolve_jit_compile`'s
+    # default (on where a GPU is visible).
+    jit_compile: typing.Optional[bool] = None
+    prefetch: int = 1
+    env_timeout_s: float = 120.0  # 0: no environment watchdog.
+    # Synchronous learners: every learner's "host:port" (empty or one: a
+    # single learner at learner_address) and this learner's index.
+    learner_hosts: tuple = ()
+    task: int = 0
+    actor_timeout_s: float = 60.0  # Remote actor silent this long: gone.
+    # How local actors send trajectories: "shared_memory" (one copy each
+    # side, `local_transport`; numeric observations only, else gRPC) or
+    # "grpc" (the learner's queue, as remote actors do).
+    local_transport: str = "shared_memory"
