@@ -6,7 +6,8 @@
 * `raw_emulator_ceiling(processes, seconds)`: the machine's ceiling, P
   processes stepping raw ALE Pong (ALE's own frame skip 4, random actions,
   no preprocessing), in frames/s summed over the processes.
-* `ProcessCpu`: CPU seconds of a process tree between two instants.
+* `ProcessCpu`: CPU seconds of a process tree between two instants;
+  `tree_cpu_s(root)`; `machine_busy(seconds)` (/proc, `impala_tf.testing`).
 * `machine()`, `write_json(path, report)`, `format_table(rows, columns)`.
 """
 
@@ -14,23 +15,15 @@ import json
 import multiprocessing
 import os
 import platform
-import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from impala_tf import testing
+
+REPO = testing.REPO
 _ISOLATED = "IMPALA_BENCHMARK_ISOLATED"
-
-
-def in_private_network():
-    """True if this process sees no network interface but loopback."""
-    try:
-        return all(name == "lo" for _, name in socket.if_nameindex())
-    except OSError:
-        return False
 
 
 def ensure_private_network(module):
@@ -39,16 +32,13 @@ def ensure_private_network(module):
     Returns only in the private namespace; otherwise exits with the inner
     run's status. Exits with a message if `unshare` is not available.
     """
-    if os.environ.get(_ISOLATED) or in_private_network():
+    if os.environ.get(_ISOLATED) or testing.in_private_network():
         return
     inner = [sys.executable, "-m", module] + sys.argv[1:]
-    quoted = " ".join(shlex.quote(a) for a in inner)
     try:
         # unshare and bash exec: the child's pid is the inner benchmark's.
-        proc = subprocess.Popen(
-            ["unshare", "-n", "bash", "-c",
-             f"ip link set lo up && exec {quoted}"], cwd=REPO,
-            env=dict(os.environ, **{_ISOLATED: "1"}))
+        proc = subprocess.Popen(testing.isolated_command(inner), cwd=REPO,
+                                env=dict(os.environ, **{_ISOLATED: "1"}))
     except FileNotFoundError:
         sys.exit("error: needs `unshare -n` (root or user namespaces) to "
                  "keep TF's gRPC servers off the network")
@@ -131,49 +121,10 @@ def run_main(module, main):
     sys.exit(main(sys.argv[1:]))
 
 
-def _stat(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        text = f.read()
-    fields = text[text.rfind(")") + 2:].split()
-    return int(fields[1]), int(fields[11]) + int(fields[12])  # ppid, ticks
-
-
-def process_tree(root):
-    """{pid: (ppid, cpu ticks)} for `root` and its descendants."""
-    table = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                table[int(name)] = _stat(int(name))
-            except (OSError, ValueError, IndexError):
-                pass
-    tree, grew = {root}, True
-    while grew:
-        grew = False
-        for pid, (ppid, _) in table.items():
-            if ppid in tree and pid not in tree:
-                tree.add(pid)
-                grew = True
-    return {pid: table[pid] for pid in tree if pid in table}
-
-
 def tree_cpu_s(root):
     """CPU seconds (user + system) of `root` and its live descendants."""
-    ticks = sum(t for _, t in process_tree(root).values())
+    ticks = sum(st.cpu_ticks for st in testing.process_tree(root).values())
     return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def read_jsonl(path):
-    """The records of a JSON-lines file being appended to ([] if absent)."""
-    out = []
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    pass  # A line being written.
-    return out
 
 
 class ProcessCpu:
@@ -186,15 +137,16 @@ class ProcessCpu:
         self._t0 = None
 
     def start(self):
-        self._start = process_tree(self._root)
+        self._start = {pid: st.cpu_ticks for pid, st in
+                       testing.process_tree(self._root).items()}
         self._t0 = time.monotonic()
 
     def stop(self):
-        end = process_tree(self._root)
+        end = testing.process_tree(self._root)
         dt = max(time.monotonic() - self._t0, 1e-9)
         hz = os.sysconf("SC_CLK_TCK")
-        used = {pid: (ticks - self._start.get(pid, (0, 0))[1]) / hz / dt
-                for pid, (_, ticks) in end.items()}
+        used = {pid: (st.cpu_ticks - self._start.get(pid, 0)) / hz / dt
+                for pid, st in end.items()}
         children = sorted((c for pid, c in used.items()
                            if pid != self._root and c > 0.02), reverse=True)
         return {"root": used.get(self._root, 0.0), "children": children,
@@ -208,13 +160,9 @@ def exit_on_sigterm():
 
 def machine_busy(seconds=2.0):
     """CPUs' worth of work the whole machine did over `seconds`."""
-    def sample():
-        with open("/proc/stat") as f:
-            fields = [float(x) for x in f.readline().split()[1:]]
-        return sum(fields) - fields[3] - fields[4], sum(fields)
-    busy0, total0 = sample()
+    busy0, total0 = testing.machine_jiffies()
     time.sleep(seconds)
-    busy1, total1 = sample()
+    busy1, total1 = testing.machine_jiffies()
     return ((busy1 - busy0) / max(total1 - total0, 1.0)
             * (os.cpu_count() or 1))
 

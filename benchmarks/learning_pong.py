@@ -14,13 +14,15 @@ flags go after `--`.
 """
 
 import csv
-import json
 import os
 import subprocess
 import sys
 
 from absl import app
 from absl import flags
+
+from impala_tf import progress
+from impala_tf import testing
 
 flags.DEFINE_integer("frames", 10_000_000, "Frames to train for.")
 flags.DEFINE_string("logdir", "logs/learning_pong", "Run directory.")
@@ -30,17 +32,14 @@ flags.DEFINE_integer("timeout_s", 0, "Stop training after this many seconds "
                      "(SIGTERM: clean stop with a checkpoint); 0: none.")
 FLAGS = flags.FLAGS
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = testing.REPO
 
 
 def train(extra):
     inner = [sys.executable, "-m", "impala_tf.experiment",
              "--level_name=atari/pong", f"--logdir={FLAGS.logdir}",
              f"--total_environment_frames={FLAGS.frames}"] + extra
-    quoted = " ".join(subprocess.list2cmdline([a]) for a in inner)
-    cmd = ["unshare", "-n", "bash", "-c",
-           f"ip link set lo up && exec {quoted}"]
-    proc = subprocess.Popen(cmd, cwd=REPO)
+    proc = subprocess.Popen(testing.isolated_command(inner), cwd=REPO)
     try:
         proc.wait(timeout=FLAGS.timeout_s or None)
     except subprocess.TimeoutExpired:
@@ -50,13 +49,9 @@ def train(extra):
 
 
 def read_progress(logdir):
-    rows = []
-    with open(os.path.join(logdir, "progress.jsonl")) as f:
-        for line in f:
-            r = json.loads(line)
-            rows.append((r["env_frames"], r.get("elapsed_s", 0.0), r["fps"],
-                         r.get("episode_return_mean")))
-    return rows
+    return [(r["env_frames"], r.get("elapsed_s", 0.0), r["fps"],
+             r.get("episode_return_mean"))
+            for r in progress.read_records(logdir)]
 
 
 def write_outputs(rows, out):

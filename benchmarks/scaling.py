@@ -31,16 +31,10 @@ import tempfile
 import time
 
 from benchmarks import _common
+from impala_tf import progress
+from impala_tf import testing
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_ISOLATED = "IMPALA_SCALING_ISOLATED"
-
-
-def _cpu_times():
-    with open("/proc/stat") as f:
-        fields = [float(x) for x in f.readline().split()[1:]]
-    idle = fields[3] + fields[4]
-    return sum(fields), idle
+REPO = testing.REPO
 
 
 def run_config(learners, actors, args, extra, workdir):
@@ -52,7 +46,6 @@ def run_config(learners, actors, args, extra, workdir):
            "--total_environment_frames=100000000000",
            f"--log_interval_s={args.log_interval_s}",
            "--checkpoint_interval_s=1000000"] + extra
-    progress = os.path.join(logdir, "progress.jsonl")
     with open(logdir + ".log", "w") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=log,
                                 stderr=subprocess.STDOUT,
@@ -60,16 +53,18 @@ def run_config(learners, actors, args, extra, workdir):
     result = {"learners": learners, "actors": actors}
     try:
         deadline = time.monotonic() + args.startup_timeout_s
-        while len(_common.read_jsonl(progress)) < 1:
+        while not progress.read_records(logdir):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{learners}x{actors} did not start; see "
                                    f"{logdir}.log")
             time.sleep(0.5)
-        start = _common.read_jsonl(progress)[-1]
-        cpu0, own0, t0 = _cpu_times(), _common.tree_cpu_s(proc.pid), time.time()
+        start = progress.read_records(logdir)[-1]
+        cpu0, own0, t0 = (testing.machine_jiffies(),
+                          _common.tree_cpu_s(proc.pid), time.time())
         time.sleep(args.measure_s)
-        cpu1, own1, t1 = _cpu_times(), _common.tree_cpu_s(proc.pid), time.time()
-        records = [r for r in _common.read_jsonl(progress)
+        cpu1, own1, t1 = (testing.machine_jiffies(),
+                          _common.tree_cpu_s(proc.pid), time.time())
+        records = [r for r in progress.read_records(logdir)
                    if r["wall_time"] >= start["wall_time"]]
         end = records[-1]
         dt = end["wall_time"] - start["wall_time"]
@@ -78,7 +73,7 @@ def run_config(learners, actors, args, extra, workdir):
             learner_steps_per_s=(end["learner_steps"]
                                  - start["learner_steps"]) / dt if dt else 0,
             measured_s=dt,
-            cpu_busy=1 - (cpu1[1] - cpu0[1]) / max(cpu1[0] - cpu0[0], 1e-9),
+            cpu_busy=(cpu1[0] - cpu0[0]) / max(cpu1[1] - cpu0[1], 1e-9),
             cores_used=(own1 - own0) / (t1 - t0),
             load_average_1min=os.getloadavg()[0],
             actors_connected=end.get("actors_connected"))
@@ -161,17 +156,7 @@ def main(argv):
         with open(os.path.join(REPO, args.out)) as f:
             print(table(json.load(f)["results"]))
         return 0
-    if not os.environ.get(_ISOLATED):
-        inner = [sys.executable, "-m", "benchmarks.scaling"] + sys.argv[1:]
-        quoted = " ".join(subprocess.list2cmdline([a]) for a in inner)
-        try:
-            return subprocess.call(
-                ["unshare", "-n", "bash", "-c",
-                 f"ip link set lo up && exec {quoted}"], cwd=REPO,
-                env=dict(os.environ, **{_ISOLATED: "1"}))
-        except FileNotFoundError:
-            sys.exit("error: needs `unshare -n` (root or user namespaces) to "
-                     "keep TF's servers off the network")
+    _common.ensure_private_network("benchmarks.scaling")
     configs = [tuple(int(x) for x in c.split("x"))
                for c in args.configs.split(",")]
     results = []

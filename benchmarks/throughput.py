@@ -46,6 +46,8 @@ import tempfile
 import time
 
 from benchmarks import _common
+from impala_tf import progress
+from impala_tf import testing
 
 MONOBEAST_FPS = 4300.0  # benchmarks/README.md, "Peers".
 DEFAULT_CONFIGS = "2:1:0,2:64:0,2:32:1,2:64:1:grpc,2:64:1,2:128:1"
@@ -67,13 +69,6 @@ def _stop(proc):
     proc.wait()
 
 
-def _cpu_busy():
-    """(busy, total) jiffies of the whole machine, from /proc/stat."""
-    with open("/proc/stat") as f:
-        fields = [float(x) for x in f.readline().split()[1:]]
-    return sum(fields) - fields[3] - fields[4], sum(fields)
-
-
 def train(config, args, extra, workdir, index=0):
     """Runs one training config; returns frames/s and CPU details."""
     actors, envs, vector, transport = config
@@ -85,14 +80,13 @@ def train(config, args, extra, workdir, index=0):
            f"--vector_env={'true' if vector else 'false'}",
            f"--local_transport={TRANSPORTS[transport]}",
            "--log_interval_s=2", "--checkpoint_interval_s=1000000"] + extra
-    progress = os.path.join(logdir, "progress.jsonl")
     with open(logdir + ".log", "w") as log:
         proc = subprocess.Popen(cmd, cwd=_common.REPO, stdout=log,
                                 stderr=subprocess.STDOUT,
                                 start_new_session=True)
     try:
         deadline = time.monotonic() + args.startup_timeout_s
-        while not _common.read_jsonl(progress):  # Start-up, tracing, first batch.
+        while not progress.read_records(logdir):  # Start-up, first batch.
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"config {name} did not start training; "
                                    f"see {logdir}.log")
@@ -100,16 +94,16 @@ def train(config, args, extra, workdir, index=0):
         time.sleep(args.warmup_s)  # Queue and prefetch in steady state.
         if proc.poll() is not None:
             raise RuntimeError(f"config {name} exited; see {logdir}.log")
-        first = _common.read_jsonl(progress)[-1]
+        first = progress.read_records(logdir)[-1]
         cpu = _common.ProcessCpu(proc.pid)
         cpu.start()
-        busy0 = _cpu_busy()
+        busy0 = testing.machine_jiffies()
         time.sleep(args.measure_s)
-        busy1 = _cpu_busy()
+        busy1 = testing.machine_jiffies()
         used = cpu.stop()
         machine_busy = ((busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1)
                         * (os.cpu_count() or 1))
-        records = [r for r in _common.read_jsonl(progress)
+        records = [r for r in progress.read_records(logdir)
                    if r["wall_time"] > first["wall_time"]]
         if not records:
             raise RuntimeError(f"config {name}: no progress while measuring")

@@ -5,6 +5,10 @@
 to `<logdir>/progress.jsonl` (at least `env_frames`, `learner_steps`,
 `wall_time`, `fps`, `episode_return_mean`), the same scalars to TensorBoard
 (`<logdir>/train`), and a one-line summary to the console.
+
+`read_records(logdir)` reads the file back (tests, benchmarks, tools), even
+while a run appends to it; `repair(logdir)` drops the half-written last line
+a killed run may leave. Reading needs no TensorFlow.
 """
 
 import collections
@@ -14,7 +18,50 @@ import sys
 import time
 
 import numpy as np
-import tensorflow as tf
+
+FILENAME = "progress.jsonl"
+
+
+def path(logdir):
+    """`<logdir>/progress.jsonl`."""
+    return os.path.join(logdir, FILENAME)
+
+
+def read_records(logdir, strict=False):
+    """The records of `<logdir>/progress.jsonl`, oldest first (dicts).
+
+    [] if there is no file yet. A last line without its newline is one
+    being written (or cut by a kill): skipped, or with `strict` a
+    ValueError. A complete line that is not JSON raises ValueError.
+    """
+    try:
+        with open(path(logdir)) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return []
+    lines = text.split("\n")
+    if lines[-1] and strict:
+        raise ValueError(f"{path(logdir)} ends with a half-written line")
+    out = []
+    for number, line in enumerate(lines[:-1], 1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                raise ValueError(f"{path(logdir)} line {number} is not "
+                                 f"JSON: {line[:80]!r}") from None
+    return out
+
+
+def repair(logdir):
+    """Drops a half-written last line of progress.jsonl (a killed run)."""
+    try:
+        with open(path(logdir), "rb+") as f:
+            data = f.read()
+            if data and not data.endswith(b"\n"):
+                f.truncate(data.rfind(b"\n") + 1)
+    except FileNotFoundError:
+        pass
 
 _LOSS_KEYS = ("total_loss", "policy_gradient_loss", "baseline_loss",
               "entropy_loss", "mean_rho", "mean_clipped_rho", "mean_vs",
@@ -50,7 +97,9 @@ class ProgressLogger:
                  total_frames, interval_s=10.0, console=sys.stdout,
                  extra=None, window=100, suite_scores=None):
         self._suite_scores = suite_scores or (lambda means: {})
-        self._path = os.path.join(logdir, "progress.jsonl")
+        # Imported here, not above: reading needs no TensorFlow.
+        import tensorflow as tf  # pylint: disable=g-import-not-at-top
+        self._path = path(logdir)
         self._writer = tf.summary.create_file_writer(
             os.path.join(logdir, "train"))
         self._levels = list(level_names)
@@ -141,6 +190,7 @@ class ProgressLogger:
         return record
 
     def _summaries(self, record):
+        import tensorflow as tf  # pylint: disable=g-import-not-at-top
         step = record["env_frames"]
         with self._writer.as_default():
             for k, v in record.items():

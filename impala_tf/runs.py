@@ -14,6 +14,8 @@ import json
 import os
 import tempfile
 
+from impala_tf import progress
+
 CONFIG_FILE = "run_config.json"
 
 
@@ -152,14 +154,7 @@ class RunDirectory:
 
     def repair_progress(self):
         """Drops a half-written last line of progress.jsonl (a killed run)."""
-        path = os.path.join(self.logdir, "progress.jsonl")
-        try:
-            with open(path, "rb+") as f:
-                data = f.read()
-                if data and not data.endswith(b"\n"):
-                    f.truncate(data.rfind(b"\n") + 1)
-        except FileNotFoundError:
-            pass
+        progress.repair(self.logdir)
 
 
 def _first_line(error):

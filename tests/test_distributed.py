@@ -8,23 +8,24 @@ own namespace and process group, bounded in time, and killed with
 everything it started when it ends.
 """
 
-import json
 import os
 import textwrap
 
 import numpy as np
 import pytest
 
+from impala_tf import progress
+from impala_tf import testing
 from tests import procs
 
-TOY = "impala_tf.envs.toy:colour_choice"
+TOY = testing.TOY_LEVEL
 SMALL = ["--level_name=" + TOY, "--use_lstm=false", "--batch_size=4",
          "--unroll_length=10", "--learning_rate=0.002", "--log_interval_s=1"]
 
 
-def _isolated_script(script, timeout, cwd=procs.REPO):
+def _isolated_script(script, timeout, cwd=testing.REPO):
     """Runs a bash script in a fresh network namespace; (rc, output)."""
-    return procs.run_isolated_script(textwrap.dedent(script), timeout, cwd)
+    return testing.run_isolated_script(textwrap.dedent(script), timeout, cwd)
 
 
 # Bash helpers: `wait_for SECONDS 'CONDITION'` evaluates CONDITION (a
@@ -42,9 +43,8 @@ return 1; fi
 """
 
 
-def _records(path):
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+def _records(logdir):
+    return progress.read_records(logdir, strict=True)
 
 
 # --------------------------------------------------------------------------
@@ -114,7 +114,7 @@ def test_launcher_plans_roles_and_rejects_role_flags(capsys):
 def equivalence(tmp_path_factory):
     """2 learner processes (batch B each) and the in-process MirroredStrategy
     harness, both against one learner on the union batch (2B)."""
-    if not procs.can_isolate():
+    if not testing.can_isolate():
         pytest.skip("needs `unshare -n` to keep TF servers off the network")
     d = tmp_path_factory.mktemp("equivalence")
     helper = "$PY -m tests.distributed_equivalence"
@@ -205,7 +205,7 @@ def test_remote_actors_join_late_leave_early_and_exit_zero(tmp_path):
     assert "no authentication" in logs["L"]
     assert "actor 1 connected (" in logs["L"]
     assert "the learner is done" in logs["A0"]
-    records = _records(logdir / "progress.jsonl")
+    records = _records(logdir)
     both = [i for i, r in enumerate(records) if r["actors_connected"] == 2]
     after = [r for r in records[both[0]:] if r["actors_connected"] == 1]
     assert after, records  # Actor 1 left: counted down to 1...
@@ -240,8 +240,8 @@ def test_launcher_two_learners_stop_together(tmp_path):
     assert "on other machines" in log and "--job_name=actor" in log
     assert log.count("the learner is done") == 2, log[-4000:]
     assert "still running" not in log
-    chief = _records(logdir / "progress.jsonl")
-    other = _records(logdir / "learner_1" / "progress.jsonl")
+    chief = _records(logdir)
+    other = _records(logdir / "learner_1")
     assert chief[-1]["learner_steps"] == other[-1]["learner_steps"] > 0
     assert chief[-1]["env_frames"] == other[-1]["env_frames"]
     assert chief[-1]["env_frames"] == chief[-1]["learner_steps"] * 2 * 4 * 10

@@ -17,6 +17,7 @@ if TESTS_DIR not in sys.path:  # The child processes inherit sys.path.
     sys.path.insert(0, TESTS_DIR)
 
 import fake_deepmind_lab  # noqa: E402
+from impala_tf import testing  # noqa: E402
 from impala_tf.envs import dmlab  # noqa: E402
 
 FAKE = "fake_deepmind_lab"
@@ -67,12 +68,8 @@ def _pid_gone(pid, timeout=10.0):
     """True once ``pid`` has exited (a zombie counts as exited)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                state = [line for line in f if line.startswith("State:")]
-            if state and "Z" in state[0].split()[1]:
-                return True
-        except FileNotFoundError:
+        stat = testing.proc_stat(pid)
+        if stat is None or stat.state == "Z":
             return True
         time.sleep(0.05)
     return False

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -20,48 +21,26 @@ import time
 import numpy as np
 import pytest
 
+from impala_tf import progress
+from impala_tf import testing
 from tests import faulty_envs
 from tests import procs
 
-pytestmark = [pytest.mark.slow, procs.requires_netns]
+pytestmark = pytest.mark.slow
 
 TINY = ["--use_lstm=false", "--batch_size=4", "--unroll_length=10",
         "--log_interval_s=1"]
-TOY = "--level_name=impala_tf.envs.toy:colour_choice"
+TOY = "--level_name=" + testing.TOY_LEVEL
 
 
-def _stat(pid):
-    """(state, process group) of a live process, or None."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return fields[0], int(fields[2])
-
-
-def group_members(pgid):
-    """Live (not zombie) pids in process group `pgid`."""
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            st = _stat(int(name))
-            if st and st[1] == pgid and st[0] != "Z":
-                out.append(int(name))
-    return out
+def _alive(pid):
+    stat = testing.proc_stat(pid)
+    return stat is not None and stat.state != "Z"
 
 
 def actor_pids(pgid):
-    out = []
-    for pid in group_members(pgid):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read()
-        except OSError:
-            continue
-        if b"spawn_main" in cmd:
-            out.append(pid)
-    return out
+    return [pid for pid in testing.group_members(pgid)
+            if "spawn_main" in (testing.cmdline(pid) or "")]
 
 
 class Learner:
@@ -75,7 +54,7 @@ class Learner:
         args = [sys.executable, "-m", "impala_tf.experiment"] + flags
         # unshare and bash exec: the process we start is the learner itself.
         self.proc = subprocess.Popen(
-            procs.isolated_command(args), cwd=procs.REPO, env=full_env,
+            testing.isolated_command(args), cwd=testing.REPO, env=full_env,
             stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True)
         self.pid = self.proc.pid
@@ -103,10 +82,7 @@ class Learner:
             raise AssertionError(f"still running:\n{self.text()[-4000:]}")
 
     def kill_all(self):
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        testing.kill_group(self.proc)
         self.proc.wait()
         self._log.close()
 
@@ -128,7 +104,7 @@ def start():
 def gone_within(pids, timeout_s):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not [p for p in pids if _stat(p) and _stat(p)[0] != "Z"]:
+        if not [p for p in pids if _alive(p)]:
             return True
         time.sleep(0.1)
     return False
@@ -138,21 +114,14 @@ def leftovers(pgid, timeout_s=5.0):
     """Command lines of the group's processes still there after a grace
     period (multiprocessing's resource tracker exits just after us)."""
     deadline = time.monotonic() + timeout_s
-    while group_members(pgid) and time.monotonic() < deadline:
+    while testing.group_members(pgid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    out = []
-    for pid in group_members(pgid):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                out.append(f.read().replace(b"\0", b" ").decode()[:200])
-        except OSError:
-            pass
-    return out
+    return [(testing.cmdline(pid) or "")[:200]
+            for pid in testing.group_members(pgid)]
 
 
 def records(logdir):
-    with open(os.path.join(logdir, "progress.jsonl")) as f:
-        return [json.loads(line) for line in f]
+    return progress.read_records(logdir)
 
 
 def checkpoint_values(logdir):
@@ -167,6 +136,7 @@ def counter(values, name):
     return int(values[f"{name}/.ATTRIBUTES/VARIABLE_VALUE"])
 
 
+@procs.requires_netns
 def test_actor_faults_are_survived_and_counted(start, tmp_path):
     """Env raises, env hangs, a NaN reward, actors SIGKILLed: the run
     reaches its frame target and progress.jsonl counts every event."""
@@ -207,6 +177,7 @@ def test_actor_faults_are_survived_and_counted(start, tmp_path):
     assert not leftovers(run.pid)
 
 
+@procs.requires_netns
 def test_learner_kill_resume_and_clean_stops(start, tmp_path):
     """SIGKILL the learner: its actors exit; the same command resumes with
     the checkpoint's counters; SIGTERM and SIGINT then stop cleanly with a
@@ -258,8 +229,7 @@ def test_learner_kill_resume_and_clean_stops(start, tmp_path):
         # The last record counts exactly the steps the checkpoint holds.
         assert records(logdir)[-1]["learner_steps"] == counter(
             saved, "num_steps")
-    for line in open(os.path.join(logdir, "progress.jsonl")):
-        json.loads(line)  # No half-written line after the SIGKILL.
+    progress.read_records(logdir, strict=True)  # No half-written line.
 
 
 def _digest(directory):
@@ -278,7 +248,7 @@ def _digest(directory):
 def finished_run(tmp_path_factory):
     """A short completed training run (with checkpoints) to damage."""
     logdir = str(tmp_path_factory.mktemp("finished") / "run")
-    result = procs.run_impala(
+    result = testing.run_impala(
         [TOY, "--num_actors=1", "--total_environment_frames=400",
          "--logdir=" + logdir] + TINY, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -294,6 +264,7 @@ def _truncate_data(logdir):
                 f.truncate(os.path.getsize(path) // 2)
 
 
+@procs.requires_netns
 @pytest.mark.parametrize("flags,damage,fragment", [
     (["--agent=deep"], None, "holds a run with agent='shallow' but this "
      "run has agent='deep'"),
@@ -310,7 +281,7 @@ def test_bad_checkpoint_exits_2_and_keeps_files(finished_run, tmp_path, flags,
     elif damage:
         damage(logdir)
     before = _digest(logdir)
-    result = procs.run_impala(
+    result = testing.run_impala(
         [TOY, "--num_actors=1", "--total_environment_frames=800",
          "--logdir=" + logdir] + TINY + flags, timeout=120)
     assert result.returncode == 2, (result.stdout, result.stderr)
@@ -324,22 +295,23 @@ def test_unusable_logdir_and_environment_exit_2(tmp_path):
     readonly = tmp_path / "ro"
     readonly.mkdir()
     if os.geteuid() == 0:  # root writes anywhere: mount it read-only.
-        script = (f"mount -t tmpfs -o ro tmpfs {readonly} && exec "
-                  + subprocess.list2cmdline(
-                      [sys.executable, "-m", "impala_tf.experiment", TOY,
-                       f"--logdir={readonly}/run"]))
-        cmd = ["unshare", "-m", "-n", "bash", "-c", script]
+        if not testing.can_isolate():
+            pytest.skip("root needs `unshare -m` to mount a read-only dir")
+        cmd = testing.isolated(
+            f"mount -t tmpfs -o ro tmpfs {readonly} && exec " + shlex.join(
+                [sys.executable, "-m", "impala_tf.experiment", TOY,
+                 f"--logdir={readonly}/run"]), mount=True)
     else:
         readonly.chmod(0o500)
         cmd = [sys.executable, "-m", "impala_tf.experiment", TOY,
                f"--logdir={readonly}/run"]
-    result = subprocess.run(cmd, cwd=procs.REPO, capture_output=True,
+    result = subprocess.run(cmd, cwd=testing.REPO, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 2, result.stderr
     assert re.search(r"^error: --logdir \S+ is not writable \((Read-only "
                      r"file system|Permission denied)\)$", result.stderr,
                      re.M), result.stderr
-    result = procs.run_impala(
+    result = testing.run_impala(
         ["--level_name=tests.faulty_envs:broken_env",
          "--logdir=" + str(tmp_path / "x")], timeout=120, isolate=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -348,22 +320,20 @@ def test_unusable_logdir_and_environment_exit_2(tmp_path):
             in result.stderr), result.stderr
 
 
+@procs.requires_netns
 def test_killed_actors_never_deliver_partial_trajectories(tmp_path):
     """SIGKILL actors while they send 4 MB enqueues: every trajectory the
     learner dequeues is whole and exactly what an actor built."""
-    cmd = procs.isolated_command(
+    cmd = testing.isolated_command(
         [sys.executable, "-m", "tests.queue_kill_driver"])
-    proc = subprocess.Popen(cmd, cwd=procs.REPO, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(cmd, cwd=testing.REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
                             start_new_session=True)
     try:
         out, err = proc.communicate(timeout=150)
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        testing.kill_group(proc)
     assert proc.returncode == 0, err[-3000:]
     stats = json.loads(out.strip().splitlines()[-1])
     assert stats["kills"] == 6 and stats["mid"] >= 1, stats

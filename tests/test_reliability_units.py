@@ -15,34 +15,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import actor as actor_lib
-from impala_tf import learner as learner_lib
 from impala_tf import runs
 from impala_tf import supervisor as supervisor_lib
+from impala_tf import testing
 from impala_tf import trainer
 from impala_tf import watchdog
 from impala_tf.envs import registry
 from tests import faulty_envs
 
-TOY = "impala_tf.envs.toy:colour_choice"
+TOY = testing.TOY_LEVEL
 
 
-def make_config(logdir, torso="shallow", num_actions=2, use_lstm=False,
-                reward_clipping="abs_one", level=TOY):
-    level_set = registry.parse_level_name(level)
-    obs = {"frame": tf.TensorSpec([24, 24, 3], tf.uint8)}
-    agent = actor_lib.AgentConfig(torso, num_actions, use_lstm, False)
-    return trainer.TrainConfig(
-        logdir=str(logdir), num_actors=1, learner_address="localhost:0",
-        actor=actor_lib.ActorConfig(level_set, agent, obs, unroll_length=5,
-                                    envs_per_actor=1, queue_capacity=2,
-                                    seed=1),
-        learner=learner_lib.LearnerConfig(
-            batch_size=2, unroll_length=5, num_action_repeats=1,
-            total_environment_frames=1000, learning_rate=0.01, decay=0.99,
-            momentum=0.0, epsilon=0.01, entropy_cost=0.01, baseline_cost=0.5,
-            discounting=0.99, reward_clipping=reward_clipping,
-            max_grad_norm=40.0))
+make_config = testing.tiny_train_config
 
 
 def random_batch(traj_spec, batch_size, num_actions, seed):
@@ -346,8 +330,8 @@ def test_supervisor_kills_an_actor_whose_environment_hangs():
     assert lines[0].endswith("s (--env_timeout_s=0.5); killing the actor")
     assert "was stopped by the environment watchdog" in lines[1]
     assert sup.stats()["env_timeouts"] == 1
-    assert not os.path.exists(f"/proc/{pid}") or "Z" in open(
-        f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    stat = testing.proc_stat(pid)
+    assert stat is None or stat.state == "Z"  # Gone, or a zombie.
 
 
 def test_supervisor_stops_healthy_actors_quickly():

@@ -15,14 +15,17 @@ import textwrap
 import numpy as np
 import pytest
 
+from impala_tf import progress
+from impala_tf import testing
 from tests import procs
 
-pytestmark = [pytest.mark.slow, procs.requires_netns]
+TOY = testing.TOY_LEVEL
+SMALL = testing.TINY_FLAGS
 
-TOY = "impala_tf.envs.toy:colour_choice"
-SMALL = ["--level_name=" + TOY, "--use_lstm=false", "--batch_size=8",
-         "--unroll_length=10", "--num_actors=2", "--log_interval_s=2",
-         "--learning_rate=0.002"]
+
+def real_processes(test):
+    """A test that trains with a learner (a TF server) and actors."""
+    return pytest.mark.slow(procs.requires_netns(test))
 
 
 def tf_sees_gpu():
@@ -31,20 +34,20 @@ def tf_sees_gpu():
 
 
 def _records(logdir):
-    with open(os.path.join(logdir, "progress.jsonl")) as f:
-        return [json.loads(line) for line in f]
+    return progress.read_records(logdir, strict=True)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One short training run shared by the tests below."""
     logdir = str(tmp_path_factory.mktemp("run"))
-    result = procs.run_impala(
+    result = testing.run_impala(
         SMALL + ["--logdir=" + logdir, "--total_environment_frames=16000"])
     assert result.returncode == 0, result.stderr[-3000:]
     return logdir, result
 
 
+@real_processes
 def test_trains_and_learns(trained):
     logdir, result = trained
     records = _records(logdir)
@@ -65,12 +68,13 @@ def test_trains_and_learns(trained):
                os.listdir(os.path.join(logdir, "train")))
 
 
+@real_processes
 def test_resume_continues_counters(trained, tmp_path):
     logdir, _ = trained
     copy = str(tmp_path / "resumed")
     subprocess.run(["cp", "-r", logdir, copy], check=True)
     before = _records(copy)[-1]
-    result = procs.run_impala(
+    result = testing.run_impala(
         SMALL + ["--logdir=" + copy, "--total_environment_frames=20000"])
     assert result.returncode == 0, result.stderr[-3000:]
     assert "resumed from" in result.stdout
@@ -82,10 +86,11 @@ def test_resume_continues_counters(trained, tmp_path):
     assert records[-1]["env_frames"] >= 20000
 
 
+@real_processes
 def test_test_mode_writes_scores(trained, tmp_path):
     logdir, _ = trained
     out = str(tmp_path / "scores.csv")
-    result = procs.run_impala(
+    result = testing.run_impala(
         SMALL + ["--logdir=" + logdir, "--mode=test",
                  "--test_num_episodes=5", "--test_output=" + out])
     assert result.returncode == 0, result.stderr[-3000:]
@@ -96,10 +101,11 @@ def test_test_mode_writes_scores(trained, tmp_path):
     assert np.mean([float(r["score"]) for r in rows]) > 7.0
 
 
+@real_processes
 def test_export_reloads_without_impala_or_sonnet(trained, tmp_path):
     logdir, _ = trained
     export_dir = str(tmp_path / "policy")
-    result = procs.run_impala(
+    result = testing.run_impala(
         SMALL + ["--logdir=" + logdir, "--mode=export",
                  "--export_dir=" + export_dir])
     assert result.returncode == 0, result.stderr[-3000:]
@@ -127,7 +133,7 @@ def test_export_reloads_without_impala_or_sonnet(trained, tmp_path):
         assert "sonnet" not in sys.modules and "impala_tf" not in sys.modules
         # The trained policy prefers action 0 on red and 1 on green.
         print("PREF", int(np.argmax(outs[0][0])), int(np.argmax(outs[1][0])))
-    """).replace("REPO", repr(procs.REPO))
+    """).replace("REPO", repr(testing.REPO))
     check = subprocess.run([sys.executable, "-c", script, export_dir],
                            cwd=str(tmp_path), capture_output=True, text=True,
                            timeout=120)
@@ -135,10 +141,11 @@ def test_export_reloads_without_impala_or_sonnet(trained, tmp_path):
     assert "PREF 0 1" in check.stdout
 
 
+@real_processes
 def test_lstm_agent_trains_over_the_grpc_queue(tmp_path):
     """The LSTM agent (core states in the trajectories), with local actors
     on the gRPC queue instead of shared memory (the other runs' default)."""
-    result = procs.run_impala(
+    result = testing.run_impala(
         [f for f in SMALL if not f.startswith("--use_lstm")]
         + ["--use_lstm=true", "--logdir=" + str(tmp_path),
            "--total_environment_frames=3200", "--num_actors=1",
@@ -148,10 +155,11 @@ def test_lstm_agent_trains_over_the_grpc_queue(tmp_path):
     assert _records(str(tmp_path))[-1]["env_frames"] >= 3200
 
 
+@real_processes
 def test_dmlab_language_level_on_test_double(tmp_path):
     """A short run on a DMLab language level through the DeepMind Lab test
     double: instruction strings travel from the Lab to the agent's encoder."""
-    result = procs.run_impala(
+    result = testing.run_impala(
         ["--level_name=language_select_described_object",
          "--agent=shallow", "--batch_size=2", "--unroll_length=5",
          "--num_actors=1", "--total_environment_frames=400",
@@ -166,6 +174,7 @@ def test_dmlab_language_level_on_test_double(tmp_path):
     assert _records(str(tmp_path))[-1]["env_frames"] >= 400
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags,fragment", [
     (["--level_name=atari/pongg"], "unknown Atari game 'pongg'"),
     (["--level_name=nosuchlevel"], "unknown level 'nosuchlevel'"),
@@ -178,8 +187,9 @@ def test_dmlab_language_level_on_test_double(tmp_path):
     (["--learner_threads=0"], "learner_threads"),
 ])
 def test_bad_input_is_one_sentence_and_exit_2(flags, fragment, tmp_path):
-    result = procs.run_impala(flags + ["--logdir=" + str(tmp_path / "x")],
-                              timeout=60, isolate=False)
+    result = testing.run_impala(
+        flags + ["--logdir=" + str(tmp_path / "x")], timeout=60,
+        isolate=False)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
     errors = [l for l in result.stderr.splitlines() if l.startswith("error:")]
@@ -222,11 +232,12 @@ def test_shared_memory_only_for_local_numeric_trajectories():
         assert trainer._slot_factory(changed, None, spec) is None
 
 
+@pytest.mark.slow
 def test_logdir_that_is_a_file(tmp_path):
     path = tmp_path / "file"
     path.write_text("keep me")
-    result = procs.run_impala(SMALL + ["--logdir=" + str(path)], timeout=60,
-                              isolate=False)
+    result = testing.run_impala(SMALL + ["--logdir=" + str(path)],
+                                timeout=60, isolate=False)
     assert result.returncode == 2
     assert "is a file" in result.stderr and "Traceback" not in result.stderr
     assert path.read_text() == "keep me"

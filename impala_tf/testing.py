@@ -1,0 +1,223 @@
+"""Helpers shared by the tests and the benchmarks.
+
+* Isolation: TF's gRPC server listens on every interface whatever address it
+  is given, so anything that starts a learner runs in a private network
+  namespace with only loopback up (`isolated`, the one place that launch
+  line is written; `can_isolate`, `in_private_network`).
+* Processes: impala commands in their own process group, killed with
+  everything they started when they end or time out (`run_impala`,
+  `run_isolated_script`, `kill_group`).
+* /proc: one parser of a process's stat line (`proc_stat`) and of the
+  machine's CPU counters (`machine_jiffies`), for process trees, process
+  groups and CPU use.
+* Tiny configurations: the toy level and flags small enough for tests
+  (`TOY_LEVEL`, `TINY_FLAGS`, `tiny_train_config`).
+
+No pytest and no TensorFlow at import time: benchmarks use it too.
+"""
+
+import collections
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+TOY_LEVEL = "impala_tf.envs.toy:colour_choice"
+# A feed-forward agent learning the toy level in seconds (add --logdir and
+# --total_environment_frames).
+TINY_FLAGS = ["--level_name=" + TOY_LEVEL, "--use_lstm=false",
+              "--batch_size=8", "--unroll_length=10", "--num_actors=2",
+              "--log_interval_s=2", "--learning_rate=0.002"]
+
+
+# -- Isolation. -------------------------------------------------------------
+
+def can_isolate():
+    """True if `unshare -n` works here (root or user namespaces)."""
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        return False
+    probe = subprocess.run(
+        ["unshare", "-n", "true"], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    return probe.returncode == 0
+
+
+def in_private_network():
+    """True if this process sees no network interface but loopback."""
+    try:
+        return all(name == "lo" for _, name in socket.if_nameindex())
+    except OSError:
+        return False
+
+
+def isolated(shell, mount=False):
+    """argv running bash `shell` in a fresh network namespace, loopback up
+    (and a fresh mount namespace if `mount`)."""
+    return (["unshare"] + (["-m"] if mount else []) + ["-n", "bash", "-c",
+                                                       "ip link set lo up && "
+                                                       + shell])
+
+
+def isolated_command(args):
+    """argv running `args` in a fresh network namespace; with bash's exec,
+    the process started is `args` itself."""
+    return isolated("exec " + " ".join(shlex.quote(a) for a in args))
+
+
+def kill_group(proc):
+    """SIGKILLs the process group led by `proc` (started with
+    `start_new_session=True`), whatever is left of it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_impala(flags, timeout=240, env=None, module="impala_tf.experiment",
+               isolate=True):
+    """Runs `python -m module flags...` (isolated unless told otherwise) in
+    its own process group, killed when it ends or times out; returns a
+    `CompletedProcess` with text stdout and stderr. A timeout raises
+    AssertionError with the ends of both streams."""
+    args = [sys.executable, "-m", module] + list(flags)
+    cmd = isolated_command(args) if isolate else args
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1")
+    full_env.update(env or {})
+    proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        out, err = proc.communicate()
+        raise AssertionError(
+            f"command timed out after {timeout}s: {' '.join(args)}\n"
+            f"stdout:\n{out[-3000:]}\nstderr:\n{err[-3000:]}")
+    finally:
+        kill_group(proc)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def run_isolated_script(script, timeout, cwd=REPO, env=None):
+    """Runs a bash script (`set -u`; `$PY` is this Python) in a fresh network
+    namespace, stdout and stderr together; returns (returncode, output).
+    Everything it started is killed when it ends or times out."""
+    cmd = isolated("set -u\n" + script)
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", PY=sys.executable)
+    full_env.update(env or {})
+    proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        out, _ = proc.communicate()
+        raise AssertionError(f"scenario timed out after {timeout}s:\n"
+                             + out[-4000:])
+    finally:
+        kill_group(proc)  # Anything left behind.
+    return proc.returncode, out
+
+
+# -- /proc. -----------------------------------------------------------------
+
+# state: 'R', 'S', 'Z', ...; cpu_ticks: user + system, in SC_CLK_TCK ticks.
+ProcStat = collections.namedtuple("ProcStat",
+                                  ["state", "ppid", "pgid", "cpu_ticks"])
+
+
+def proc_stat(pid):
+    """`ProcStat` of process `pid` from /proc/<pid>/stat, or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except OSError:
+        return None
+    # The command name is in parentheses and may hold spaces or ')'.
+    fields = text[text.rfind(")") + 2:].split()
+    try:
+        return ProcStat(fields[0], int(fields[1]), int(fields[2]),
+                        int(fields[11]) + int(fields[12]))
+    except (IndexError, ValueError):
+        return None
+
+
+def processes():
+    """{pid: ProcStat} of every process this one can see."""
+    table = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            stat = proc_stat(int(name))
+            if stat is not None:
+                table[int(name)] = stat
+    return table
+
+
+def process_tree(root):
+    """{pid: ProcStat} of `root` and its live descendants."""
+    table = processes()
+    tree, grew = {root}, True
+    while grew:
+        grew = False
+        for pid, stat in table.items():
+            if stat.ppid in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return {pid: table[pid] for pid in tree if pid in table}
+
+
+def group_members(pgid):
+    """Live (not zombie) pids of process group `pgid`."""
+    return [pid for pid, stat in processes().items()
+            if stat.pgid == pgid and stat.state != "Z"]
+
+
+def cmdline(pid):
+    """The command line of `pid` (arguments joined by spaces), or None."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+
+
+def machine_jiffies():
+    """(busy, total) CPU jiffies of the whole machine, from /proc/stat
+    (busy: all but idle and iowait)."""
+    with open("/proc/stat") as f:
+        fields = [float(x) for x in f.readline().split()[1:]]
+    return sum(fields) - fields[3] - fields[4], sum(fields)
+
+
+# -- Tiny configurations. ---------------------------------------------------
+
+def tiny_train_config(logdir, torso="shallow", num_actions=2, use_lstm=False,
+                      reward_clipping="abs_one", level=TOY_LEVEL):
+    """A `config.TrainConfig` for one actor on the toy level's 24x24 frames,
+    batches of 2 unrolls of 5 steps, 1000 frames (imports TensorFlow)."""
+    # pylint: disable=import-outside-toplevel
+    import tensorflow as tf
+    from impala_tf import actor as actor_lib
+    from impala_tf import config as config_lib
+    from impala_tf.envs import registry
+
+    level_set = registry.parse_level_name(level)
+    obs = {"frame": tf.TensorSpec([24, 24, 3], tf.uint8)}
+    agent = actor_lib.AgentConfig(torso, num_actions, use_lstm, False)
+    return config_lib.TrainConfig(
+        logdir=str(logdir), num_actors=1, learner_address="localhost:0",
+        actor=config_lib.ActorConfig(level_set, agent, obs, unroll_length=5,
+                                     envs_per_actor=1, queue_capacity=2,
+                                     seed=1, vector_env=False),
+        learner=config_lib.LearnerConfig(
+            batch_size=2, unroll_length=5, num_action_repeats=1,
+            total_environment_frames=1000, learning_rate=0.01,
+            epsilon=0.01, entropy_cost=0.01,
+            reward_clipping=reward_clipping))

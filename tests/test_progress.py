@@ -1,0 +1,104 @@
+"""Tests for impala_tf.progress: the progress.jsonl writer and its reader."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from impala_tf import progress
+
+T, B = 3, 2
+
+
+def _step(frames, steps, returns=(), level_ids=(0, 0), loss=1.5):
+    """One learner step's numpy outputs; `returns`: (t, b, return) ends."""
+    out = {
+        "num_frames": np.int64(frames), "num_steps": np.int64(steps),
+        "total_loss": np.float32(loss), "grad_norm": np.float32(2.0),
+        "nonfinite_skips": np.int64(0),
+        "policy_lag": np.array([1.0, 3.0], np.float32),
+        "game_over": np.zeros([T, B], bool),
+        "episode_return": np.zeros([T, B], np.float32),
+        "episode_step": np.zeros([T, B], np.int32),
+        "level_id": np.array(level_ids, np.int32),
+    }
+    for t, b, ret in returns:
+        out["game_over"][t, b] = True
+        out["episode_return"][t, b] = ret
+        out["episode_step"][t, b] = 10
+    return out
+
+
+def _logger(logdir, console=None, levels=("toy",), **kwargs):
+    return progress.ProgressLogger(
+        str(logdir), levels, num_action_repeats=4, total_frames=1000,
+        console=console, **kwargs)
+
+
+def test_writer_records_are_what_the_reader_returns(tmp_path):
+    console = io.StringIO()
+    logger = _logger(tmp_path, console, extra=lambda: {"actors": 2})
+    logger.add(_step(100, 1, returns=[(0, 0, 4.0), (2, 1, 6.0)]))
+    first = logger.log()
+    logger.add(_step(200, 2, returns=[(1, 0, 8.0)], loss=2.5))
+    second = logger.log()
+    logger.close()
+    records = progress.read_records(str(tmp_path))
+    assert records == [json.loads(json.dumps(first)),
+                       json.loads(json.dumps(second))]
+    assert [r["env_frames"] for r in records] == [100, 200]
+    assert [r["learner_steps"] for r in records] == [1, 2]
+    assert records[0]["episode_return_mean"] == 5.0
+    assert records[1]["episode_return_mean"] == 6.0  # The last 100 games.
+    assert records[1]["episodes"] == 3
+    assert records[1]["episodes_in_interval"] == 1
+    assert records[1]["total_loss"] == 2.5
+    assert records[0]["policy_lag_mean"] == 2.0
+    assert records[1]["actors"] == 2
+    lines = console.getvalue().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("[impala] frames 200 ")
+    assert "return 6.00 (3 episodes)" in lines[1]
+    assert progress.path(str(tmp_path)) == str(tmp_path / "progress.jsonl")
+
+
+def test_per_level_returns_for_a_level_set(tmp_path):
+    logger = _logger(tmp_path, levels=("a", "b"),
+                     suite_scores=lambda means: {"score": len(means)})
+    logger.add(_step(100, 1, returns=[(0, 0, 1.0), (0, 1, 3.0)],
+                     level_ids=(0, 1)))
+    logger.log()
+    logger.close()
+    record, = progress.read_records(str(tmp_path))
+    assert record["episode_return_per_level"] == {"a": 1.0, "b": 3.0}
+    assert record["score"] == 2
+
+
+def test_reader_of_a_missing_file_is_empty(tmp_path):
+    assert progress.read_records(str(tmp_path)) == []
+
+
+def test_reader_skips_a_line_being_written_unless_strict(tmp_path):
+    path = tmp_path / "progress.jsonl"
+    path.write_text('{"env_frames": 1}\n\n{"env_frames": 2}\n{"env_fr')
+    assert progress.read_records(str(tmp_path)) == [{"env_frames": 1},
+                                                    {"env_frames": 2}]
+    with pytest.raises(ValueError, match="half-written"):
+        progress.read_records(str(tmp_path), strict=True)
+    progress.repair(str(tmp_path))
+    assert path.read_text() == '{"env_frames": 1}\n\n{"env_frames": 2}\n'
+    assert len(progress.read_records(str(tmp_path), strict=True)) == 2
+
+
+def test_reader_refuses_a_complete_line_that_is_not_json(tmp_path):
+    (tmp_path / "progress.jsonl").write_text('{"env_frames": 1}\nnot json\n')
+    with pytest.raises(ValueError, match="line 2 is not JSON"):
+        progress.read_records(str(tmp_path))
+
+
+def test_repair_of_a_missing_or_whole_file_changes_nothing(tmp_path):
+    progress.repair(str(tmp_path))
+    assert not (tmp_path / "progress.jsonl").exists()
+    (tmp_path / "progress.jsonl").write_text('{"a": 1}\n')
+    progress.repair(str(tmp_path))
+    assert (tmp_path / "progress.jsonl").read_text() == '{"a": 1}\n'
