@@ -1,11 +1,12 @@
 r"""Learner-only speed: ms per training step on synthetic batches.
 
     python -m benchmarks.learner_speed [--agents=shallow,deep]
-        [--unrolls=20,100] [--threads=1,2] [--batch_size=32] [--min_s=8]
-        [--quick] [--out=benchmarks/results/learner_speed.json]
+        [--unrolls=20,100] [--threads=1,2] [--xla=false] [--batch_size=32]
+        [--min_s=8] [--quick] [--out=benchmarks/results/learner_speed.json]
 
-One `Learner.train_step` (V-trace, RMSProp, gradient clipping, as in
-training; no weight publication) as a `tf.function`, on a fixed random batch
+One learner step (`Learner.step_function`: V-trace, RMSProp, gradient
+clipping, as in training; no weight publication; XLA-compiled for
+--xla=true, as `--jit_compile` does in training), on a fixed random batch
 [B, T+1, ...], repeated for at least --min_s seconds (and 3 steps) after 2
 warm-up steps (tracing excluded). Agents:
 
@@ -37,7 +38,7 @@ PRESETS = {
 }
 
 
-def _measure(agent_name, unroll, threads, batch_size, min_s, out):
+def _measure(agent_name, unroll, threads, batch_size, min_s, xla, out):
     """Worker process: builds a learner, times train_step, puts a dict."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import numpy as np  # pylint: disable=g-import-not-at-top
@@ -77,7 +78,7 @@ def _measure(agent_name, unroll, threads, batch_size, min_s, out):
         return tf.constant(rng.standard_normal(shape).astype(np.float32))
 
     batch = tf.nest.map_structure(fill, spec)
-    step = tf.function(learner.train_step)
+    step = learner.step_function(xla)
     t0 = time.perf_counter()
     for _ in range(2):
         step(batch)["num_steps"].numpy()
@@ -89,17 +90,18 @@ def _measure(agent_name, unroll, threads, batch_size, min_s, out):
     wall = (time.perf_counter() - wall0) / steps
     cpu = (time.process_time() - cpu0) / steps
     out.put({"agent": agent_name, "unroll": unroll, "threads": threads,
+             "xla": xla,
              "batch_size": batch_size, "steps": steps,
              "ms_per_step": 1e3 * wall, "cpu_ms_per_step": 1e3 * cpu,
              "frames_per_s": batch_size * unroll * 4 / wall,
              "trace_and_warmup_s": first_s})
 
 
-def run(agent_name, unroll, threads, batch_size, min_s):
+def run(agent_name, unroll, threads, batch_size, min_s, xla=False):
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     proc = ctx.Process(target=_measure, args=(agent_name, unroll, threads,
-                                              batch_size, min_s, out))
+                                              batch_size, min_s, xla, out))
     proc.start()
     try:
         return out.get(timeout=900)
@@ -116,6 +118,9 @@ def main(argv):
     parser.add_argument("--agents", default="shallow,deep")
     parser.add_argument("--unrolls", default="20,100")
     parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--xla", default="false",
+                        help="comma list of false,true: the step compiled "
+                        "by XLA (--jit_compile) or not")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--min_s", type=float, default=8.0)
     parser.add_argument("--quick", action="store_true",
@@ -129,15 +134,19 @@ def main(argv):
     for agent_name in args.agents.split(","):
         for unroll in (int(t) for t in args.unrolls.split(",")):
             for threads in (int(t) for t in args.threads.split(",")):
-                row = run(agent_name, unroll, threads, args.batch_size,
-                          args.min_s)
-                rows.append(row)
-                print(f"[learner_speed] {agent_name} T={unroll} threads="
-                      f"{threads}: {row['ms_per_step']:.0f} ms/step "
-                      f"({row['cpu_ms_per_step']:.0f} ms CPU)", flush=True)
+                for xla in (x.strip().lower() == "true"
+                            for x in args.xla.split(",")):
+                    row = run(agent_name, unroll, threads, args.batch_size,
+                              args.min_s, xla)
+                    rows.append(row)
+                    print(f"[learner_speed] {agent_name} T={unroll} threads="
+                          f"{threads} xla={xla}: {row['ms_per_step']:.0f} "
+                          f"ms/step ({row['cpu_ms_per_step']:.0f} ms CPU)",
+                          flush=True)
     table = _common.format_table(rows, [
         ("agent", "agent", "{}"), ("unroll", "T", "{}"),
         ("batch_size", "B", "{}"), ("threads", "threads", "{}"),
+        ("xla", "XLA", "{}"),
         ("ms_per_step", "ms/step", "{:.0f}"),
         ("cpu_ms_per_step", "CPU ms/step", "{:.0f}"),
         ("frames_per_s", "frames/s", "{:,.0f}")])
