@@ -23,7 +23,6 @@ own). Text observations (DMLab instructions) have no XLA kernels:
 `resolve_jit_compile` decides, and says why.
 """
 
-
 import sonnet as snt
 import tensorflow as tf
 
