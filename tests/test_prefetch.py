@@ -49,3 +49,25 @@ def test_dataset_version_keeps_order_inside_a_tf_function():
     assert [int(take(it)) for _ in range(4)] == [0, 1, 2, 3]
     with pytest.raises(tf.errors.OutOfRangeError):
         take(it)
+
+
+def test_close_closes_the_source_and_ends_the_iteration():
+    class Source:
+        closed = False
+
+        def __iter__(self):
+            i = 0
+            while not self.closed:  # Endless until closed.
+                yield {"i": np.int64(i)}
+                i += 1
+
+        def close(self):
+            self.closed = True
+
+    source = Source()
+    it = prefetch.prefetch_to_device(source, "/CPU:0", buffer_size=2)
+    assert int(next(it)["i"]) == 0 and int(next(it)["i"]) == 1
+    it.close()
+    assert source.closed
+    with pytest.raises(StopIteration):
+        next(it)
