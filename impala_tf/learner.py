@@ -58,7 +58,7 @@ def jit_compile_line(jit_compile, requested, why=None):
     """
     how = why or ("--jit_compile" if requested else (
         "--nojit_compile" if requested is not None else "default: "
-        + ("a GPU is visible" if jit_compile else "no GPU or text input")))
+        + ("a GPU is visible" if jit_compile else "no GPU visible")))
     return ("[impala] learner step: "
             + ("XLA-compiled" if jit_compile else "not compiled")
             + f" ({how})")

@@ -227,14 +227,13 @@ def train(config, console=sys.stdout):
         suite_scores=config.actor.level_set.suite_scores)
 
     gpu = bool(tf.config.list_physical_devices("GPU"))
-    jit = learner_lib.resolve_jit_compile(
-        config.jit_compile, gpu,
-        text_observations="instruction" in config.actor.observation_spec)
-    if cluster is not None:  # tf.distribute's collectives: not under XLA.
-        say(learner_lib.jit_compile_line(False, config.jit_compile,
-                                         why="synchronous learners"))
-    else:
-        say(learner_lib.jit_compile_line(jit, config.jit_compile))
+    text = "instruction" in config.actor.observation_spec
+    jit = learner_lib.resolve_jit_compile(config.jit_compile, gpu, text)
+    why = ("synchronous learners" if cluster is not None  # Not under XLA.
+           else "text observations" if text and config.jit_compile is None
+           else None)
+    say(learner_lib.jit_compile_line(jit and cluster is None,
+                                     config.jit_compile, why))
     step_fn = learner.step_function(jit)
     device = "/GPU:0" if gpu else None  # Batches go there ahead of steps.
 

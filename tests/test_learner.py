@@ -188,7 +188,12 @@ def test_resolve_jit_compile_refuses_text():
     (True, True, "learner step: XLA-compiled (--jit_compile)"),
     (False, False, "learner step: not compiled (--nojit_compile)"),
     (True, None, "learner step: XLA-compiled (default: a GPU is visible)"),
-    (False, None, "learner step: not compiled (default: no GPU or text")])
+    (False, None, "learner step: not compiled (default: no GPU visible)")])
 def test_jit_compile_line(jit, requested, expected):
     line = learner_lib.jit_compile_line(jit, requested)
     assert line.startswith("[impala] ") and expected in line
+
+
+def test_jit_compile_line_gives_the_reason_it_is_told():
+    line = learner_lib.jit_compile_line(False, None, why="text observations")
+    assert line == "[impala] learner step: not compiled (text observations)"

@@ -61,7 +61,7 @@ def test_trains_and_learns(trained):
     assert "frames/s" in result.stdout and "ETA" in result.stdout
     assert ("[impala] learner step: XLA-compiled (default: a GPU is visible)"
             if tf_sees_gpu() else "[impala] learner step: not compiled "
-            "(default: no GPU or text input)") in result.stdout
+            "(default: no GPU visible)") in result.stdout
     assert "through shared memory (2 x 4 slot(s)" in result.stdout
     assert os.path.isdir(os.path.join(logdir, "train"))  # TensorBoard.
     assert any(n.startswith("events.") for n in
