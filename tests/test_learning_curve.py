@@ -1,0 +1,221 @@
+"""Tests for benchmarks/learning_curve.py.
+
+The reading, threshold, CSV and plotting code runs on progress.jsonl files
+written by the trainer's own writer (`progress.ProgressLogger`) with
+made-up returns; the command line runs as a real process (`--plot_only`
+needs no training). One short real training run on the toy level, in a
+private network namespace, is marked slow.
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from benchmarks import learning_curve as lc
+from impala_tf import progress
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+if TESTS_DIR not in sys.path:
+    sys.path.insert(0, TESTS_DIR)
+
+import procs  # noqa: E402  pylint: disable=wrong-import-position
+
+FRAMES_PER_RECORD = 1_000_000
+
+
+def write_run(logdir, returns):
+    """A progress.jsonl as the trainer writes it: one record per entry of
+    `returns`, FRAMES_PER_RECORD apart; None: no episode finished yet, else
+    one episode with that return (window 1: the record's mean is it)."""
+    logger = progress.ProgressLogger(
+        str(logdir), ["pong"], num_action_repeats=4,
+        total_frames=len(returns) * FRAMES_PER_RECORD, interval_s=0.0,
+        console=None, window=1)
+    for i, ret in enumerate(returns):
+        game_over = np.zeros([2, 1], bool)
+        episode_return = np.zeros([2, 1], np.float32)
+        if ret is not None:
+            game_over[1, 0] = True
+            episode_return[1, 0] = ret
+        logger.add({
+            "num_frames": (i + 1) * FRAMES_PER_RECORD, "num_steps": i + 1,
+            "policy_lag": np.zeros([1]), "nonfinite_skips": 0,
+            "game_over": game_over, "episode_return": episode_return,
+            "episode_step": np.full([2, 1], 100), "level_id": np.zeros([1], int),
+            "total_loss": 1.0})
+        logger.log()
+    logger.close()
+    return str(logdir)
+
+
+SEED_1 = [None, -21, -20, -15, -8, 0, 7, 18, 19]
+SEED_2 = [None, -21, -21, -19, -15, -10, -2, 3, 12]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("curves")
+    write_run(base / "seed_1", SEED_1)
+    write_run(base / "seed_2", SEED_2)
+    return base
+
+
+def test_read_curve_reads_the_trainers_records(runs):
+    rows = lc.read_curve(str(runs / "seed_1"))
+    assert [r["env_frames"] for r in rows] == [
+        (i + 1) * FRAMES_PER_RECORD for i in range(len(SEED_1))]
+    assert [r[lc.RETURN_KEY] for r in rows] == SEED_1
+    assert all(r["fps"] >= 0 and r["elapsed_s"] >= 0 for r in rows)
+
+
+def test_read_curve_without_a_run_is_a_usage_error(tmp_path):
+    with pytest.raises(lc.UsageError, match="progress.jsonl does not exist"):
+        lc.read_curve(str(tmp_path))
+
+
+def test_frames_to_reach_is_the_first_crossing(runs):
+    rows = lc.read_curve(str(runs / "seed_1"))
+    assert lc.frames_to_reach(rows, -15) == 4 * FRAMES_PER_RECORD
+    assert lc.frames_to_reach(rows, 0) == 6 * FRAMES_PER_RECORD
+    assert lc.frames_to_reach(rows, 18) == 8 * FRAMES_PER_RECORD
+    assert lc.frames_to_reach(rows, 20) is None
+    dip = [dict(r) for r in rows]
+    dip[5][lc.RETURN_KEY] = -30  # Falling back does not move the crossing.
+    assert lc.frames_to_reach(dip, -15) == 4 * FRAMES_PER_RECORD
+
+
+def test_summarize(runs):
+    rows = lc.read_curve(str(runs / "seed_2"))
+    numbers = lc.summarize(rows, [-15, 0, 18])
+    assert numbers["frames_to"] == {"-15": 5 * FRAMES_PER_RECORD,
+                                    "0": 8 * FRAMES_PER_RECORD, "+18": None}
+    assert numbers["final_return"] == 12
+    assert numbers["final_frames"] == 9 * FRAMES_PER_RECORD
+
+
+def test_mean_curve_interpolates_over_the_shared_range():
+    a = [{"env_frames": f, lc.RETURN_KEY: r}
+         for f, r in [(0, 0.0), (10, 10.0)]]
+    b = [{"env_frames": f, lc.RETURN_KEY: r}
+         for f, r in [(2, 2.0), (4, None), (6, -2.0), (12, 4.0)]]
+    mean = lc.mean_curve({1: a, 2: b}, points=5)
+    assert [m["env_frames"] for m in mean] == [2, 4, 6, 8, 10]
+    # a(f) = f; b: 2 at 2, -2 at 6 (None skipped), then +1 per frame.
+    expected = [(2 + 2) / 2, (4 + 0) / 2, (6 - 2) / 2, (8 + 0) / 2,
+                (10 + 2) / 2]
+    np.testing.assert_allclose([m[lc.RETURN_KEY] for m in mean], expected)
+    assert lc.mean_curve({1: a, 2: [{"env_frames": 1,
+                                     lc.RETURN_KEY: None}]}) == []
+
+
+def test_write_csv(runs, tmp_path):
+    curves = {s: lc.read_curve(str(runs / f"seed_{s}")) for s in (1, 2)}
+    lc.write_csv(curves, str(tmp_path / "c.csv"))
+    with open(tmp_path / "c.csv") as f:
+        rows = list(csv.reader(f))
+    assert tuple(rows[0]) == lc.CSV_COLUMNS
+    assert len(rows) == 1 + len(SEED_1) + len(SEED_2)
+    assert rows[1][0] == "1" and rows[1][4] == ""  # No episode yet.
+    assert rows[-1][0] == "2" and float(rows[-1][4]) == 12
+    assert int(rows[-1][1]) == 9 * FRAMES_PER_RECORD
+
+
+def test_plot_has_a_line_per_seed_the_mean_and_fps_below(runs, tmp_path):
+    curves = {s: lc.read_curve(str(runs / f"seed_{s}")) for s in (1, 2)}
+    fig = lc.plot(curves, str(tmp_path / "c.png"), "title here",
+                  reference=18, reference_label="target +18")
+    top, bottom = fig.axes  # Two panels, no twin axis.
+    labels = [line.get_label() for line in top.get_lines()]
+    assert labels == ["seed 1", "seed 2", "mean of 2 seeds", "target +18"]
+    assert top.get_lines()[-1].get_linestyle() == "--"
+    assert [line.get_label() for line in bottom.get_lines()] == [
+        "seed 1", "seed 2"]
+    assert bottom.get_ylabel() == "frames/s"
+    assert top.get_title() == "title here"
+    with open(tmp_path / "c.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_one_seed_has_no_mean(runs, tmp_path):
+    fig = lc.plot({1: lc.read_curve(str(runs / "seed_1"))},
+                  str(tmp_path / "c.png"), "t")
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == [
+        "seed 1"]
+
+
+def _curve_tool(args, timeout=180):
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.learning_curve"] + args,
+        cwd=procs.REPO, text=True, capture_output=True, timeout=timeout)
+
+
+def test_plot_only_command_line(runs, tmp_path):
+    out = tmp_path / "curve"
+    summary = tmp_path / "summary.json"
+    result = _curve_tool([
+        "--flagfile=configs/pong_fast.cfg", "--plot_only",
+        f"--logdir={runs}", "--seeds=1,2", f"--out={out}",
+        "--reference=18", "--thresholds=-15,0,18",
+        f"--summary_json={summary}"])
+    assert result.returncode == 0, result.stderr
+    assert os.path.getsize(f"{out}.png") > 0
+    assert os.path.getsize(f"{out}.csv") > 0
+    numbers = json.loads(summary.read_text())
+    assert numbers["config"] == "pong_fast"
+    assert numbers["level_name"] == "atari/pong"
+    assert numbers["frames"] == 20_000_000  # The file's frame target.
+    assert numbers["seeds"]["1"]["frames_to"] == {
+        "-15": 4_000_000, "0": 6_000_000, "+18": 8_000_000}
+    assert numbers["seeds"]["2"]["final_return"] == 12
+    assert numbers["mean_of_seeds"]["frames_to"]["+18"] is None
+    table = result.stdout
+    assert "frames to -15" in table and "frames to +18" in table
+    assert "seed 1" in table and "seed 2" in table and "mean" in table
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--seeds=one"], "--seeds must be a comma-separated list of ints"),
+    (["--thresholds=a,b"], "--thresholds must be"),
+    (["--seeds=3"], "seed_3/progress.jsonl does not exist"),
+    (["--no_such_flag=1"], "no_such_flag"),
+    (["--level_name=atari/pongg"], "unknown Atari game 'pongg'"),
+])
+def test_bad_input_is_one_sentence_and_exit_2(runs, args, fragment):
+    result = _curve_tool(["--plot_only", f"--logdir={runs}"] + args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: "), result.stderr
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+@procs.requires_netns
+def test_trains_a_seed_then_resumes_and_skips_it(tmp_path):
+    """A real run: the toy level for a few thousand frames, one seed; the
+    same command again finds the seed done and only redraws."""
+    args = ["--level_name=impala_tf.envs.toy:colour_choice",
+            "--nouse_lstm", "--batch_size=4", "--unroll_length=10",
+            "--num_actors=1", "--log_interval_s=0.5",
+            "--learning_rate_decay_frames=1000000",
+            f"--logdir={tmp_path}", "--frames=2000",
+            f"--out={tmp_path / 'curve'}", "--seeds=3",
+            f"--summary_json={tmp_path / 's.json'}"]
+    result = _curve_tool(args, timeout=400)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert "--learning_rate_decay_frames=1000000" in result.stdout
+    assert "--total_environment_frames=2000" in result.stdout
+    rows = lc.read_curve(str(tmp_path / "seed_3"))
+    assert rows and rows[-1]["env_frames"] >= 2000
+    assert os.path.exists(tmp_path / "seed_3" / "checkpoints")
+    numbers = json.loads((tmp_path / "s.json").read_text())
+    assert numbers["seeds"]["3"]["final_frames"] == rows[-1]["env_frames"]
+
+    again = _curve_tool(args, timeout=400)
+    assert again.returncode == 0, again.stderr
+    assert "seed 3: already at 2,000 frames" in again.stdout
+    assert lc.read_curve(str(tmp_path / "seed_3")) == rows
