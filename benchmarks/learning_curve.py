@@ -13,7 +13,8 @@ the configuration's `--total_environment_frames`) or after `--timeout_s`
 (SIGTERM: the trainer checkpoints and stops cleanly). The learning rate
 keeps the configuration's schedule: it decays over the configuration's
 `--learning_rate_decay_frames`, else its `--total_environment_frames`, not
-over `--frames`. Training runs inside a private network namespace (the
+over `--frames` (`--dry_run` prints each seed's trainer command line and
+stops). Training runs inside a private network namespace (the
 learner's gRPC server listens on every interface). Rerunning resumes each
 seed from its checkpoint and skips seeds already at `--frames`;
 `--plot_only` only redraws from the logdirs.
@@ -49,9 +50,6 @@ CSV_COLUMNS = ("seed", "env_frames", "elapsed_s", "fps", RETURN_KEY)
 
 class UsageError(Exception):
     """Bad flags or missing runs; printed as one sentence, exit status 2."""
-
-
-# ---------------------------------------------------------------- reading
 
 
 def read_curve(logdir):
@@ -126,8 +124,6 @@ def _fmt_threshold(t):
     return f"{t:+g}" if t else "0"
 
 
-# ---------------------------------------------------------------- writing
-
 
 def write_csv(curves, path):
     """`curves`: {seed: rows} -> CSV with CSV_COLUMNS (blank: no return)."""
@@ -186,32 +182,30 @@ def plot(curves, path, title, reference=None, reference_label=None):
 
 
 def report(curves, thresholds, mean=None):
-    """The table printed at the end (a string) and the summary dict."""
-    per_seed = {str(s): summarize(rows, thresholds)
-                for s, rows in curves.items()}
-    table_rows = []
-    for name, numbers in list(per_seed.items()) + (
-            [("mean", summarize(mean, thresholds))] if mean else []):
-        row = {"run": name if name == "mean" else f"seed {name}",
-               "final_frames": numbers["final_frames"],
-               "final_return": numbers["final_return"],
-               "mean_fps": numbers["mean_fps"]}
-        row.update({f"to {t}": f for t, f in numbers["frames_to"].items()})
-        table_rows.append(row)
+    """The table printed at the end (a string) and the summary dict.
+
+    One row per seed, and a "mean" row for the mean curve across seeds
+    (`mean_curve`: its crossings are interpolated frame counts).
+    """
+    summary = {"thresholds": list(thresholds),
+               "seeds": {str(s): summarize(rows, thresholds)
+                         for s, rows in curves.items()}}
+    named = [(f"seed {s}", n) for s, n in summary["seeds"].items()]
+    if mean:
+        summary["mean_of_seeds"] = summarize(mean, thresholds)
+        named.append(("mean", summary["mean_of_seeds"]))
+    rows = [dict(n, run=name, **{"to " + t: f for t, f in
+                                 n["frames_to"].items()})
+            for name, n in named]
     columns = ([("run", "run", "{}")]
-               + [(f"to {_fmt_threshold(t)}",
-                   f"frames to {_fmt_threshold(t)}", "{:,}")
+               + [("to " + _fmt_threshold(t),
+                   "frames to " + _fmt_threshold(t), "{:,}")
                   for t in thresholds]
                + [("final_frames", "frames", "{:,}"),
                   ("final_return", "final return", "{:.2f}"),
                   ("mean_fps", "mean frames/s", "{:,.0f}")])
-    summary = {"thresholds": list(thresholds), "seeds": per_seed}
-    if mean:
-        summary["mean_of_seeds"] = summarize(mean, thresholds)
-    return _common.format_table(table_rows, columns), summary
+    return _common.format_table(rows, columns), summary
 
-
-# ---------------------------------------------------------------- training
 
 
 def trainer_flags():
@@ -241,35 +235,44 @@ def schedule_frames():
     return FLAGS.learning_rate_decay_frames or config_frames()
 
 
-def train_seed(seed, logdir, frames, timeout_s):
-    """Trains one seed to `frames` in `logdir` (resuming); returns its
-    exit status (0, or the trainer's after SIGTERM at the timeout)."""
-    cmd = [sys.executable, "-m", "impala_tf.experiment"] + trainer_flags() + [
+def trainer_command(seed, logdir, frames):
+    """The command line that trains `seed` to `frames` in `logdir`."""
+    return [sys.executable, "-m", "impala_tf.experiment"] + trainer_flags() + [
         f"--logdir={logdir}", f"--seed={seed}",
         f"--total_environment_frames={frames}",
         f"--learning_rate_decay_frames={schedule_frames()}"]
+
+
+def train_seed(seed, logdir, frames, timeout_s):
+    """Trains one seed to `frames` in `logdir` (resuming); returns its
+    exit status (0, or the trainer's after SIGTERM at the timeout)."""
+    cmd = trainer_command(seed, logdir, frames)
     print(f"[learning_curve] seed {seed}: {' '.join(cmd[1:])}", flush=True)
     proc = subprocess.Popen(cmd, cwd=_common.REPO, start_new_session=True)
     try:
         proc.wait(timeout=timeout_s or None)
     except subprocess.TimeoutExpired:
-        print(f"[learning_curve] seed {seed}: --timeout_s={timeout_s} "
+        print(f"[learning_curve] seed {seed}: --timeout_s={timeout_s:g} "
               "reached; stopping it (it checkpoints)", flush=True)
-        proc.terminate()
-        proc.wait()
+        _stop(proc)
         return 0
     finally:
-        if proc.poll() is None:  # We are being stopped: stop it cleanly.
-            proc.terminate()
-            try:
-                proc.wait(120)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        _stop(proc)  # Only if still running: we are being stopped.
     return proc.returncode
 
 
-# ---------------------------------------------------------------- main
+def _stop(proc, grace_s=120):
+    """SIGTERM (the trainer checkpoints and exits), then SIGKILL to its
+    process group after `grace_s`."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
 
 
 def _config_names(argv):
@@ -306,6 +309,12 @@ def run(argv):
         "logs", "learning_curve", re.sub(r"[^A-Za-z0-9_.+-]+", "_", config))
     out = FLAGS.out or os.path.join(base, "learning_curve")
     frames = FLAGS.frames or config_frames()
+    if FLAGS.dry_run:
+        for seed in seeds:
+            cmd = trainer_command(seed, os.path.join(base, f"seed_{seed}"),
+                                  frames)
+            print(f"[learning_curve] seed {seed}: {' '.join(cmd[1:])}")
+        return 0
     if not FLAGS.plot_only:
         _common.ensure_private_network("benchmarks.learning_curve")
         for seed in seeds:
@@ -349,6 +358,8 @@ def define_flags():
     flags.DEFINE_string("out", None, "Output prefix of .png and .csv "
                         "(default: <logdir>/learning_curve).")
     flags.DEFINE_bool("plot_only", False, "Only redraw from the logdirs.")
+    flags.DEFINE_bool("dry_run", False, "Only print each seed's trainer "
+                      "command line.")
     flags.DEFINE_float("timeout_s", 0, "Stop each seed's training after "
                        "this many seconds (SIGTERM: a clean stop with a "
                        "checkpoint); 0: none.", lower_bound=0)

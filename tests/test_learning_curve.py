@@ -178,6 +178,46 @@ def test_plot_only_command_line(runs, tmp_path):
     assert "seed 1" in table and "seed 2" in table and "mean" in table
 
 
+def _commands(args):
+    result = _curve_tool(["--dry_run", "--logdir=/tmp/never"] + args)
+    assert result.returncode == 0, result.stderr
+    return [line.split()[3:] for line in result.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("args, schedule", [
+    # The paper's file runs 20M frames of its 200M-frame schedule.
+    (["--flagfile=configs/atari_shallow_expert.cfg"], 200_000_000),
+    # pong_fast.cfg sets its schedule apart from its frame target.
+    (["--flagfile=configs/pong_fast.cfg"], 200_000_000),
+    # No flagfile: the suite's frame target (Atari: 200M).
+    (["--level_name=atari/pong"], 200_000_000),
+    (["--flagfile=configs/atari_shallow_expert.cfg",
+      "--total_environment_frames=50000000"], 50_000_000),
+    (["--flagfile=configs/pong_fast.cfg",
+      "--learning_rate_decay_frames=30000000"], 30_000_000),
+])
+def test_runs_keep_the_configurations_schedule(args, schedule):
+    (command,) = _commands(args + ["--frames=20000000"])
+    assert command[-2:] == ["--total_environment_frames=20000000",
+                            f"--learning_rate_decay_frames={schedule}"]
+
+
+def test_dry_run_passes_the_configuration_on(tmp_path):
+    commands = _commands(["--flagfile=configs/pong_fast.cfg",
+                          "--epsilon=0.001", "--seeds=1,2"])
+    assert len(commands) == 2
+    for seed, command in zip((1, 2), commands):
+        assert command[:2] == ["-m", "impala_tf.experiment"]
+        for flag in ("--level_name=atari/pong", "--batch_size=16",
+                     "--epsilon=0.001", "--nouse_lstm",
+                     f"--logdir=/tmp/never/seed_{seed}", f"--seed={seed}",
+                     "--total_environment_frames=20000000",
+                     "--learning_rate_decay_frames=200000000"):
+            assert flag in command, (flag, command)
+        assert "--epsilon=1e-05" not in command
+    assert not os.path.exists("/tmp/never")
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["--seeds=one"], "--seeds must be a comma-separated list of ints"),
     (["--thresholds=a,b"], "--thresholds must be"),
@@ -196,19 +236,30 @@ def test_bad_input_is_one_sentence_and_exit_2(runs, args, fragment):
 @pytest.mark.slow
 @procs.requires_netns
 def test_trains_a_seed_then_resumes_and_skips_it(tmp_path):
-    """A real run: the toy level for a few thousand frames, one seed; the
-    same command again finds the seed done and only redraws."""
-    args = ["--level_name=impala_tf.envs.toy:colour_choice",
-            "--nouse_lstm", "--batch_size=4", "--unroll_length=10",
+    """A real run: the toy level for a few thousand frames, one seed, its
+    configuration from a flagfile and the command line; the same command
+    again finds the seed done and only redraws."""
+    config = tmp_path / "toy.cfg"
+    config.write_text("# A toy configuration.\n"
+                      "--level_name=impala_tf.envs.toy:colour_choice\n"
+                      "--nouse_lstm\n--batch_size=8\n--unroll_length=10\n"
+                      "--learning_rate_decay_frames=1000000\n")
+    args = [f"--flagfile={config}", "--batch_size=4",  # Overrides the file.
             "--num_actors=1", "--log_interval_s=0.5",
-            "--learning_rate_decay_frames=1000000",
             f"--logdir={tmp_path}", "--frames=2000",
             f"--out={tmp_path / 'curve'}", "--seeds=3",
             f"--summary_json={tmp_path / 's.json'}"]
     result = _curve_tool(args, timeout=400)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
-    assert "--learning_rate_decay_frames=1000000" in result.stdout
-    assert "--total_environment_frames=2000" in result.stdout
+    command = [l for l in result.stdout.splitlines()
+               if l.startswith("[learning_curve] seed 3: ")][0].split()
+    for flag in ("--level_name=impala_tf.envs.toy:colour_choice",
+                 "--nouse_lstm", "--batch_size=4", "--unroll_length=10",
+                 "--learning_rate_decay_frames=1000000",
+                 "--total_environment_frames=2000", "--seed=3",
+                 f"--logdir={tmp_path / 'seed_3'}"):
+        assert flag in command, (flag, command)
+    assert "--batch_size=8" not in command
     rows = lc.read_curve(str(tmp_path / "seed_3"))
     assert rows and rows[-1]["env_frames"] >= 2000
     assert os.path.exists(tmp_path / "seed_3" / "checkpoints")
