@@ -124,7 +124,6 @@ def _fmt_threshold(t):
     return f"{t:+g}" if t else "0"
 
 
-
 def write_csv(curves, path):
     """`curves`: {seed: rows} -> CSV with CSV_COLUMNS (blank: no return)."""
     with open(path, "w", newline="") as f:
@@ -207,7 +206,6 @@ def report(curves, thresholds, mean=None):
     return _common.format_table(rows, columns), summary
 
 
-
 def trainer_flags():
     """The trainer flags set on this command line or in its flagfiles, as
     `--name=value` strings (what the trainer itself would have read)."""
@@ -272,7 +270,6 @@ def _stop(proc, grace_s=120):
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-
 
 
 def _config_names(argv):
