@@ -57,18 +57,26 @@ def read_curve(logdir):
 
     Returns a list of dicts with keys env_frames (int), elapsed_s, fps
     (float) and episode_return_mean (float, or None before the first
-    finished episode), in file order. A resumed run appends to the file
-    (its elapsed_s restarts at 0). Raises UsageError if there is no file.
+    finished episode), with env_frames increasing. A resumed run appends
+    to the file from its checkpoint's frame count (and restarts elapsed_s
+    at 0): the records it redoes replace those logged after that
+    checkpoint. Raises UsageError if there is no file.
     """
     path = os.path.join(logdir, "progress.jsonl")
     if not os.path.exists(path):
         raise UsageError(f"{path} does not exist; train first (drop "
                          "--plot_only) or check --logdir and --seeds")
-    return [{"env_frames": int(r["env_frames"]),
-             "elapsed_s": float(r.get("elapsed_s", 0.0)),
-             "fps": float(r.get("fps", 0.0)),
-             RETURN_KEY: r.get(RETURN_KEY)}
-            for r in _common.read_jsonl(path) if "env_frames" in r]
+    rows = []
+    for r in _common.read_jsonl(path):
+        if "env_frames" not in r:
+            continue
+        while rows and rows[-1]["env_frames"] >= int(r["env_frames"]):
+            rows.pop()  # Logged after the checkpoint this run resumed.
+        rows.append({"env_frames": int(r["env_frames"]),
+                     "elapsed_s": float(r.get("elapsed_s", 0.0)),
+                     "fps": float(r.get("fps", 0.0)),
+                     RETURN_KEY: r.get(RETURN_KEY)})
+    return rows
 
 
 def frames_to_reach(rows, threshold):
@@ -291,16 +299,16 @@ def _parse_list(values, kind, name):
 
 
 def _frames_done(logdir):
-    if not os.path.exists(os.path.join(logdir, "progress.jsonl")):
-        return 0
-    return max((r["env_frames"] for r in read_curve(logdir)), default=0)
+    exists = os.path.exists(os.path.join(logdir, "progress.jsonl"))
+    return ((read_curve(logdir) or [{}])[-1].get("env_frames", 0)
+            if exists else 0)
 
 
 def run(argv):
     seeds = _parse_list(FLAGS.seeds, int, "seeds")
-    thresholds = _parse_list(FLAGS.thresholds, float, "thresholds")
     if not seeds:
         raise UsageError("--seeds is empty")
+    thresholds = _parse_list(FLAGS.thresholds, float, "thresholds")
     config = "+".join(_config_names(argv)) or "defaults"
     base = FLAGS.logdir or os.path.join(
         "logs", "learning_curve", re.sub(r"[^A-Za-z0-9_.+-]+", "_", config))

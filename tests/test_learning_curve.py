@@ -73,6 +73,22 @@ def test_read_curve_reads_the_trainers_records(runs):
     assert all(r["fps"] >= 0 and r["elapsed_s"] >= 0 for r in rows)
 
 
+def test_read_curve_after_a_resume_keeps_frames_increasing(tmp_path):
+    """A run killed at 5M frames resumed from its 3M-frame checkpoint: the
+    records it logged past 3M are replaced by the resumed run's."""
+    path = tmp_path / "progress.jsonl"
+    records = [(1, -21.0), (2, -20.0), (3, -19.0), (4, -18.0), (5, -17.0),
+               (3.5, -10.0), (4.5, -9.0), (6, -8.0)]
+    path.write_text("".join(
+        json.dumps({"env_frames": int(f * 1e6), "fps": 1.0, "elapsed_s": 0,
+                    lc.RETURN_KEY: ret}) + "\n" for f, ret in records)
+        + '{"env_frames": 7000')  # A line being written.
+    rows = lc.read_curve(str(tmp_path))
+    assert [r["env_frames"] / 1e6 for r in rows] == [1, 2, 3, 3.5, 4.5, 6]
+    assert [r[lc.RETURN_KEY] for r in rows] == [
+        -21, -20, -19, -10, -9, -8]
+
+
 def test_read_curve_without_a_run_is_a_usage_error(tmp_path):
     with pytest.raises(lc.UsageError, match="progress.jsonl does not exist"):
         lc.read_curve(str(tmp_path))
