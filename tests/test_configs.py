@@ -10,6 +10,7 @@ and ends with `FLAGS.unparse_flags()` (all flags back to their defaults).
 
 import glob
 import os
+import subprocess
 import sys
 
 import pytest
@@ -19,13 +20,13 @@ from impala_tf import experiment
 from impala_tf.envs import dmlab
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(TESTS_DIR)
 if TESTS_DIR not in sys.path:
     sys.path.insert(0, TESTS_DIR)
 
 import fake_deepmind_lab  # noqa: E402  pylint: disable=wrong-import-position
-import procs  # noqa: E402  pylint: disable=wrong-import-position
 
-CONFIG_DIR = os.path.join(procs.REPO, "configs")
+CONFIG_DIR = os.path.join(REPO, "configs")
 CONFIGS = sorted(os.path.basename(p)
                  for p in glob.glob(os.path.join(CONFIG_DIR, "*.cfg")))
 
@@ -184,9 +185,11 @@ def test_trainer_command_line_reads_the_flagfile(tmp_path):
     """The real entry point: the file is read, a later flag overrides it,
     and the run stops with the override's one-sentence error (nothing is
     trained, so no network namespace is needed)."""
-    result = procs.run_impala(
-        ["--flagfile=configs/pong_fast.cfg", "--num_actors=0",
-         f"--logdir={tmp_path / 'run'}"], timeout=240, isolate=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "impala_tf.experiment",
+         "--flagfile=configs/pong_fast.cfg", "--num_actors=0",
+         f"--logdir={tmp_path / 'run'}"],
+        cwd=REPO, text=True, capture_output=True, timeout=240)
     assert result.returncode == 2, result.stderr
     assert "error: --num_actors must be at least 1 to train" in result.stderr
     assert not (tmp_path / "run").exists()

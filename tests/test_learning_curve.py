@@ -20,6 +20,7 @@ from benchmarks import learning_curve as lc
 from impala_tf import progress
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(TESTS_DIR)
 if TESTS_DIR not in sys.path:
     sys.path.insert(0, TESTS_DIR)
 
@@ -167,7 +168,7 @@ def test_plot_one_seed_has_no_mean(runs, tmp_path):
 def _curve_tool(args, timeout=180):
     return subprocess.run(
         [sys.executable, "-m", "benchmarks.learning_curve"] + args,
-        cwd=procs.REPO, text=True, capture_output=True, timeout=timeout)
+        cwd=REPO, text=True, capture_output=True, timeout=timeout)
 
 
 def test_plot_only_command_line(runs, tmp_path):
