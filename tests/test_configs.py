@@ -153,6 +153,20 @@ def test_config_sets_every_value_it_checks(name):
     assert set(EXPECTED[name]) <= given, sorted(set(EXPECTED[name]) - given)
 
 
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_value_is_commented(name):
+    """Each block of flag lines sits right under a comment (its source)."""
+    with open(_path(name)) as f:
+        lines = [line.strip() for line in f]
+    for i, line in enumerate(lines):
+        if line.startswith("--"):
+            above = i - 1
+            while above >= 0 and lines[above].startswith("--"):
+                above -= 1
+            assert above >= 0 and lines[above].startswith("#"), (
+                f"{name} line {i + 1} ({line}) has no comment above it")
+
+
 def test_later_flags_override_the_file(parse):
     parse(f"--flagfile={_path('atari_shallow_expert.cfg')}",
           "--learning_rate=0.001", "--level_name=atari/breakout",
