@@ -39,6 +39,7 @@ from absl import app
 from absl import flags
 
 from benchmarks import _common
+from impala_tf import progress
 
 FLAGS = flags.FLAGS
 # Trainer flags this tool sets itself for each seed.
@@ -60,14 +61,19 @@ def read_curve(logdir):
     finished episode), with env_frames increasing. A resumed run appends
     to the file from its checkpoint's frame count (and restarts elapsed_s
     at 0): the records it redoes replace those logged after that
-    checkpoint. Raises UsageError if there is no file.
+    checkpoint. A half-written last line is skipped. Raises UsageError if
+    there is no file or a line is not JSON.
     """
-    path = os.path.join(logdir, "progress.jsonl")
+    path = progress.path(logdir)
     if not os.path.exists(path):
         raise UsageError(f"{path} does not exist; train first (drop "
                          "--plot_only) or check --logdir and --seeds")
+    try:
+        records = progress.read_records(logdir)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     rows = []
-    for r in _common.read_jsonl(path):
+    for r in records:
         if "env_frames" not in r:
             continue
         while rows and rows[-1]["env_frames"] >= int(r["env_frames"]):
@@ -281,13 +287,11 @@ def _stop(proc, grace_s=120):
 
 
 def _config_names(argv):
-    names = []
-    for i, a in enumerate(argv):
-        if a.startswith("--flagfile="):
-            names.append(a.split("=", 1)[1])
-        elif a == "--flagfile" and i + 1 < len(argv):
-            names.append(argv[i + 1])
-    return [os.path.splitext(os.path.basename(n))[0] for n in names]
+    """The names of the flagfiles on the command line, without .cfg."""
+    files = [b if a == "--flagfile" else a[len("--flagfile="):]
+             for a, b in zip(argv, argv[1:] + [""])
+             if a == "--flagfile" or a.startswith("--flagfile=")]
+    return [os.path.splitext(os.path.basename(f))[0] for f in files]
 
 
 def _parse_list(values, kind, name):
@@ -299,9 +303,9 @@ def _parse_list(values, kind, name):
 
 
 def _frames_done(logdir):
-    exists = os.path.exists(os.path.join(logdir, "progress.jsonl"))
-    return ((read_curve(logdir) or [{}])[-1].get("env_frames", 0)
-            if exists else 0)
+    if not os.path.exists(progress.path(logdir)):
+        return 0
+    return (read_curve(logdir) or [{"env_frames": 0}])[-1]["env_frames"]
 
 
 def run(argv):

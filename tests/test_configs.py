@@ -17,16 +17,16 @@ import pytest
 from absl import flags
 
 from impala_tf import experiment
+from impala_tf import testing
 from impala_tf.envs import dmlab
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(TESTS_DIR)
 if TESTS_DIR not in sys.path:
     sys.path.insert(0, TESTS_DIR)
 
 import fake_deepmind_lab  # noqa: E402  pylint: disable=wrong-import-position
 
-CONFIG_DIR = os.path.join(REPO, "configs")
+CONFIG_DIR = os.path.join(testing.REPO, "configs")
 CONFIGS = sorted(os.path.basename(p)
                  for p in glob.glob(os.path.join(CONFIG_DIR, "*.cfg")))
 
@@ -203,7 +203,7 @@ def test_trainer_command_line_reads_the_flagfile(tmp_path):
         [sys.executable, "-m", "impala_tf.experiment",
          "--flagfile=configs/pong_fast.cfg", "--num_actors=0",
          f"--logdir={tmp_path / 'run'}"],
-        cwd=REPO, text=True, capture_output=True, timeout=240)
+        cwd=testing.REPO, text=True, capture_output=True, timeout=240)
     assert result.returncode == 2, result.stderr
     assert "error: --num_actors must be at least 1 to train" in result.stderr
     assert not (tmp_path / "run").exists()

@@ -18,9 +18,9 @@ import pytest
 
 from benchmarks import learning_curve as lc
 from impala_tf import progress
+from impala_tf import testing
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(TESTS_DIR)
 if TESTS_DIR not in sys.path:
     sys.path.insert(0, TESTS_DIR)
 
@@ -92,6 +92,9 @@ def test_read_curve_after_a_resume_keeps_frames_increasing(tmp_path):
 
 def test_read_curve_without_a_run_is_a_usage_error(tmp_path):
     with pytest.raises(lc.UsageError, match="progress.jsonl does not exist"):
+        lc.read_curve(str(tmp_path))
+    (tmp_path / "progress.jsonl").write_text('{"env_frames": 1}\nnot json\n')
+    with pytest.raises(lc.UsageError, match="line 2 is not JSON"):
         lc.read_curve(str(tmp_path))
 
 
@@ -168,7 +171,7 @@ def test_plot_one_seed_has_no_mean(runs, tmp_path):
 def _curve_tool(args, timeout=180):
     return subprocess.run(
         [sys.executable, "-m", "benchmarks.learning_curve"] + args,
-        cwd=REPO, text=True, capture_output=True, timeout=timeout)
+        cwd=testing.REPO, text=True, capture_output=True, timeout=timeout)
 
 
 def test_plot_only_command_line(runs, tmp_path):
@@ -258,7 +261,7 @@ def test_trains_a_seed_then_resumes_and_skips_it(tmp_path):
     again finds the seed done and only redraws."""
     config = tmp_path / "toy.cfg"
     config.write_text("# A toy configuration.\n"
-                      "--level_name=impala_tf.envs.toy:colour_choice\n"
+                      f"--level_name={testing.TOY_LEVEL}\n"
                       "--nouse_lstm\n--batch_size=8\n--unroll_length=10\n"
                       "--learning_rate_decay_frames=1000000\n")
     args = [f"--flagfile={config}", "--batch_size=4",  # Overrides the file.
@@ -270,7 +273,7 @@ def test_trains_a_seed_then_resumes_and_skips_it(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     command = [l for l in result.stdout.splitlines()
                if l.startswith("[learning_curve] seed 3: ")][0].split()
-    for flag in ("--level_name=impala_tf.envs.toy:colour_choice",
+    for flag in (f"--level_name={testing.TOY_LEVEL}",
                  "--nouse_lstm", "--batch_size=4", "--unroll_length=10",
                  "--learning_rate_decay_frames=1000000",
                  "--total_environment_frames=2000", "--seed=3",
