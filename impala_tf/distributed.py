@@ -41,8 +41,7 @@ import time
 
 import tensorflow as tf
 
-from impala_tf import actor as actor_lib
-from impala_tf import transport
+from impala_tf.transport import grpc
 
 WORKER_JOB = "worker"
 
@@ -64,7 +63,7 @@ class LearnerCluster:
     """This process's place among K synchronous learners.
 
     Must be created before any TensorFlow variable (like
-    `transport.start_learner_server`); blocks until all K learners are up.
+    `transport.grpc.start_learner_server`); blocks until all K learners are up.
 
     Args:
       hosts: list of K "host:port" (the same list, in the same order, in
@@ -91,7 +90,7 @@ class LearnerCluster:
                 cluster_resolver=resolver,
                 communication_options=tf.distribute.experimental
                 .CommunicationOptions(implementation=ring))
-            self.device = transport.learner_device(task, WORKER_JOB)
+            self.device = grpc.learner_device(task, WORKER_JOB)
         else:
             self.device = strategy.extended.worker_devices[0]
         self.strategy = strategy
@@ -187,7 +186,7 @@ class ActorCounter:
 
     Args:
       read: callable returning the np.int64 [ACTOR_SLOTS] counts
-        (`LearnerTransport.actor_unrolls`).
+        (`transport.grpc.LearnerServer.actor_unrolls`).
       timeout_s: silence after which an actor counts as gone.
       log: callable(str).
     """
@@ -247,23 +246,6 @@ class ActorCounter:
             time.sleep(0.2)
 
 
-class _ClientProxy:
-    """Lets an `actor.Actor` keep its state across reconnections."""
-
-    target = None
-
-    def pull_weights(self):
-        return self.target.pull_weights()
-
-    def enqueue(self, trajectories):
-        return self.target.enqueue(trajectories)
-
-
-_GONE = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
-         tf.errors.NotFoundError, tf.errors.FailedPreconditionError,
-         tf.errors.AbortedError, tf.errors.CancelledError)
-
-
 def learner_for_actor(task, learner_address=None, learner_hosts=None):
     """(address, learner task, job) that actor `task` sends to.
 
@@ -273,81 +255,4 @@ def learner_for_actor(task, learner_address=None, learner_hosts=None):
         k = task % len(learner_hosts)
         return learner_hosts[k], k, WORKER_JOB
     address = learner_hosts[0] if learner_hosts else learner_address
-    return address, 0, transport.LEARNER_JOB
-
-
-def run_actor_role(config, task, address, learner_task=0,
-                   job=transport.LEARNER_JOB, connect_timeout_s=300.0,
-                   log=print):
-    """An actor on any machine (`--job_name=actor`) until the learner is done.
-
-    Connects (retrying for `connect_timeout_s` while the learner is not up),
-    acts and enqueues, and returns once the learner closed its queue. If the
-    learner vanishes without closing it (killed, restarted), reconnects for
-    up to `connect_timeout_s` more and returns if it does not come back.
-    Raises `tf.errors.UnavailableError` if the first connection fails, and
-    `tf.errors.InvalidArgumentError` if this actor's flags (agent, level,
-    unroll length, queue capacity) do not match the learner's.
-    """
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    proxy = _ClientProxy()
-    actor = actor_lib.Actor(config, task, proxy)
-    spec = actor_lib.trajectory_spec(
-        config.agent, config.observation_spec, config.unroll_length,
-        config.agent.build().state_spec(None))
-    connected = False
-    try:
-        while True:
-            try:
-                proxy.target = transport.ActorTransport(
-                    address, spec, actor.variable_specs,
-                    config.queue_capacity,
-                    connect_timeout_s=connect_timeout_s, task=learner_task,
-                    job=job, actor_id=task)
-            except _GONE:
-                if not connected:
-                    raise
-                log(f"[impala] actor {task}: the learner at {address} went "
-                    f"away and did not come back in {connect_timeout_s:.0f}s;"
-                    " stopping")
-                return
-            log(f"[impala] actor {task} {'re' if connected else ''}connected"
-                f" to the learner at {address} (/job:{job}/task:"
-                f"{learner_task})")
-            connected = True
-            try:
-                actor.run()
-                if proxy.target.queue_closed():
-                    log(f"[impala] actor {task}: the learner is done; "
-                        f"{actor.frames:,} frames sent")
-                    return
-            except _GONE:
-                pass
-            log(f"[impala] actor {task}: lost the learner at {address}; "
-                "reconnecting")
-            _close_quietly(proxy.target)
-            proxy.target = None
-    finally:
-        actor.close()
-        _close_quietly(proxy.target)
-
-
-def _close_quietly(client, timeout_s=5.0):
-    """Closes a client whose learner may be gone or restarted.
-
-    Closing a session calls the learner, and TF's gRPC client retries a
-    vanished server for ever: close in a daemon thread, wait `timeout_s`.
-    """
-    if client is None:
-        return
-
-    def close():
-        try:
-            client.close()
-        except tf.errors.OpError:
-            pass
-
-    thread = threading.Thread(target=close, daemon=True)
-    thread.start()
-    thread.join(timeout_s)
+    return address, 0, grpc.LEARNER_JOB

@@ -14,7 +14,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from impala_tf import actor as actor_lib
+from impala_tf import policy
 from impala_tf import types
 
 
@@ -55,7 +55,7 @@ def evaluate(actor_config, checkpoint_restore, num_episodes, output_csv,
       dict level -> mean return.
     """
     agent = actor_config.agent.build()
-    policy_step = actor_lib.make_policy_step(
+    policy_step = policy.make_policy_step(
         agent, actor_config.observation_spec, 1)
     level_set = actor_config.level_set
     keys = list(actor_config.observation_spec)

@@ -277,7 +277,8 @@ def _from_flags(cls, get, **values):
 def build_configs():
     """Flags -> (TrainConfig, level_set); raises on bad input."""
     level_set = _level_set()  # Before TensorFlow loads: bad names fail fast.
-    from impala_tf import actor as actor_lib
+    from impala_tf import agents
+    from impala_tf import types
 
     d = level_set.defaults
     get = lambda n: _flag_or_default(n, d)
@@ -292,15 +293,15 @@ def build_configs():
             f"{FLAGS.level_name} ({type(e).__name__}"
             + (f": {detail})" if detail else ")")) from None
     try:
-        obs_spec = actor_lib.observation_spec(probe)
-        num_actions = actor_lib.num_actions_of(probe)
+        obs_spec = types.observation_spec(probe)
+        num_actions = types.num_actions_of(probe)
     finally:
         probe.close()
     if FLAGS.jit_compile and "instruction" in obs_spec:
         raise UsageError(f"--jit_compile cannot compile a learner for "
                          f"{FLAGS.level_name}: its observations hold text, "
                          "which XLA has no operations for")
-    agent = actor_lib.AgentConfig(
+    agent = agents.AgentConfig(
         torso=get("agent"), num_actions=num_actions,
         use_lstm=get("use_lstm"),
         use_instruction="instruction" in obs_spec)
@@ -327,16 +328,17 @@ def build_configs():
 
 
 def _restore_agent(config):
+    from impala_tf import checkpoints
     from impala_tf import runs
 
     run_dir = runs.RunDirectory(config.logdir)
     run_dir.check_compatible(config)
-    if run_dir.latest_checkpoint() is None:
+    if checkpoints.latest(run_dir.checkpoint_dir) is None:
         raise UsageError(f"--logdir {config.logdir} has no checkpoint; "
                          "train first")
 
     def restore(checkpoint):
-        run_dir.restore(checkpoint)
+        checkpoints.restore(checkpoint, run_dir.checkpoint_dir)
 
     return restore
 
@@ -353,13 +355,14 @@ def _tf_error_line(e):
 def _run_actor(config):
     """--job_name=actor: act for the learner until it is done, exit 0."""
     import tensorflow as tf
+    from impala_tf import actor as actor_lib
     from impala_tf import distributed
     address, learner_task, job = distributed.learner_for_actor(
         FLAGS.task, config.learner_address, config.learner_hosts)
     print(f"[impala] actor {FLAGS.task}: connecting to the learner at "
           f"{address}", flush=True)
     try:
-        distributed.run_actor_role(
+        actor_lib.run_remote_actor(
             config.actor, FLAGS.task, address, learner_task, job,
             connect_timeout_s=config.actor.connect_timeout_s,
             log=lambda m: print(m, flush=True))

@@ -111,6 +111,8 @@ class ProgressLogger:
         self._start = time.time()
         self._last_time = None
         self._last_frames = None
+        self._first = None  # (time, frames) at the first step added.
+        self._last_losses = {}
         self._recent = collections.deque(maxlen=window)
         self._per_level = {n: collections.deque(maxlen=window)
                            for n in self._levels}
@@ -128,6 +130,7 @@ class ProgressLogger:
         self._steps = int(out["num_steps"])
         if self._last_time is None:
             self._last_time, self._last_frames = time.time(), self._frames
+            self._first = (self._last_time, self._frames)
         for k in _LOSS_KEYS:
             if k in out:
                 self._losses[k].append(float(out[k]))
@@ -147,8 +150,13 @@ class ProgressLogger:
         return (self._last_time is not None
                 and time.time() - self._last_time >= self._interval)
 
-    def log(self):
-        """Writes one record now; returns it (dict)."""
+    def log(self, final=False):
+        """Writes one record now; returns it (dict).
+
+        final: the run's last record (at a clean stop), whose console line
+        gives the run's figures: frames/s since the first step and the
+        latest losses, even if no step came since the last record.
+        """
         now = time.time()
         if self._last_time is None:
             self._last_time, self._last_frames = now, self._frames
@@ -168,8 +176,12 @@ class ProgressLogger:
                                 if self._lags else None),
             "nonfinite_skips": getattr(self, "_nonfinite", 0),
         }
-        for k, v in self._losses.items():
-            record[k] = float(np.mean(v))
+        if self._losses:
+            self._last_losses = {k: float(np.mean(v))
+                                 for k, v in self._losses.items()}
+            record.update(self._last_losses)
+        elif final:
+            record.update(self._last_losses)
         if len(self._levels) > 1:
             means = {n: float(np.mean(d))
                      for n, d in self._per_level.items() if d}
@@ -180,7 +192,12 @@ class ProgressLogger:
             f.write(json.dumps(record) + "\n")
         self._summaries(record)
         if self._console is not None:
-            self._console.write(self._line(record) + "\n")
+            line = record
+            if final and self._first is not None:
+                run_s = max(now - self._first[0], 1e-6)
+                line = dict(record,
+                            fps=(self._frames - self._first[1]) / run_s)
+            self._console.write(self._line(line, final) + "\n")
             self._console.flush()
         self._last_time, self._last_frames = now, self._frames
         self._losses.clear()
@@ -202,13 +219,14 @@ class ProgressLogger:
                                   step=step)
         self._writer.flush()
 
-    def _line(self, r):
+    def _line(self, r, final=False):
         ret = r["episode_return_mean"]
         eta = (max(0, self._total - r["env_frames"]) / r["fps"]
                if r["fps"] > 0 else float("inf"))
         pct = 100.0 * r["env_frames"] / max(self._total, 1)
+        rate = "frames/s over the run" if final else "frames/s"
         return (f"[impala] frames {r['env_frames']:,} ({pct:.1f}%) | "
-                f"{r['fps']:,.0f} frames/s | steps {r['learner_steps']:,} | "
+                f"{r['fps']:,.0f} {rate} | steps {r['learner_steps']:,} | "
                 f"return {('%.2f' % ret) if ret is not None else '-'} "
                 f"({r['episodes']} episodes) | "
                 f"loss {r.get('total_loss', float('nan')):.3g} | "

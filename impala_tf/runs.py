@@ -2,7 +2,8 @@
 
 Layout of `--logdir`:
   run_config.json   the network and level the run was started with
-  checkpoints/      `tf.train.CheckpointManager` files (atomic state file)
+  checkpoints/      `tf.train.CheckpointManager` files (atomic state file;
+                    saved and restored by `checkpoints`)
   progress.jsonl    one JSON record per log interval (`progress`)
   train/            TensorBoard summaries
 
@@ -93,71 +94,7 @@ class RunDirectory:
             json.dump(record, f, indent=2, sort_keys=True)
         os.replace(tmp, self.config_path)
 
-    def latest_checkpoint(self):
-        import tensorflow as tf  # pylint: disable=g-import-not-at-top
-        logger = tf.get_logger()
-        level = logger.level
-        logger.setLevel("ERROR")  # An unreadable state file is our error.
-        try:
-            return tf.train.latest_checkpoint(self.checkpoint_dir)
-        finally:
-            logger.setLevel(level)
-
-    def _complete_checkpoints(self):
-        """Prefixes with an index file (not the `_temp` of a killed save)."""
-        if not os.path.isdir(self.checkpoint_dir):
-            return []
-        return sorted(n[:-len(".index")] for n in os.listdir(
-            self.checkpoint_dir) if n.endswith(".index"))
-
-    def restore(self, checkpoint, manager=None):
-        """Restores the latest checkpoint into `checkpoint`; returns its path.
-
-        Returns None when there is none. A corrupt or mismatched checkpoint
-        raises `RunError` and changes nothing on disk. Leftovers of a save
-        that was killed (`ckpt-N_temp/`, files the 'checkpoint' state file
-        does not name) are ignored: the state file is only rewritten, by an
-        atomic rename, once a save is complete.
-        """
-        del manager  # The manager reads the same state file.
-        path = self.latest_checkpoint()
-        if path is None:
-            if self._complete_checkpoints():
-                raise RunError(
-                    f"{self.checkpoint_dir} has checkpoint files but its "
-                    "'checkpoint' state file is missing or unreadable; it is "
-                    "corrupt, so move it away to start afresh")
-            return None
-        status = None
-        try:
-            status = checkpoint.restore(path)
-            status.assert_existing_objects_matched()
-        except (ValueError, AssertionError) as e:
-            raise RunError(
-                f"checkpoint {path} was written by a different agent "
-                f"({_first_line(e)}); use another --logdir or the agent and "
-                "level it was trained with") from None
-        except Exception as e:  # pylint: disable=broad-except
-            # Truncated files raise IndexError, bad checksums DataLossError.
-            others = [p for p in self._complete_checkpoints()
-                      if p != os.path.basename(path)]
-            hint = (f", or name an older one ({', '.join(others)}) in its "
-                    "'checkpoint' file" if others else "")
-            raise RunError(
-                f"checkpoint {path} is corrupt ({type(e).__name__}: "
-                f"{_first_line(e)}); move the checkpoints directory away to "
-                f"start afresh{hint}") from None
-        finally:
-            if status is not None:  # test/export restore the agent only.
-                status.expect_partial()
-        return path
-
     def repair_progress(self):
         """Drops a half-written last line of progress.jsonl (a killed run)."""
         progress.repair(self.logdir)
 
-
-def _first_line(error):
-    text = str(error).strip()
-    return (text.splitlines()[0][:200].rstrip(".") if text
-            else type(error).__name__)

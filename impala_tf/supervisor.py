@@ -1,8 +1,8 @@
 """Actor processes on this machine, restarted when they die or hang.
 
 Each actor is a separate OS process (`multiprocessing` spawn context, so it
-gets a fresh TensorFlow), running `actor.run_actor` against the learner's
-address. `ActorSupervisor.poll()` (called by the learner's main thread about
+gets a fresh TensorFlow), running `actor.run_local_actor` against the
+learner's address. `ActorSupervisor.poll()` (called by the learner's main thread about
 twice a second):
 
   * restarts an actor that exited or was killed, after a delay that doubles
@@ -70,7 +70,8 @@ def actor_process_main(config, task, address, stop_event, parent_pid,
     config = dataclasses.replace(config, level_set=watchdog.guard_level_set(
         config.level_set, heartbeat))
     try:
-        actor_lib.run_actor(config, task, address, stop_event, slots=slots)
+        actor_lib.run_local_actor(config, task, address, stop_event,
+                                  slots=slots)
     except watchdog.EnvironmentFailure as e:
         _say(f"[impala] actor {task}: {e}")
         if os.environ.get("IMPALA_TF_DEBUG"):
@@ -107,7 +108,7 @@ class ActorSupervisor:
         its failure count starts again.
       target: the process entry point (tests replace it).
       make_slots: if given, callable(multiprocessing context) -> one actor's
-        `local_transport.SharedSlots`; each actor gets its own (kept across
+        `transport.shared_memory.SharedSlots`; each actor gets its own (kept across
         its restarts, listed in `slots`) and sends trajectories through it.
     """
 

@@ -2,6 +2,7 @@
 LSTM or feed-forward core, policy and baseline heads."""
 
 from impala_tf.agents.agent import ImpalaAgent
+from impala_tf.agents.config import AgentConfig
 from impala_tf.agents.instruction import InstructionEncoder
 from impala_tf.agents.torsos import DeepTorso
 from impala_tf.agents.torsos import ResidualBlock
@@ -31,6 +32,6 @@ def make_agent(name, num_actions, use_lstm=True, use_instruction=False,
 
 
 __all__ = [
-    "AGENT_NAMES", "DeepTorso", "ImpalaAgent", "InstructionEncoder",
+    "AGENT_NAMES", "AgentConfig", "DeepTorso", "ImpalaAgent", "InstructionEncoder",
     "ResidualBlock", "ShallowTorso", "TORSO_NAMES", "make_agent",
 ]

@@ -1,4 +1,4 @@
-"""Trajectories and weights between processes over TensorFlow's gRPC runtime.
+"""Trajectories and weights over TensorFlow's gRPC runtime (any machine).
 
 The learner process owns a TensorFlow server (started by
 `tf.config.experimental_connect_to_cluster`, so its eager context and the
@@ -25,12 +25,22 @@ connect to whatever address they are given. A single learner's server is
 job "learner" task 0; synchronous learners (`distributed.LearnerCluster`)
 are tasks of job "worker" (the only job name MultiWorkerMirroredStrategy
 accepts besides "chief"), each with its own queue and weights.
+
+Implements the package's interfaces: `LearnerServer` is the learner's
+`WeightPublisher` and makes its `BatchSource` (`batches`); `ActorClient` is
+an actor's `ActorTransport`, and `ReconnectingClient` one that outlives a
+restarted learner (remote actors).
 """
 
+import socket
+import threading
 import time
 
-import numpy as np
 import tensorflow as tf
+
+from impala_tf.transport import ActorTransport
+from impala_tf.transport import BatchSource
+from impala_tf.transport import WeightPublisher
 
 CONTAINER = "impala"
 QUEUE_NAME = "impala/trajectories"
@@ -86,43 +96,37 @@ def start_learner_server(address, cluster=None, task=0):
         cluster, job_name=LEARNER_JOB, task_index=task)
 
 
-class LearnerTransport:
+class LearnerServer(WeightPublisher):
     """The learner's side: serves the queue and publishes weights.
 
-    `start_learner_server` must have been called first.
+    `start_learner_server` must have been called first. The weights are not
+    readable until the first `publish` (actors wait for it).
 
     Args:
-      address: "host:port" this learner serves on (for logs).
       trajectory_spec: nest of `tf.TensorSpec` for ONE trajectory (no batch).
-      variables: the agent's trainable variables, in a fixed order that the
-        actors reproduce by building the same agent.
+      variable_specs: list of (dtype, shape) of the agent's trainable
+        variables, in their fixed order (`policy.variable_specs`).
       capacity: queue capacity, in trajectories.
       task: this learner's task index in the cluster.
       job: this learner's job name in the cluster.
     """
 
-    def __init__(self, address, trajectory_spec, variables, capacity,
-                 task=0, job=LEARNER_JOB):
-        self.address = address
+    def __init__(self, trajectory_spec, variable_specs, capacity, task=0,
+                 job=LEARNER_JOB):
         self._device = learner_device(task, job)
         self._spec = trajectory_spec
         dtypes, shapes = flat_specs(trajectory_spec)
         with tf.device(self._device):
             self._queue = _queue(dtypes, shapes, capacity)
             self._published = [
-                _variable_handle(WEIGHT_PREFIX + str(i), v.dtype, v.shape)
-                for i, v in enumerate(variables)]
+                _variable_handle(WEIGHT_PREFIX + str(i), dtype, shape)
+                for i, (dtype, shape) in enumerate(variable_specs)]
             self._version = _variable_handle(VERSION_NAME, tf.int64, [])
             self._actors = _variable_handle(ACTORS_NAME, tf.int64,
                                             [ACTOR_SLOTS])
             tf.raw_ops.AssignVariableOp(
                 resource=self._actors,
                 value=tf.zeros([ACTOR_SLOTS], tf.int64))
-        self.publish(variables, 0)
-
-    @property
-    def device(self):
-        return self._device
 
     def publish(self, variables, version):
         """Copies `variables` (same order as at construction) for actors.
@@ -135,30 +139,20 @@ class LearnerTransport:
         tf.raw_ops.AssignVariableOp(
             resource=self._version, value=tf.cast(version, tf.int64))
 
-    def dataset(self, batch_size, prefetch=1):
-        """`tf.data.Dataset` of batches: the trajectory nest, each [B, ...].
+    def batches(self, batch_size, prefetch=1):
+        """A `BatchSource` of batches from the queue, each leaf
+        [batch_size, T+1, ...] (`tf.data` dequeues `prefetch` ahead).
 
-        It ends (OutOfRange) once the queue is closed and holds fewer than
-        `batch_size` trajectories.
+        It ends once the queue is closed (`close()` here or on the source)
+        and holds fewer than `batch_size` trajectories.
         """
-        queue, spec = self._queue, self._spec
-
-        def dequeue(_):
-            flat = queue.dequeue_many(batch_size)
-            return tf.nest.pack_sequence_as(spec, flat)
-
-        ds = tf.data.Dataset.from_tensors(0).repeat().map(dequeue)
-        return ds.prefetch(prefetch)
+        return _QueueBatches(self, batch_size, prefetch)
 
     def actor_unrolls(self):
         """np.int64 [ACTOR_SLOTS]: weight pulls so far, per actor slot."""
         with tf.device(self._device):
             return tf.raw_ops.ReadVariableOp(
                 resource=self._actors, dtype=tf.int64).numpy()
-
-    def size(self):
-        """Trajectories waiting in the queue (int)."""
-        return int(self._queue.size().numpy())
 
     def close(self):
         """Closes the queue, cancelling blocked enqueues of actors."""
@@ -168,7 +162,38 @@ class LearnerTransport:
             pass
 
 
-class ActorTransport:
+class _QueueBatches(BatchSource):
+    """`LearnerServer.batches`: a `tf.data` pipeline over `dequeue_many`."""
+
+    def __init__(self, server, batch_size, prefetch):
+        queue, spec = server._queue, server._spec  # pylint: disable=protected-access
+        self._server = server
+        self._closed = threading.Event()
+
+        def dequeue(_):
+            flat = queue.dequeue_many(batch_size)
+            return tf.nest.pack_sequence_as(spec, flat)
+
+        dataset = tf.data.Dataset.from_tensors(0).repeat().map(dequeue)
+        self._iterator = iter(dataset.prefetch(prefetch))
+
+    def __next__(self):
+        try:
+            return next(self._iterator)
+        except tf.errors.OpError:
+            # Closing the queue under a waiting dequeue surfaces through
+            # tf.data as InvalidArgumentError ("... produced
+            # OutOfRangeError"): the end of the source, not a failure.
+            if self._closed.is_set():
+                raise StopIteration from None
+            raise
+
+    def close(self):
+        self._closed.set()
+        self._server.close()
+
+
+class ActorClient(ActorTransport):
     """An actor's side: a graph-mode gRPC client of the learner's server.
 
     Args:
@@ -298,7 +323,6 @@ def _wait_for_port(address, deadline):
 
     Raises `tf.errors.UnavailableError` at `deadline` (time.monotonic()).
     """
-    import socket
     host, _, port = address.rpartition(":")
     while True:
         try:
@@ -314,12 +338,6 @@ def _wait_for_port(address, deadline):
 
 def pick_free_port():
     """An unused TCP port on this machine (for a learner with no --port)."""
-    import socket
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("", 0))
         return s.getsockname()[1]
-
-
-def stack_trajectories(trajectories):
-    """Stacks a list of numpy trajectory nests into one nest with [N, ...]."""
-    return tf.nest.map_structure(lambda *xs: np.stack(xs), *trajectories)

@@ -1,6 +1,6 @@
 """Trajectories from local actor processes to the learner in shared memory.
 
-The gRPC path (`transport`) copies an unroll about six times on its way to a
+The gRPC path (`transport.grpc`) copies an unroll about six times on its way to a
 batch: the actor's feed, the RunStep request, the socket twice, the queue's
 split and `dequeue_many`'s concatenation. For actor processes on the
 learner's own machine this module replaces it with one copy on each side:
@@ -22,6 +22,9 @@ learner's own machine this module replaces it with one copy on each side:
     becomes TensorFlow tensors without another copy (DLPack); `tf.data`'s
     `from_generator` cost 3-5x more CPU per batch here (benchmarks/README).
 
+`SlotSender` is an actor's `transport.ActorTransport`; `batches` is the
+learner's `transport.BatchSource`, the same kind the gRPC queue gives.
+
 Each slot has one writer at a time: the actor writes only FREE slots and
 only the learner frees a FULL one, so no lock is needed and an actor killed
 mid-copy leaves nothing half-visible: its slot is still FREE (the restarted
@@ -41,6 +44,9 @@ import time
 
 import numpy as np
 import tensorflow as tf
+
+from impala_tf.transport import ActorTransport
+from impala_tf.transport import BatchSource
 
 FREE, FULL = 0, 1
 _STATE, _STAMP = 0, 1       # Header columns (int64).
@@ -134,13 +140,13 @@ def _round_up(x):
     return -(-x // _ALIGN) * _ALIGN
 
 
-class SlotSender:
+class SlotSender(ActorTransport):
     """An actor's side: trajectories into its `SharedSlots`, weights by gRPC.
 
     Args:
       slots: this actor's `SharedSlots`.
-      client: the actor's `transport.ActorTransport` (weights, and whether
-        the learner closed its queue).
+      client: the actor's `grpc.ActorClient` (weights, and whether the
+        learner closed its queue); `close()` closes it.
     """
 
     def __init__(self, slots, client):
@@ -178,6 +184,9 @@ class SlotSender:
         header[k, _STAMP] = time.monotonic_ns()
         header[k, _STATE] = FULL  # Last: the learner may read it from now.
 
+    def close(self):
+        self._client.close()
+
 
 class SlotReceiver:
     """The learner's side: batches from the FULL slots of local actors.
@@ -194,7 +203,7 @@ class SlotReceiver:
         self._cursor = {}  # (actor, slot) -> (fill time, trajectories read)
 
     def close(self):
-        """Ends the dataset: its next batch raises OutOfRange."""
+        """Ends `batches`: its iterator stops (StopIteration)."""
         self._closed.set()
 
     def _refresh(self):
@@ -255,11 +264,11 @@ class SlotReceiver:
         return batch
 
     def batches(self, batch_size, prefetch=1):
-        """Iterator of batches: the trajectory nest of `tf.Tensor`s, each
-        [batch_size, ...] (uint8 frames stay uint8; no gradient).
+        """A `BatchSource` of batches: the trajectory nest of `tf.Tensor`s,
+        each [batch_size, T+1, ...] (uint8 frames stay uint8; no gradient).
 
         A background thread assembles up to `prefetch` batches ahead; the
-        iterator ends (StopIteration) after `close()`. The tensors share the
+        iterator ends (StopIteration) after `close()` (here or on it). The tensors share the
         batch's memory (DLPack), so a batch costs one copy out of the slots.
         """
         return _Batches(self.next_batch, self._spec, self._closed,
@@ -294,11 +303,12 @@ def tensors(flat):
     return out
 
 
-class _Batches:
+class _Batches(BatchSource):
     """`SlotReceiver.batches`' iterator: a producer thread and a bounded
     queue of ready batches."""
 
     def __init__(self, next_batch, spec, closed, batch_size, prefetch):
+        self._closed = closed
         self._ready = queue.Queue(maxsize=prefetch)
         self._error = []
         self._thread = threading.Thread(
@@ -322,8 +332,8 @@ class _Batches:
         except Exception as e:  # pylint: disable=broad-except
             self._error.append(e)
 
-    def __iter__(self):
-        return self
+    def close(self):
+        self._closed.set()
 
     def __next__(self):
         while True:

@@ -1,0 +1,136 @@
+"""Checkpoints of a run: what is saved, saving it, restoring it.
+
+A checkpoint holds the agent, the optimizer (its slots) and the learner's
+counters (`make_checkpoint`). `Checkpoints` saves them under
+`<logdir>/checkpoints` with `tf.train.CheckpointManager`, which writes the
+files under temporary names, renames them, then atomically replaces the
+'checkpoint' state file: a process killed mid-save leaves the previous
+checkpoint current. A save is refused while some weight is not finite (the
+last good checkpoint stays current).
+
+`restore` reads the checkpoint the state file names. Every problem (a
+corrupt or missing state file, truncated or damaged files, a checkpoint of
+another network) raises `runs.RunError` with one readable sentence and
+changes nothing on disk.
+"""
+
+import os
+
+import tensorflow as tf
+
+from impala_tf import runs
+
+
+def make_checkpoint(learner):
+    """A `tf.train.Checkpoint` of a `learner.Learner`'s state."""
+    return tf.train.Checkpoint(
+        agent=learner.agent, optimizer=learner.optimizer,
+        num_steps=learner.num_steps, num_frames=learner.num_frames,
+        nonfinite_skips=learner.nonfinite_skips)
+
+
+def weights_finite(learner):
+    """True if every float variable (weights, optimizer slots) is finite."""
+    checks = [tf.reduce_all(tf.math.is_finite(v)) for v in learner.variables
+              if v.dtype.is_floating]
+    return bool(tf.reduce_all(checks).numpy()) if checks else True
+
+
+def latest(checkpoint_dir):
+    """The path of the checkpoint the state file names, or None."""
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")  # An unreadable state file is our error.
+    try:
+        return tf.train.latest_checkpoint(checkpoint_dir)
+    finally:
+        logger.setLevel(level)
+
+
+def _complete(checkpoint_dir):
+    """Prefixes with an index file (not the `_temp` of a killed save)."""
+    if not os.path.isdir(checkpoint_dir):
+        return []
+    return sorted(n[:-len(".index")] for n in os.listdir(checkpoint_dir)
+                  if n.endswith(".index"))
+
+
+def restore(checkpoint, checkpoint_dir):
+    """Restores the latest checkpoint into `checkpoint`; returns its path.
+
+    Returns None when there is none. A corrupt or mismatched checkpoint
+    raises `runs.RunError` and changes nothing on disk. Leftovers of a save
+    that was killed (`ckpt-N_temp/`, files the 'checkpoint' state file does
+    not name) are ignored: the state file is only rewritten, by an atomic
+    rename, once a save is complete. `checkpoint` may hold a part of what
+    was saved (the agent alone, for evaluation).
+    """
+    path = latest(checkpoint_dir)
+    if path is None:
+        if _complete(checkpoint_dir):
+            raise runs.RunError(
+                f"{checkpoint_dir} has checkpoint files but its "
+                "'checkpoint' state file is missing or unreadable; it is "
+                "corrupt, so move it away to start afresh")
+        return None
+    status = None
+    try:
+        status = checkpoint.restore(path)
+        status.assert_existing_objects_matched()
+    except (ValueError, AssertionError) as e:
+        raise runs.RunError(
+            f"checkpoint {path} was written by a different agent "
+            f"({_first_line(e)}); use another --logdir or the agent and "
+            "level it was trained with") from None
+    except Exception as e:  # pylint: disable=broad-except
+        # Truncated files raise IndexError, bad checksums DataLossError.
+        others = [p for p in _complete(checkpoint_dir)
+                  if p != os.path.basename(path)]
+        hint = (f", or name an older one ({', '.join(others)}) in its "
+                "'checkpoint' file" if others else "")
+        raise runs.RunError(
+            f"checkpoint {path} is corrupt ({type(e).__name__}: "
+            f"{_first_line(e)}); move the checkpoints directory away to "
+            f"start afresh{hint}") from None
+    finally:
+        if status is not None:  # test/export restore the agent only.
+            status.expect_partial()
+    return path
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return (text.splitlines()[0][:200].rstrip(".") if text
+            else type(error).__name__)
+
+
+class Checkpoints:
+    """A learner's checkpoints in one directory: restore, then save.
+
+    Args:
+      checkpoint_dir: `runs.RunDirectory.checkpoint_dir`.
+      learner: the `learner.Learner` saved and restored.
+      say: callable(str) for one-line events.
+      max_to_keep: checkpoints kept on disk.
+    """
+
+    def __init__(self, checkpoint_dir, learner, say=print, max_to_keep=3):
+        self._dir, self._learner, self._say = checkpoint_dir, learner, say
+        self._checkpoint = make_checkpoint(learner)
+        self._manager = tf.train.CheckpointManager(
+            self._checkpoint, checkpoint_dir, max_to_keep=max_to_keep)
+
+    def restore(self):
+        """Restores the latest checkpoint, if any; returns its path or None
+        (`runs.RunError` on a bad one)."""
+        return restore(self._checkpoint, self._dir)
+
+    def save(self):
+        """Saves unless a weight is not finite (then says so and keeps the
+        last good one); returns the new path or None."""
+        if not weights_finite(self._learner):
+            self._say("[impala] NOT saving a checkpoint: some weights are "
+                      "not finite; the last good one is "
+                      f"{self._manager.latest_checkpoint}")
+            return None
+        return self._manager.save(checkpoint_number=self._learner.num_steps)
