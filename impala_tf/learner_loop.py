@@ -46,7 +46,7 @@ def make_step(learner, jit_compile=False, cluster=None):
     return learner.step_function(jit_compile)
 
 
-class _NonfiniteReporter:
+class NonfiniteReporter:
     """One line when updates are skipped as non-finite (at most every 10 s)."""
 
     def __init__(self, say, start, interval_s=10.0):
@@ -100,7 +100,7 @@ class LearnerLoop:
         self._stop_lock = threading.Lock()
         self._stopped = False
         self._thread = None
-        self._nonfinite = _NonfiniteReporter(
+        self._nonfinite = NonfiniteReporter(
             say, int(learner.nonfinite_skips.numpy()))
         self.error = None
         self.steps_run = 0  # Steps taken by this process.

@@ -12,6 +12,9 @@
   groups and CPU use.
 * Tiny configurations: the toy level and flags small enough for tests
   (`TOY_LEVEL`, `TINY_FLAGS`, `tiny_train_config`).
+* Stand-ins: `NullTransport`, an actor's `transport.ActorTransport` that
+  serves fixed weights and keeps what it is sent (no server), and
+  `ListBatches`, a learner's `transport.BatchSource` over given batches.
 
 No pytest and no TensorFlow at import time: benchmarks use it too.
 """
@@ -24,6 +27,8 @@ import signal
 import socket
 import subprocess
 import sys
+
+from impala_tf import transport
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -204,13 +209,13 @@ def tiny_train_config(logdir, torso="shallow", num_actions=2, use_lstm=False,
     batches of 2 unrolls of 5 steps, 1000 frames (imports TensorFlow)."""
     # pylint: disable=import-outside-toplevel
     import tensorflow as tf
-    from impala_tf import actor as actor_lib
+    from impala_tf import agents
     from impala_tf import config as config_lib
     from impala_tf.envs import registry
 
     level_set = registry.parse_level_name(level)
     obs = {"frame": tf.TensorSpec([24, 24, 3], tf.uint8)}
-    agent = actor_lib.AgentConfig(torso, num_actions, use_lstm, False)
+    agent = agents.AgentConfig(torso, num_actions, use_lstm, False)
     return config_lib.TrainConfig(
         logdir=str(logdir), num_actors=1, learner_address="localhost:0",
         actor=config_lib.ActorConfig(level_set, agent, obs, unroll_length=5,
@@ -221,3 +226,56 @@ def tiny_train_config(logdir, torso="shallow", num_actions=2, use_lstm=False,
             total_environment_frames=1000, learning_rate=0.01,
             epsilon=0.01, entropy_cost=0.01,
             reward_clipping=reward_clipping))
+
+
+# -- Stand-ins. ---------------------------------------------------------------
+
+class NullTransport(transport.ActorTransport):
+    """Fixed weights in, trajectories counted (and the last ones kept).
+
+    Args:
+      weights: list of np.ndarray in `trainable_variables` order.
+      version: the int version `pull_weights` reports.
+      stop_after: raise `tf.errors.CancelledError` (the learner is done) at
+        the pull after this many enqueues; None: never.
+    """
+
+    def __init__(self, weights, version=0, stop_after=None):
+        self.weights, self.version = list(weights), version
+        self.stop_after = stop_after
+        self.enqueued = 0       # enqueue calls
+        self.trajectories = 0   # trajectories received (N per call)
+        self.last = None        # a copy of the last nest received
+        self.closed = False
+
+    def pull_weights(self):
+        if self.stop_after is not None and self.enqueued >= self.stop_after:
+            import tensorflow as tf  # pylint: disable=g-import-not-at-top
+            raise tf.errors.CancelledError(None, None, "the test is done")
+        return self.weights, self.version
+
+    def enqueue(self, trajectories):
+        import numpy as np  # pylint: disable=g-import-not-at-top
+        import tensorflow as tf  # pylint: disable=g-import-not-at-top
+        self.last = tf.nest.map_structure(np.copy, trajectories)
+        self.enqueued += 1
+        self.trajectories += len(tf.nest.flatten(trajectories)[0])
+
+    def close(self):
+        self.closed = True
+
+
+class ListBatches(transport.BatchSource):
+    """The given batches in order, then the end (or `close()`)."""
+
+    def __init__(self, batches):
+        self._batches = list(batches)
+        self.closed = False
+
+    def __next__(self):
+        if self.closed or not self._batches:
+            raise StopIteration
+        return self._batches.pop(0)
+
+    def close(self):
+        self.closed = True

@@ -88,21 +88,31 @@ def _start_server(config, say):
     return address, None
 
 
-def build(config, cluster=None):
-    """(agent, learner, trajectory spec, `grpc.LearnerServer`), variables
-    created: the server publishes the learner's updates."""
+def build(config, make_publisher=None):
+    """(agent, learner, trajectory spec, publisher), variables created.
+
+    make_publisher: callable(trajectory spec, variable specs) -> a
+    `transport.WeightPublisher` that the learner publishes each update to
+    (the gRPC server), or None (no publication: tests, tools).
+    """
     agent = actor_lib.build_agent(config.actor)
     traj_spec = actor_lib.trajectory_spec(config.actor, agent)
-    server = grpc.LearnerServer(
-        traj_spec, policy.variable_specs(agent),
-        capacity=config.actor.queue_capacity,
-        task=config.task if cluster else 0,
-        job=cluster.job if cluster else grpc.LEARNER_JOB)
+    publisher = (make_publisher(traj_spec, policy.variable_specs(agent))
+                 if make_publisher is not None else None)
     learner = learner_lib.Learner(
-        agent, config.learner, publish=server.publish,
+        agent, config.learner,
+        publish=publisher.publish if publisher is not None else None,
         num_learners=max(1, len(config.learner_hosts)))
     learner.build(types.batch_spec(traj_spec, config.learner.batch_size))
-    return agent, learner, traj_spec, server
+    return agent, learner, traj_spec, publisher
+
+
+def _server_maker(config, cluster):
+    """make_publisher for `build`: this learner's `grpc.LearnerServer`."""
+    return functools.partial(
+        grpc.LearnerServer, capacity=config.actor.queue_capacity,
+        task=config.task if cluster else 0,
+        job=cluster.job if cluster else grpc.LEARNER_JOB)
 
 
 def shared_memory_slots(config, traj_spec):
@@ -200,7 +210,8 @@ def train(config, console=sys.stdout):
     run_dir.check_compatible(config)
     address, cluster = _start_server(config, say)
     chief = cluster is None or cluster.is_chief
-    _, learner, traj_spec, server = build(config, cluster)
+    _, learner, traj_spec, server = build(config,
+                                          _server_maker(config, cluster))
     saver = _restore(config, run_dir, learner, cluster, say)
     server.publish(learner.agent.trainable_variables, learner.num_steps)
     say(f"[impala] learner serving on {address} (TensorFlow gRPC, no "

@@ -60,19 +60,20 @@ def _union(step):
 
 def _learner(batch_size, num_learners, seed=0):
     """A built learner; its initial weights depend only on `seed`."""
-    from impala_tf import actor as actor_lib
+    from impala_tf import agents
     from impala_tf import learner as learner_lib
+    from impala_tf import types
     tf.random.set_seed(seed)
-    agent_config = actor_lib.AgentConfig("shallow", 3, use_lstm=True,
-                                         use_instruction=False)
+    agent_config = agents.AgentConfig("shallow", 3, use_lstm=True,
+                                      use_instruction=False)
     agent = agent_config.build()
     config = learner_lib.LearnerConfig(
         batch_size=batch_size, unroll_length=T, num_action_repeats=1,
         total_environment_frames=10_000, learning_rate=0.01, decay=0.99,
         momentum=0.0, epsilon=0.01, entropy_cost=0.01, baseline_cost=0.5,
         discounting=0.99, reward_clipping="abs_one", max_grad_norm=1.0)
-    spec = actor_lib.trajectory_spec(
-        agent_config, {"frame": tf.TensorSpec([24, 24, 3], tf.uint8)}, T,
+    spec = types.trajectory_spec(
+        3, {"frame": tf.TensorSpec([24, 24, 3], tf.uint8)}, T,
         agent.state_spec(None))
     learner = learner_lib.Learner(agent, config, num_learners=num_learners)
     learner.build(tf.nest.map_structure(

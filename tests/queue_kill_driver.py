@@ -18,7 +18,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from impala_tf import transport
+from impala_tf.transport import grpc
 
 N = 1 << 18  # Floats per trajectory: 1 MB; an enqueue carries 4.
 SPEC = {"k": tf.TensorSpec([], tf.int64), "x": tf.TensorSpec([N], tf.float32)}
@@ -31,7 +31,7 @@ def expected(k):
 
 
 def actor(address, first_k):
-    client = transport.ActorTransport(address, SPEC, [], CAPACITY)
+    client = grpc.ActorClient(address, SPEC, [], CAPACITY)
     k = first_k
     while True:
         ks = np.arange(k, k + 4)
@@ -42,9 +42,11 @@ def actor(address, first_k):
 
 
 def main():
-    address = f"localhost:{transport.pick_free_port()}"
-    transport.start_learner_server(address)
-    server = transport.LearnerTransport(address, SPEC, [], capacity=CAPACITY)
+    address = f"localhost:{grpc.pick_free_port()}"
+    grpc.start_learner_server(address)
+    server = grpc.LearnerServer(SPEC, [], capacity=CAPACITY)
+    server.publish([], 0)  # Actors wait for the first publication.
+    batches = server.batches(1)
     last = {}
 
     def spawn(i):
@@ -61,14 +63,11 @@ def main():
     received, bad = [], []
 
     def drain():
-        try:
-            while True:
-                k, x = server._queue.dequeue()  # pylint: disable=protected-access
-                received.append(int(k))
-                if not np.array_equal(x.numpy(), expected(int(k))):
-                    bad.append(int(k))
-        except tf.errors.OutOfRangeError:
-            pass
+        for batch in batches:
+            k, x = int(batch["k"][0]), batch["x"][0].numpy()
+            received.append(k)
+            if not np.array_equal(x, expected(k)):
+                bad.append(k)
 
     drainer = threading.Thread(target=drain, daemon=True)
     drainer.start()
@@ -90,7 +89,7 @@ def main():
         p.kill()
         p.wait()
     time.sleep(1)
-    server.close()
+    batches.close()
     drainer.join(30)
     print(json.dumps(dict(kills=kills, mid=mid, received=len(received),
                           bad=len(bad))))

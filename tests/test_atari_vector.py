@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from impala_tf import actor as actor_lib
+from impala_tf import types
 from impala_tf import watchdog
 from impala_tf.envs import atari
 from impala_tf.envs import atari_vector
@@ -119,10 +120,9 @@ def test_make_batch_uses_the_level_sets_training_arguments():
 
 
 def _buffers(n, unroll):
-    spec = actor_lib.trajectory_spec(
-        actor_lib.AgentConfig("shallow", 4, False, False),
-        {"frame": tf.TensorSpec([84, 84, 4], tf.uint8)}, unroll, ())
-    return actor_lib._buffers(spec, n)  # pylint: disable=protected-access
+    spec = types.trajectory_spec(
+        4, {"frame": tf.TensorSpec([84, 84, 4], tf.uint8)}, unroll, ())
+    return types.zero_trajectories(spec, n)
 
 
 def test_environment_batch_writes_what_the_loop_writes():

@@ -1,7 +1,7 @@
 """Batched actor inference acts like unbatched inference.
 
 An actor steps N environments in lock-step and runs the policy once per step
-on the batch (`actor.FlatPolicy`). The policy of each environment must be
+on the batch (`policy.FlatPolicy`). The policy of each environment must be
 the one it would get alone: the same logits and baseline (so the same action
 distribution), the same recurrent state, and the trajectories must record,
 at every step, the outputs the network gives on the recorded inputs.
@@ -12,6 +12,9 @@ import pytest
 import tensorflow as tf
 
 from impala_tf import actor as actor_lib
+from impala_tf import agents
+from impala_tf import policy
+from impala_tf import testing
 from impala_tf import types
 from impala_tf.envs import registry
 
@@ -19,10 +22,10 @@ TOY = "impala_tf.envs.toy:colour_choice"
 
 
 def _agent(use_lstm, num_actions=5, frame=(24, 24, 3)):
-    config = actor_lib.AgentConfig("shallow", num_actions, use_lstm, False)
+    config = agents.AgentConfig("shallow", num_actions, use_lstm, False)
     agent = config.build()
     obs_spec = {"frame": tf.TensorSpec(frame, tf.uint8)}
-    actor_lib.FlatPolicy(agent, obs_spec, 1)  # Creates the variables.
+    policy.FlatPolicy(agent, obs_spec, 1)  # Creates the variables.
     for i, v in enumerate(agent.trainable_variables):  # Non-trivial logits.
         v.assign(tf.random.stateless_normal(v.shape, [i, 7]) * 0.05)
     return config, agent, obs_spec
@@ -40,9 +43,9 @@ def _inputs(n, frame, num_actions, seed):
 def test_batched_outputs_equal_one_at_a_time(use_lstm):
     _, agent, obs_spec = _agent(use_lstm)
     n = 8
-    batched = actor_lib.FlatPolicy(agent, obs_spec, n)
-    single = actor_lib.FlatPolicy(agent, obs_spec, 1)
-    reference = actor_lib.make_policy_step(agent, obs_spec, n)
+    batched = policy.FlatPolicy(agent, obs_spec, n)
+    single = policy.FlatPolicy(agent, obs_spec, 1)
+    reference = policy.make_policy_step(agent, obs_spec, n)
     state = agent.initial_state(n)
     singles = [agent.initial_state(1) for _ in range(n)]
     for step in range(3):  # Recurrent state carried over steps.
@@ -74,11 +77,11 @@ def test_batched_actions_follow_the_unbatched_distribution():
     _, agent, obs_spec = _agent(False, num_actions=4)
     n, calls = 64, 60
     prev, reward, done, obs = _inputs(1, (24, 24, 3), 4, 3)
-    _, logits, _, _ = actor_lib.FlatPolicy(agent, obs_spec, 1)(
+    _, logits, _, _ = policy.FlatPolicy(agent, obs_spec, 1)(
         prev, reward, done, obs, ())
     probs = tf.nn.softmax(logits[0]).numpy()
     assert probs.max() < 0.9  # A distribution worth testing.
-    batched = actor_lib.FlatPolicy(agent, obs_spec, n)
+    batched = policy.FlatPolicy(agent, obs_spec, n)
     tile = lambda x: np.repeat(x, n, axis=0)
     counts = np.zeros(4)
     for _ in range(calls):
@@ -95,21 +98,10 @@ def test_batched_actions_follow_the_unbatched_distribution():
                                        ())[0][:8] for _ in range(3)]))) > 1
 
 
-class _Weights:
-    def __init__(self, weights):
-        self.weights = weights
-
-    def pull_weights(self):
-        return self.weights, 7
-
-    def enqueue(self, trajectories):
-        pass
-
-
 def _check_trajectories(actor, agent_config, obs_spec, weights, unrolls):
     """Every recorded step's logits are the network's on recorded inputs."""
     agent = agent_config.build()
-    step = actor_lib.FlatPolicy(agent, obs_spec, 1)
+    step = policy.FlatPolicy(agent, obs_spec, 1)
     for v, w in zip(agent.trainable_variables, weights):
         v.assign(w)
     previous_last = None
@@ -151,7 +143,8 @@ def test_actor_records_what_the_network_outputs(use_lstm):
     config = actor_lib.ActorConfig(level_set, agent_config, obs_spec,
                                    unroll_length=6, envs_per_actor=4,
                                    queue_capacity=4, seed=3)
-    actor = actor_lib.Actor(config, 1, _Weights(weights))
+    actor = actor_lib.Actor(config, 1, agent,
+                           testing.NullTransport(weights, 7))
     _check_trajectories(actor, agent_config, obs_spec, weights, unrolls=4)
     actor.close()
 
@@ -165,7 +158,8 @@ def test_actor_with_vector_env_records_what_the_network_outputs():
                                    unroll_length=5, envs_per_actor=3,
                                    queue_capacity=3, seed=3,
                                    vector_env=True)
-    actor = actor_lib.Actor(config, 0, _Weights(weights))
+    actor = actor_lib.Actor(config, 0, agent,
+                           testing.NullTransport(weights, 7))
     assert type(actor._envs).__name__ == "AtariEnvironmentBatch"  # pylint: disable=protected-access
     _check_trajectories(actor, agent_config, obs_spec, weights, unrolls=2)
     actor.close()

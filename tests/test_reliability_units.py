@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from impala_tf import checkpoints
+from impala_tf import learner_loop
 from impala_tf import runs
 from impala_tf import supervisor as supervisor_lib
 from impala_tf import testing
@@ -53,7 +55,7 @@ def values(learner):
 
 def test_nonfinite_batch_skips_update_and_checkpoint_stays_finite(tmp_path):
     config = make_config(tmp_path, reward_clipping="none")
-    _, learner, spec = trainer.build(config)
+    _, learner, spec, _ = trainer.build(config)
     batch = random_batch(spec, 2, 2, seed=0)
     nan_batch = batch._replace(env_outputs=batch.env_outputs._replace(
         reward=tf.fill(batch.env_outputs.reward.shape, np.nan)))
@@ -79,7 +81,7 @@ def test_nonfinite_batch_skips_update_and_checkpoint_stays_finite(tmp_path):
                for n, v in values(learner).items() if "agent" in n)
     # The trainer's line for skips, rate-limited.
     lines = []
-    reporter = trainer._NonfiniteReporter(lines.append, 0)
+    reporter = learner_loop.NonfiniteReporter(lines.append, 0)
     reporter.check({"nonfinite_skips": 1, "num_steps": 7,
                     "total_loss": np.nan, "grad_norm": np.nan})
     reporter.check({"nonfinite_skips": 2, "num_steps": 8,
@@ -87,9 +89,9 @@ def test_nonfinite_batch_skips_update_and_checkpoint_stays_finite(tmp_path):
     assert len(lines) == 1 and "step 7: non-finite loss" in lines[0]
     assert "update skipped" in lines[0]
     # Checkpoints hold finite values only, and a NaN weight is never saved.
-    ckpt = trainer.make_checkpoint(learner)
-    manager = tf.train.CheckpointManager(ckpt, str(tmp_path / "ck"), 3)
-    path = trainer.save_checkpoint(manager, learner, lines.append)
+    saver = checkpoints.Checkpoints(str(tmp_path / "ck"), learner,
+                                    lines.append)
+    path = saver.save()
     reader = tf.train.load_checkpoint(path)
     for key in reader.get_variable_to_dtype_map():
         value = reader.get_tensor(key)
@@ -97,24 +99,23 @@ def test_nonfinite_batch_skips_update_and_checkpoint_stays_finite(tmp_path):
             assert np.all(np.isfinite(value)), key
     learner.agent.trainable_variables[0].assign(
         tf.fill(learner.agent.trainable_variables[0].shape, np.nan))
-    assert trainer.save_checkpoint(manager, learner, lines.append) is None
+    assert saver.save() is None
     assert "NOT saving a checkpoint" in lines[-1]
-    assert manager.latest_checkpoint == path
+    assert checkpoints.latest(str(tmp_path / "ck")) == path
 
 
 def test_resume_restores_every_variable_exactly(tmp_path):
     config = make_config(tmp_path)
-    _, first, spec = trainer.build(config)
+    _, first, spec, _ = trainer.build(config)
     step_a = first.train_step  # Eager: no tracing time; same update.
     for seed in range(3):
         step_a(random_batch(spec, 2, 2, seed))
     run_dir = runs.RunDirectory(config.logdir)
-    manager = tf.train.CheckpointManager(
-        trainer.make_checkpoint(first), run_dir.checkpoint_dir, 3)
-    trainer.save_checkpoint(manager, first, print)
+    checkpoints.Checkpoints(run_dir.checkpoint_dir, first).save()
     # A "new process": a fresh learner, restored the trainer's way.
-    _, second, _ = trainer.build(config)
-    assert run_dir.restore(trainer.make_checkpoint(second)) is not None
+    _, second, _, _ = trainer.build(config)
+    assert checkpoints.Checkpoints(run_dir.checkpoint_dir,
+                                   second).restore() is not None
     a, b = values(first), values(second)
     assert int(second.num_steps.numpy()) == 3
     assert int(second.num_frames.numpy()) == 3 * 10
@@ -140,14 +141,13 @@ def saved_run(tmp_path_factory):
     """A run directory with two checkpoints of a trained shallow agent."""
     logdir = tmp_path_factory.mktemp("saved")
     config = make_config(logdir)
-    _, learner, spec = trainer.build(config)
+    _, learner, spec, _ = trainer.build(config)
     run_dir = runs.RunDirectory(config.logdir)
     run_dir.write_config(config)
-    manager = tf.train.CheckpointManager(
-        trainer.make_checkpoint(learner), run_dir.checkpoint_dir, 3)
+    saver = checkpoints.Checkpoints(run_dir.checkpoint_dir, learner)
     for seed in range(2):
         learner.train_step(random_batch(spec, 2, 2, seed))
-        trainer.save_checkpoint(manager, learner, print)
+        saver.save()
     return str(logdir)
 
 
@@ -156,8 +156,9 @@ def _restore_copy(saved_run, tmp_path, damage, **agent):
     shutil.copytree(saved_run, copy)
     ckdir = os.path.join(copy, "checkpoints")
     damage(ckdir)
-    _, learner, _ = trainer.build(make_config(copy, **agent))
-    return runs.RunDirectory(copy).restore(trainer.make_checkpoint(learner))
+    _, learner, _, _ = trainer.build(make_config(copy, **agent))
+    return checkpoints.Checkpoints(
+        runs.RunDirectory(copy).checkpoint_dir, learner).restore()
 
 
 def _truncate(ckdir):

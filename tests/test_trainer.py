@@ -62,6 +62,11 @@ def test_trains_and_learns(trained):
     assert ("[impala] learner step: XLA-compiled (default: a GPU is visible)"
             if tf_sees_gpu() else "[impala] learner step: not compiled "
             "(default: no GPU visible)") in result.stdout
+    # The last line gives the run's figures, not an empty last interval.
+    final = [line for line in result.stdout.splitlines()
+             if line.startswith("[impala] frames")][-1]
+    assert "frames/s over the run" in final, final
+    assert " 0 frames/s" not in final and "loss nan" not in final, final
     assert "through shared memory (2 x 4 slot(s)" in result.stdout
     assert os.path.isdir(os.path.join(logdir, "train"))  # TensorBoard.
     assert any(n.startswith("events.") for n in
@@ -214,22 +219,23 @@ def test_shared_memory_only_for_local_numeric_trajectories():
     import tensorflow as tf
     from impala_tf import trainer
 
-    class Config:  # The fields `_slot_factory` reads.
+    class Config:  # The fields `shared_memory_slots` reads.
         local_transport, spawn_actors, num_actors = "shared_memory", True, 2
+        learner_hosts = ()
         actor = dataclasses.make_dataclass(
             "A", ["envs_per_actor", "queue_capacity"])(16, 32)
 
     spec = {"frame": tf.TensorSpec([3, 4], tf.uint8)}
-    factory = trainer._slot_factory(Config, None, spec)
+    factory = trainer.shared_memory_slots(Config, spec)
     slots = factory(__import__("multiprocessing").get_context("spawn"))
     assert (slots.n, slots.num_slots) == (16, 1)  # 32 / 2 actors / 16.
     text = dict(spec, instruction=tf.TensorSpec([3], tf.string))
-    assert trainer._slot_factory(Config, None, text) is None
-    assert trainer._slot_factory(Config, object(), spec) is None  # Cluster.
+    assert trainer.shared_memory_slots(Config, text) is None
     for field, value in [("local_transport", "grpc"),
-                         ("spawn_actors", False), ("num_actors", 0)]:
+                         ("spawn_actors", False), ("num_actors", 0),
+                         ("learner_hosts", ("a:1", "b:2"))]:  # A cluster.
         changed = type("C", (Config,), {field: value})
-        assert trainer._slot_factory(changed, None, spec) is None
+        assert trainer.shared_memory_slots(changed, spec) is None
 
 
 @pytest.mark.slow

@@ -1,8 +1,11 @@
-"""Tests of the shared-memory trajectory transport (`local_transport`).
+"""Tests of the transports (`impala_tf.transport`): gRPC and shared memory.
 
-Real processes (multiprocessing spawn, as the supervisor starts actors) and
-real shared memory; no TF server is needed: the gRPC client the sender wraps
-is replaced by a stand-in that only answers `queue_closed`.
+Shared memory: real processes (multiprocessing spawn, as the supervisor
+starts actors) and real shared memory; no TF server is needed: the gRPC
+client the sender wraps is replaced by a stand-in that only answers
+`queue_closed`. gRPC: a real learner server and actor client in a private
+network namespace (`tests.procs`). Both give the learner the same kind of
+batch source.
 """
 
 import multiprocessing
@@ -15,7 +18,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import local_transport
+from impala_tf import transport
+from impala_tf.transport import reconnecting
+from impala_tf.transport import shared_memory
+from tests import procs
 
 BIG = 1 << 18  # Floats per trajectory in the kill test: 1 MB.
 SPEC = {"k": tf.TensorSpec([], tf.int64),
@@ -44,7 +50,7 @@ def _big(ks):
 
 
 class _Client:
-    """Stands in for `transport.ActorTransport`."""
+    """Stands in for `transport.grpc.ActorClient`."""
 
     def __init__(self, closed=None):
         self._closed = closed
@@ -55,10 +61,13 @@ class _Client:
     def queue_closed(self):
         return bool(self._closed is not None and self._closed.is_set())
 
+    def close(self):
+        pass
+
 
 def _send(slots, first_k, count, n):
     """Child process: sends `count` enqueues of n trajectories from first_k."""
-    sender = local_transport.SlotSender(slots, _Client())
+    sender = shared_memory.SlotSender(slots, _Client())
     for j in range(count):
         sender.enqueue(_trajectories(range(first_k + j * n,
                                            first_k + (j + 1) * n)))
@@ -67,7 +76,7 @@ def _send(slots, first_k, count, n):
 def _send_big_forever(slots, first_k, n, busy):
     """Child process: sends batches of 1 MB trajectories until killed;
     busy[0] is 0 while starting, 1 inside an enqueue, 2 between them."""
-    sender = local_transport.SlotSender(slots, _Client())
+    sender = shared_memory.SlotSender(slots, _Client())
     data = _big(range(first_k, first_k + n))
     while True:
         busy[0] = 1
@@ -94,12 +103,12 @@ def test_layout_pickles_into_a_child_and_batches_cross_slots_and_actors():
     """Two actor processes, N=3 per enqueue, batches of 4: every trajectory
     arrives once, whole, and in per-actor order, and slots are recycled."""
     ctx = _ctx()
-    slots = [local_transport.SharedSlots(SPEC, 3, 2, ctx) for _ in range(2)]
+    slots = [shared_memory.SharedSlots(SPEC, 3, 2, ctx) for _ in range(2)]
     procs = [ctx.Process(target=_send, args=(slots[a], 1000 * a, 8, 3))
              for a in range(2)]
     for p in procs:
         p.start()
-    receiver = local_transport.SlotReceiver(slots, SPEC)
+    receiver = shared_memory.SlotReceiver(slots, SPEC)
     got = []
     try:
         for _ in range(12):  # 2 actors x 8 enqueues x 3 = 48 = 12 x 4.
@@ -114,15 +123,15 @@ def test_layout_pickles_into_a_child_and_batches_cross_slots_and_actors():
         assert mine == sorted(mine)
     assert receiver.waiting() == 0
     for s in slots:
-        assert (s.header[:, 0] == local_transport.FREE).all()
+        assert (s.header[:, 0] == shared_memory.FREE).all()
 
 
 def test_sender_blocks_when_full_and_stops_when_the_learner_closes(
         monkeypatch):
-    monkeypatch.setattr(local_transport, "CLOSED_CHECK_S", 0.05)
-    slots = local_transport.SharedSlots(SPEC, 2, 1, _ctx())
+    monkeypatch.setattr(shared_memory, "CLOSED_CHECK_S", 0.05)
+    slots = shared_memory.SharedSlots(SPEC, 2, 1, _ctx())
     closed = threading.Event()
-    sender = local_transport.SlotSender(slots, _Client(closed))
+    sender = shared_memory.SlotSender(slots, _Client(closed))
     sender.enqueue(_trajectories([1, 2]))  # Fills the only slot.
     done = []
 
@@ -137,7 +146,7 @@ def test_sender_blocks_when_full_and_stops_when_the_learner_closes(
     thread.start()
     time.sleep(0.3)
     assert not done  # Back-pressure: no free slot.
-    receiver = local_transport.SlotReceiver([slots], SPEC)
+    receiver = shared_memory.SlotReceiver([slots], SPEC)
     assert _check_batch(receiver.next_batch(2), 2) == [1, 2]
     thread.join(5)
     assert done == ["sent"]  # The slot is full again; the learner stops.
@@ -150,11 +159,13 @@ def test_sender_blocks_when_full_and_stops_when_the_learner_closes(
 
 
 def test_batches_are_tensors_of_the_nest_and_end_on_close():
-    slots = local_transport.SharedSlots(SPEC, 4, 2, _ctx())
-    sender = local_transport.SlotSender(slots, _Client())
+    slots = shared_memory.SharedSlots(SPEC, 4, 2, _ctx())
+    sender = shared_memory.SlotSender(slots, _Client())
     sender.enqueue(_trajectories([5, 6, 7, 8]))
-    receiver = local_transport.SlotReceiver([slots], SPEC)
+    receiver = shared_memory.SlotReceiver([slots], SPEC)
     batches = receiver.batches(2, prefetch=1)
+    assert isinstance(sender, transport.ActorTransport)
+    assert isinstance(batches, transport.BatchSource)
     first = next(batches)
     assert isinstance(first["frame"], tf.Tensor)
     assert first["frame"].shape == (2, 3, 5, 5, 4)
@@ -167,19 +178,19 @@ def test_batches_are_tensors_of_the_nest_and_end_on_close():
     # The tensors own their memory: refilling the slots does not touch them.
     assert _check_batch([first[k].numpy() for k in sorted(SPEC)], 2) == [5, 6]
     assert [int(k) for k in next(batches)["k"]] == [9, 10]
-    receiver.close()
+    batches.close()
     with pytest.raises(StopIteration):
         while True:  # A batch may already be prefetched; then the end.
             next(batches)
 
 
 def test_tensors_share_aligned_memory():
-    flat = [local_transport._aligned_empty((3, 5), np.float32),
-            local_transport._aligned_empty((7,), np.uint8)]
+    flat = [shared_memory._aligned_empty((3, 5), np.float32),
+            shared_memory._aligned_empty((7,), np.uint8)]
     for x in flat:
         assert x.ctypes.data % 64 == 0
         x[...] = 1
-    t = local_transport.tensors(flat)
+    t = shared_memory.tensors(flat)
     flat[0][0, 0] = 42.0  # Visible through the tensor: no copy was made.
     assert float(t[0][0, 0]) == 42.0 and t[1].dtype == tf.uint8
     del flat
@@ -189,12 +200,12 @@ def test_tensors_share_aligned_memory():
 def test_partial_writes_of_a_killed_sender_are_never_read():
     """A sender killed inside its copy leaves the slot FREE; the restarted
     sender reuses it and only whole enqueues reach the learner."""
-    slots = local_transport.SharedSlots(SPEC, 2, 1, _ctx())
+    slots = shared_memory.SharedSlots(SPEC, 2, 1, _ctx())
     view = slots.slot(0)
     view[0][:] = 99  # Half an enqueue, never marked FULL.
-    receiver = local_transport.SlotReceiver([slots], SPEC)
+    receiver = shared_memory.SlotReceiver([slots], SPEC)
     assert receiver.waiting() == 0
-    local_transport.SlotSender(slots, _Client()).enqueue(
+    shared_memory.SlotSender(slots, _Client()).enqueue(
         _trajectories([11, 12]))
     assert _check_batch(receiver.next_batch(2), 2) == [11, 12]
 
@@ -205,10 +216,10 @@ def test_sigkilled_senders_never_deliver_partial_trajectories():
     and the restarted senders keep the data flowing."""
     ctx = _ctx()
     n = 4
-    slots = [local_transport.SharedSlots(BIG_SPEC, n, 1, ctx)
+    slots = [shared_memory.SharedSlots(BIG_SPEC, n, 1, ctx)
              for _ in range(2)]
     busy = [ctx.RawArray("i", 1) for _ in range(2)]
-    receiver = local_transport.SlotReceiver(slots, BIG_SPEC)
+    receiver = shared_memory.SlotReceiver(slots, BIG_SPEC)
     received, bad = [], []
 
     def drain():
@@ -262,15 +273,139 @@ def test_sigkilled_senders_never_deliver_partial_trajectories():
 
 
 def test_supported_and_slot_count():
-    assert local_transport.supported(SPEC)
-    assert not local_transport.supported(
+    assert shared_memory.supported(SPEC)
+    assert not shared_memory.supported(
         {"s": tf.TensorSpec([3], tf.string), **SPEC})
     with pytest.raises(ValueError, match="numeric"):
-        local_transport.SharedSlots({"s": tf.TensorSpec([3], tf.string)}, 2,
+        shared_memory.SharedSlots({"s": tf.TensorSpec([3], tf.string)}, 2,
                                     1, _ctx())
     # (capacity, envs per actor, actors) -> slots per actor.
-    assert local_transport.num_slots_for(32, 64, 2) == 1  # Pong default.
-    assert local_transport.num_slots_for(32, 16, 1) == 2
-    assert local_transport.num_slots_for(33, 16, 1) == 3
-    assert local_transport.num_slots_for(8, 1, 2) == 4
-    assert local_transport.num_slots_for(8, 1, 100) == 1
+    assert shared_memory.num_slots_for(32, 64, 2) == 1  # Pong default.
+    assert shared_memory.num_slots_for(32, 16, 1) == 2
+    assert shared_memory.num_slots_for(33, 16, 1) == 3
+    assert shared_memory.num_slots_for(8, 1, 2) == 4
+    assert shared_memory.num_slots_for(8, 1, 100) == 1
+
+
+_GRPC_SCRIPT = r"""
+import numpy as np
+import tensorflow as tf
+from impala_tf import transport
+from impala_tf.transport import grpc
+from tests import test_transport as t
+
+address = f"localhost:{grpc.pick_free_port()}"
+grpc.start_learner_server(address)
+specs = [(tf.float32, tf.TensorShape([2, 3])), (tf.int32, tf.TensorShape([]))]
+server = grpc.LearnerServer(t.SPEC, specs, capacity=8)
+weights = [tf.Variable(np.arange(6, dtype=np.float32).reshape(2, 3)),
+           tf.Variable(7)]
+server.publish(weights, 5)
+client = grpc.ActorClient(address, t.SPEC, specs, 8, connect_timeout_s=30)
+assert isinstance(client, transport.ActorTransport)
+assert isinstance(server, transport.WeightPublisher)
+pulled, version = client.pull_weights()
+assert version == 5, version
+np.testing.assert_array_equal(pulled[0], weights[0].numpy())
+assert int(pulled[1]) == 7
+weights[0].assign_add(tf.ones([2, 3]))
+server.publish(weights, 6)
+pulled, version = client.pull_weights()
+assert version == 6 and float(pulled[0][0, 0]) == 1.0
+client.enqueue(t._trajectories([1, 2, 3]))
+client.enqueue(t._trajectories([4, 5, 6]))
+batches = server.batches(4, prefetch=1)
+assert isinstance(batches, transport.BatchSource)
+batch = next(batches)
+assert all(isinstance(x, tf.Tensor) for x in tf.nest.flatten(batch))
+assert batch["frame"].shape == (4, 3, 5, 5, 4)
+assert batch["frame"].dtype == tf.uint8
+assert t._check_batch([batch[k].numpy() for k in sorted(t.SPEC)], 4) == [
+    1, 2, 3, 4]
+batches.close()
+try:
+    next(batches)
+    raise AssertionError("the source did not end")
+except StopIteration:
+    pass
+try:
+    client.pull_weights()
+    raise AssertionError("the client did not see the close")
+except tf.errors.CancelledError:
+    pass
+client.close()
+print("GRPC-OK")
+"""
+
+
+@procs.requires_netns
+def test_grpc_weights_round_trip_and_a_batch_crosses():
+    """A real server and client: published weights are pulled with their
+    version, unrolls cross as a batch of tensors of the nest (the same kind
+    as shared memory's), and closing the source ends both sides."""
+    code, out = procs.run_isolated_script(
+        '"$PY" -c "$SCRIPT"', timeout=180, env={"SCRIPT": _GRPC_SCRIPT})
+    assert code == 0 and "GRPC-OK" in out, out[-3000:]
+
+
+class _Flaky:
+    """A gRPC client stand-in: `ok_first` calls succeed, then each raises
+    `error` (None: never)."""
+
+    def __init__(self, error=None, closed=False, ok_first=0):
+        self.error, self.closed, self.ok = error, closed, ok_first
+        self.sent = 0
+
+    def _maybe_fail(self):
+        if self.error is not None and self.ok <= 0:
+            raise self.error(None, None, "gone")
+        self.ok -= 1
+
+    def pull_weights(self):
+        self._maybe_fail()
+        return [], 3
+
+    def enqueue(self, trajectories):
+        self._maybe_fail()
+        self.sent += 1
+
+    def queue_closed(self):
+        if self.error is tf.errors.UnavailableError:
+            raise tf.errors.UnavailableError(None, None, "gone")
+        return self.closed
+
+    def close(self):
+        pass
+
+
+def test_reconnecting_client_reconnects_then_ends_when_the_learner_is_done():
+    first = _Flaky(tf.errors.UnavailableError)  # Vanishes at once.
+    second = _Flaky(tf.errors.CancelledError, closed=True, ok_first=2)
+    clients, lines = [first, second], []
+    client = reconnecting.ReconnectingClient(
+        lambda: clients.pop(0), "learner:1", "actor 0", log=lines.append)
+    assert isinstance(client, transport.ActorTransport)
+    assert client.pull_weights() == ([], 3)  # After one reconnection.
+    assert any("lost the learner" in line for line in lines)
+    assert "reconnected" in lines[-1]
+    client.enqueue({"k": np.zeros(2)})
+    assert second.sent == 1
+    # Then the learner closes its queue: a normal end.
+    with pytest.raises(tf.errors.CancelledError):
+        client.pull_weights()
+    assert "the learner is done" in lines[-1]
+
+
+def test_reconnecting_client_stops_if_the_learner_does_not_come_back():
+    def connect():
+        if attempts:
+            raise tf.errors.UnavailableError(None, None, "nobody there")
+        attempts.append(1)
+        return _Flaky(tf.errors.UnavailableError)
+
+    attempts, lines = [], []
+    client = reconnecting.ReconnectingClient(connect, "learner:1", "actor 0",
+                                             log=lines.append)
+    with pytest.raises(tf.errors.CancelledError):
+        client.enqueue({"k": np.zeros(2)})
+    assert "did not come back" in lines[-1]
