@@ -14,7 +14,7 @@ kept.
              ceiling's work), N `AtariEnvironment`s stepped in a loop (the
              default for other suites), and one `AtariBatch` of N games
              (`--vector_env`).
-  inference  ms per batched policy call (`actor.FlatPolicy`, shallow
+  inference  ms per batched policy call (`policy.FlatPolicy`, shallow
              feed-forward agent) and microseconds per observation, for
              batches 1..64.
   unroll     `Actor.unroll()` with no transport: agent steps/s and CPU
@@ -22,8 +22,8 @@ kept.
              actor, with and without `--vector_env`.
   transport  one actor process enqueuing unrolls (T=20, 32 per call, Atari
              frames; a weight pull per call) into a learner process that
-             takes batches of 32, through `transport` (TF gRPC queue,
-             tf.data) and through `local_transport` (shared memory):
+             takes batches of 32, through `transport.grpc` (TF gRPC queue,
+             tf.data) and through `transport.shared_memory`:
              CPU microseconds per trajectory on each side. Runs in a private
              network namespace.
 """
@@ -102,12 +102,13 @@ def part_env(n, seconds):
 def part_inference(seconds):
     import numpy as np  # pylint: disable=g-import-not-at-top
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from impala_tf import actor as actor_lib  # pylint: disable=g-import-not-at-top
-    agent = actor_lib.AgentConfig("shallow", 6, False, False).build()
+    from impala_tf import agents  # pylint: disable=g-import-not-at-top
+    from impala_tf import policy as policy_lib  # pylint: disable=g-import-not-at-top
+    agent = agents.AgentConfig("shallow", 6, False, False).build()
     obs_spec = {"frame": tf.TensorSpec([84, 84, 4], tf.uint8)}
     rows = []
     for n in (1, 8, 16, 32, 64):
-        policy = actor_lib.FlatPolicy(agent, obs_spec, n)
+        policy = policy_lib.FlatPolicy(agent, obs_spec, n)
         frames = np.random.default_rng(0).integers(
             0, 256, (n, 84, 84, 4), np.uint8)
         args = (np.zeros(n, np.int32), np.zeros(n, np.float32),
@@ -118,31 +119,22 @@ def part_inference(seconds):
     return rows
 
 
-class _NoTransport:
-    def __init__(self, weights):
-        self.weights = weights
-
-    def pull_weights(self):
-        return self.weights, 0
-
-    def enqueue(self, trajectories):
-        pass
-
-
 def part_unroll(seconds):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from impala_tf import actor as actor_lib  # pylint: disable=g-import-not-at-top
+    from impala_tf import agents  # pylint: disable=g-import-not-at-top
+    from impala_tf import testing  # pylint: disable=g-import-not-at-top
     level_set = _level_set()
     rows = []
     for n, vector in ((1, False), (16, False), (16, True), (32, False),
                       (32, True)):
         config = actor_lib.ActorConfig(
-            level_set, actor_lib.AgentConfig("shallow", 6, False, False),
+            level_set, agents.AgentConfig("shallow", 6, False, False),
             {"frame": tf.TensorSpec([84, 84, 4], tf.uint8)}, UNROLL, n, n,
             seed=1, vector_env=vector)
-        client = _NoTransport(None)
-        actor = actor_lib.Actor(config, 0, client)
-        client.weights = [v.numpy() for v in actor._variables]  # pylint: disable=protected-access
+        agent = actor_lib.build_agent(config)
+        actor = actor_lib.Actor(config, 0, agent, testing.NullTransport(
+            [v.numpy() for v in agent.trainable_variables]))
         cpu = _cpu_per_call(actor.unroll, seconds, reps=2)
         wall0, calls = time.perf_counter(), 0
         while time.perf_counter() - wall0 < seconds:
@@ -158,34 +150,33 @@ def part_unroll(seconds):
 
 def _spec_and_agent():
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from impala_tf import actor as actor_lib  # pylint: disable=g-import-not-at-top
-    config = actor_lib.AgentConfig("shallow", 6, False, False)
-    agent = config.build()
+    from impala_tf import agents  # pylint: disable=g-import-not-at-top
+    from impala_tf import policy  # pylint: disable=g-import-not-at-top
+    from impala_tf import types  # pylint: disable=g-import-not-at-top
     obs = {"frame": tf.TensorSpec([84, 84, 4], tf.uint8)}
-    actor_lib.FlatPolicy(agent, obs, 1)  # Builds the variables.
-    return (actor_lib.trajectory_spec(config, obs, UNROLL,
-                                      agent.state_spec(None)), agent)
+    agent = policy.create_variables(
+        agents.AgentConfig("shallow", 6, False, False).build(), obs)
+    return (types.trajectory_spec(6, obs, UNROLL, agent.state_spec(None)),
+            agent)
 
 
 def _transport_learner(port, seconds, out, slots=None):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    from impala_tf import local_transport  # pylint: disable=g-import-not-at-top
-    from impala_tf import transport  # pylint: disable=g-import-not-at-top
-    transport.start_learner_server(f"localhost:{port}")
+    from impala_tf import policy  # pylint: disable=g-import-not-at-top
+    from impala_tf.transport import grpc  # pylint: disable=g-import-not-at-top
+    from impala_tf.transport import shared_memory  # pylint: disable=g-import-not-at-top
+    grpc.start_learner_server(f"localhost:{port}")
     spec, agent = _spec_and_agent()
-    server = transport.LearnerTransport(f"localhost:{port}", spec,
-                                        agent.trainable_variables, 32)
+    server = grpc.LearnerServer(spec, policy.variable_specs(agent), 32)
+    server.publish(agent.trainable_variables, 0)
+    # As the trainer: the same kind of batch source either way.
     if slots is None:
-        iterator = iter(server.dataset(32, 1))
-
-        @tf.function
-        def take(it):
-            return next(it).level_id[0]
-    else:  # As the trainer: batches of tensors from shared memory.
-        iterator = local_transport.SlotReceiver([slots], spec).batches(32, 1)
-        take = lambda it: next(it).level_id[0]  # pylint: disable=unnecessary-lambda-assignment
+        iterator = server.batches(32, 1)
+    else:
+        iterator = shared_memory.SlotReceiver([slots], spec).batches(32, 1)
+    take = lambda it: next(it).level_id[0]  # pylint: disable=unnecessary-lambda-assignment
 
     take(iterator)
     batches, wall0, cpu0 = 0, time.perf_counter(), time.process_time()
@@ -202,16 +193,16 @@ def _transport_actor(port, out, slots=None):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    from impala_tf import actor as actor_lib  # pylint: disable=g-import-not-at-top
-    from impala_tf import local_transport  # pylint: disable=g-import-not-at-top
-    from impala_tf import transport  # pylint: disable=g-import-not-at-top
+    from impala_tf import policy  # pylint: disable=g-import-not-at-top
+    from impala_tf import types  # pylint: disable=g-import-not-at-top
+    from impala_tf.transport import grpc  # pylint: disable=g-import-not-at-top
+    from impala_tf.transport import shared_memory  # pylint: disable=g-import-not-at-top
     spec, agent = _spec_and_agent()
-    client = transport.ActorTransport(
-        f"localhost:{port}", spec,
-        [(v.dtype, v.shape) for v in agent.trainable_variables], 32)
+    client = grpc.ActorClient(f"localhost:{port}", spec,
+                              policy.variable_specs(agent), 32)
     if slots is not None:
-        client = local_transport.SlotSender(slots, client)
-    buffers = actor_lib._buffers(spec, 32)  # pylint: disable=protected-access
+        client = shared_memory.SlotSender(slots, client)
+    buffers = types.zero_trajectories(spec, 32)
     frames = buffers.env_outputs.observation["frame"]
     frames[:] = np.random.default_rng(0).integers(0, 256, frames.shape,
                                                   np.uint8)
@@ -227,16 +218,16 @@ def _transport_actor(port, out, slots=None):
 
 
 def part_transport(seconds):
-    from impala_tf import local_transport  # pylint: disable=g-import-not-at-top
-    from impala_tf import transport  # pylint: disable=g-import-not-at-top
+    from impala_tf.transport import grpc  # pylint: disable=g-import-not-at-top
+    from impala_tf.transport import shared_memory  # pylint: disable=g-import-not-at-top
     ctx = multiprocessing.get_context("spawn")
     rows = []
     for kind in ("grpc", "shared memory"):
-        port = transport.pick_free_port()
+        port = grpc.pick_free_port()
         slots = None
         if kind == "shared memory":  # One slot of 32, as 2 actors x 64 have.
-            slots = local_transport.SharedSlots(_spec_and_agent()[0], 32, 1,
-                                                ctx)
+            slots = shared_memory.SharedSlots(_spec_and_agent()[0], 32, 1,
+                                              ctx)
         out = ctx.Queue()
         procs = [ctx.Process(target=_transport_learner,
                              args=(port, 4 * seconds, out, slots)),

@@ -45,15 +45,15 @@ def _measure(agent_name, unroll, threads, batch_size, min_s, xla, out):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
-    from impala_tf import actor as actor_lib  # pylint: disable=g-import-not-at-top
+    from impala_tf import agents  # pylint: disable=g-import-not-at-top
     from impala_tf import learner as learner_lib  # pylint: disable=g-import-not-at-top
+    from impala_tf import types  # pylint: disable=g-import-not-at-top
     p = PRESETS[agent_name]
-    agent_config = actor_lib.AgentConfig(p["torso"], p["num_actions"],
-                                         p["use_lstm"], False)
-    agent = agent_config.build()
+    agent = agents.AgentConfig(p["torso"], p["num_actions"], p["use_lstm"],
+                               False).build()
     obs_spec = {"frame": tf.TensorSpec(p["frame"], tf.uint8)}
-    spec = actor_lib.trajectory_spec(agent_config, obs_spec, unroll,
-                                     agent.state_spec(None))
+    spec = types.trajectory_spec(p["num_actions"], obs_spec, unroll,
+                                 agent.state_spec(None))
     config = learner_lib.LearnerConfig(
         batch_size=batch_size, unroll_length=unroll, num_action_repeats=4,
         total_environment_frames=10 ** 12, learning_rate=6e-4, decay=0.99,
