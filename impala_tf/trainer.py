@@ -248,8 +248,15 @@ def train(config, console=sys.stdout):
     previous = {s: signal.signal(s, loop.on_signal)
                 for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        _supervise(loop, actors, counter)
-        return loop.finish()
+        failure = None
+        try:
+            _supervise(loop, actors, counter)
+        except supervisor_lib.ActorsFailing as e:
+            failure = e  # Saved and logged like a stop, then raised.
+        record = loop.finish()
+        if failure is not None:
+            raise failure
+        return record
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
@@ -257,7 +264,8 @@ def train(config, console=sys.stdout):
 
 def _supervise(loop, actors, counter):
     """Runs `loop` in its thread while this one watches the actors; stops
-    everything at its end. Raises `supervisor.ActorsFailing`."""
+    everything at its end. Raises `supervisor.ActorsFailing` (after
+    stopping everything)."""
     try:
         actors.start()
         loop.start()
