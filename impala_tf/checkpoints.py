@@ -117,13 +117,21 @@ class Checkpoints:
     def __init__(self, checkpoint_dir, learner, say=print, max_to_keep=3):
         self._dir, self._learner, self._say = checkpoint_dir, learner, say
         self._checkpoint = make_checkpoint(learner)
-        self._manager = tf.train.CheckpointManager(
-            self._checkpoint, checkpoint_dir, max_to_keep=max_to_keep)
+        self._max_to_keep = max_to_keep
+        self._manager = None  # Made at the first save, after `restore`.
 
     def restore(self):
         """Restores the latest checkpoint, if any; returns its path or None
-        (`runs.RunError` on a bad one)."""
+        (`runs.RunError` on a bad one). Call it before the first `save`:
+        it words a bad state file before the manager reads it."""
         return restore(self._checkpoint, self._dir)
+
+    @property
+    def _saver(self):
+        if self._manager is None:
+            self._manager = tf.train.CheckpointManager(
+                self._checkpoint, self._dir, max_to_keep=self._max_to_keep)
+        return self._manager
 
     def save(self):
         """Saves unless a weight is not finite (then says so and keeps the
@@ -131,6 +139,6 @@ class Checkpoints:
         if not weights_finite(self._learner):
             self._say("[impala] NOT saving a checkpoint: some weights are "
                       "not finite; the last good one is "
-                      f"{self._manager.latest_checkpoint}")
+                      f"{self._saver.latest_checkpoint}")
             return None
-        return self._manager.save(checkpoint_number=self._learner.num_steps)
+        return self._saver.save(checkpoint_number=self._learner.num_steps)
