@@ -146,7 +146,8 @@ class LearnerServer(WeightPublisher):
         It ends once the queue is closed (`close()` here or on the source)
         and holds fewer than `batch_size` trajectories.
         """
-        return _QueueBatches(self, batch_size, prefetch)
+        return _QueueBatches(self._queue, self._spec, self.close, batch_size,
+                             prefetch)
 
     def actor_unrolls(self):
         """np.int64 [ACTOR_SLOTS]: weight pulls so far, per actor slot."""
@@ -163,11 +164,11 @@ class LearnerServer(WeightPublisher):
 
 
 class _QueueBatches(BatchSource):
-    """`LearnerServer.batches`: a `tf.data` pipeline over `dequeue_many`."""
+    """`LearnerServer.batches`: a `tf.data` pipeline over `dequeue_many`;
+    `close_queue` closes the server's queue."""
 
-    def __init__(self, server, batch_size, prefetch):
-        queue, spec = server._queue, server._spec  # pylint: disable=protected-access
-        self._server = server
+    def __init__(self, queue, spec, close_queue, batch_size, prefetch):
+        self._close_queue = close_queue
         self._closed = threading.Event()
 
         def dequeue(_):
@@ -190,7 +191,7 @@ class _QueueBatches(BatchSource):
 
     def close(self):
         self._closed.set()
-        self._server.close()
+        self._close_queue()
 
 
 class ActorClient(ActorTransport):
