@@ -407,7 +407,7 @@ def run(config):
         from impala_tf import export
         from impala_tf import trainer
         restore = _restore_agent(config)
-        agent, _, _ = trainer.build(config)
+        agent, _, _, _ = trainer.build(config)
         restore(tf.train.Checkpoint(agent=agent))
         export_dir = FLAGS.export_dir or os.path.join(config.logdir,
                                                       "saved_model")
