@@ -1,4 +1,6 @@
-"""Several machines: synchronous learners, remote actors, the actor count.
+"""Several machines: synchronous learners, which learner a remote actor
+sends to (`learner_for_actor`; the actor itself is `actor.run_remote_actor`),
+the count of remote actors.
 
 Synchronous learners (the paper's Fig. 1 right). K learner processes, each
 started with the same `--learner_hosts=h0:p0,...,h{K-1}:p{K-1}` and its own
