@@ -58,7 +58,7 @@ class LearnerConfig:
 class ActorConfig:
     """What an actor process needs to act (local or remote)."""
     level_set: typing.Any  # envs.registry.LevelSet
-    agent: typing.Any  # actor.AgentConfig
+    agent: typing.Any  # agents.AgentConfig
     observation_spec: typing.Dict[str, typing.Any]  # name -> tf.TensorSpec
     unroll_length: int
     envs_per_actor: int
@@ -94,6 +94,6 @@ class TrainConfig:
     task: int = 0
     actor_timeout_s: float = 60.0  # Remote actor silent this long: gone.
     # How local actors send trajectories: "shared_memory" (one copy each
-    # side, `local_transport`; numeric observations only, else gRPC) or
-    # "grpc" (the learner's queue, as remote actors do).
+    # side, `transport.shared_memory`; numeric observations only, else
+    # gRPC) or "grpc" (the learner's queue, as remote actors do).
     local_transport: str = "shared_memory"
