@@ -178,13 +178,16 @@ def test_synchronous_learners_vote_and_stop_after_the_same_step(tmp_path):
     assert not loop2.stopping
 
 
-def test_make_step_is_one_function_of_a_batch():
-    calls = []
-
+def test_make_step_is_the_learners_step_or_the_clusters():
     class Learner:
-        def train_step(self, batch):
-            calls.append(1)
-            return {"x": batch * 2}
+        def step_function(self, jit_compile):
+            return lambda batch: {"x": batch * 2, "jit": jit_compile}
 
-    step = learner_loop.make_step(Learner())
-    np.testing.assert_allclose(step(tf.constant(3.0))["x"], 6.0)
+    class Cluster:
+        def step(self, learner, batch):
+            return {"x": batch * 3, "stop_votes": tf.constant(0.0)}
+
+    out = learner_loop.make_step(Learner(), jit_compile=True)(3.0)
+    assert out == {"x": 6.0, "jit": True}
+    step = learner_loop.make_step(Learner(), cluster=Cluster())
+    np.testing.assert_allclose(step(tf.constant(3.0))["x"], 9.0)
