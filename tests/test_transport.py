@@ -4,8 +4,8 @@ Shared memory: real processes (multiprocessing spawn, as the supervisor
 starts actors) and real shared memory; no TF server is needed: the gRPC
 client the sender wraps is replaced by a stand-in that only answers
 `queue_closed`. gRPC: a real learner server and actor client in a private
-network namespace (`tests.procs`). Both give the learner the same kind of
-batch source.
+network namespace (`testing.run_isolated_script`). Both give the learner
+the same kind of batch source.
 """
 
 import multiprocessing
@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from impala_tf import testing
 from impala_tf import transport
 from impala_tf.transport import reconnecting
 from impala_tf.transport import shared_memory
@@ -104,9 +105,9 @@ def test_layout_pickles_into_a_child_and_batches_cross_slots_and_actors():
     arrives once, whole, and in per-actor order, and slots are recycled."""
     ctx = _ctx()
     slots = [shared_memory.SharedSlots(SPEC, 3, 2, ctx) for _ in range(2)]
-    procs = [ctx.Process(target=_send, args=(slots[a], 1000 * a, 8, 3))
-             for a in range(2)]
-    for p in procs:
+    children = [ctx.Process(target=_send, args=(slots[a], 1000 * a, 8, 3))
+                for a in range(2)]
+    for p in children:
         p.start()
     receiver = shared_memory.SlotReceiver(slots, SPEC)
     got = []
@@ -114,9 +115,9 @@ def test_layout_pickles_into_a_child_and_batches_cross_slots_and_actors():
         for _ in range(12):  # 2 actors x 8 enqueues x 3 = 48 = 12 x 4.
             got += _check_batch(receiver.next_batch(4), 4)
     finally:
-        for p in procs:
+        for p in children:
             p.join(30)
-    assert all(p.exitcode == 0 for p in procs)
+    assert all(p.exitcode == 0 for p in children)
     assert sorted(got) == sorted(list(range(24)) + list(range(1000, 1024)))
     for a in range(2):  # Oldest slot first: each actor's order is kept.
         mine = [k for k in got if k // 1000 == a]
@@ -343,7 +344,7 @@ def test_grpc_weights_round_trip_and_a_batch_crosses():
     """A real server and client: published weights are pulled with their
     version, unrolls cross as a batch of tensors of the nest (the same kind
     as shared memory's), and closing the source ends both sides."""
-    code, out = procs.run_isolated_script(
+    code, out = testing.run_isolated_script(
         '"$PY" -c "$SCRIPT"', timeout=180, env={"SCRIPT": _GRPC_SCRIPT})
     assert code == 0 and "GRPC-OK" in out, out[-3000:]
 
