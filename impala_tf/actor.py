@@ -10,9 +10,10 @@ lock-step so that the policy runs once per step on a batch of observations
   3. enqueue the N trajectories into the learner's queue in one call.
 
 An actor never waits for the learner except through the queue's
-back-pressure. Episode ends are handled here: on a LAST timestep the
-environment is reset and the step is recorded with `done=True`, the reset
-observation and the final reward (the release's convention).
+back-pressure. The environments are one `envs.batch.EnvironmentBatch` (built
+by `envs.batch.make`): it steps them, resets those whose episode ends (the
+step is recorded with `done=True`, the reset observation and the final
+reward, the release's convention) and keeps the games' returns.
 
 Speed (benchmarks/README.md): inference is one concrete function on flat
 arguments (`FlatPolicy`; a batch of 32 costs ~3 ms on one core, ~0.1 ms per
@@ -30,6 +31,7 @@ from impala_tf import agents
 from impala_tf import config as config_lib
 from impala_tf import transport
 from impala_tf import types
+from impala_tf.envs import batch as env_batch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,66 +174,6 @@ def _buffers(spec, n):
                            else s.dtype.as_numpy_dtype), spec)
 
 
-class EnvironmentBatch:
-    """N dm_env environments stepped together; keeps game statistics.
-
-    `step_into(actions, t, buffers)` steps env i with `actions[i]` and writes
-    the results straight into column t of the trajectory buffers (each
-    [N, T+1, ...]): reward and observation always; done, game_over and the
-    finished game's return and length (agent steps) only where they are set
-    (the caller zeroes those columns first). On a LAST timestep the
-    environment is reset and the reset observation is written.
-    """
-
-    def __init__(self, envs, obs_spec):
-        self.envs = envs
-        self._keys = list(obs_spec)
-        self._single = None
-        self._returns = np.zeros(len(envs), np.float32)
-        self._steps = np.zeros(len(envs), np.int32)
-
-    def _write_observation(self, obs, i, t, dst):
-        if self._single is None:
-            self._single = not isinstance(obs, dict)
-        if self._single:
-            dst["frame"][i, t] = obs
-        else:
-            for k in self._keys:
-                dst[k][i, t] = obs[k]
-
-    def reset_into(self, t, buffers):
-        """Resets every environment; writes the first observations at t."""
-        dst = buffers.env_outputs.observation
-        for i, env in enumerate(self.envs):
-            self._write_observation(env.reset().observation, i, t, dst)
-
-    def step_into(self, actions, t, buffers):
-        env_out = buffers.env_outputs
-        reward, done, dst = env_out.reward, env_out.done, env_out.observation
-        game_over = buffers.game_over
-        returns, steps = self._returns, self._steps
-        for i, env in enumerate(self.envs):
-            ts = env.step(int(actions[i]))
-            r = float(ts.reward or 0.0)
-            reward[i, t] = r
-            returns[i] += r
-            steps[i] += 1
-            if ts.last():
-                done[i, t] = True
-                over = getattr(env, "is_game_over", None)
-                if over is None or over():
-                    game_over[i, t] = True
-                    buffers.episode_return[i, t] = returns[i]
-                    buffers.episode_step[i, t] = steps[i]
-                    returns[i], steps[i] = 0.0, 0
-                ts = env.reset()
-            self._write_observation(ts.observation, i, t, dst)
-
-    def close(self):
-        for env in self.envs:
-            env.close()
-
-
 class Actor:
     """Acts with N environments and a local copy of the policy.
 
@@ -240,13 +182,16 @@ class Actor:
       task: this actor's index (seeds and level assignment derive from it).
       transport_client: an `ActorTransport` (or anything with `pull_weights`
         and `enqueue`).
+      make_environments: `envs.batch.make` or a callable with its signature
+        (the watchdog's `watchdog.guarded(envs.batch.make, heartbeat)`).
 
     `unroll()` fills preallocated numpy buffers (the trajectory nest, each
     [N, T+1, ...]) in place and returns them; they stay valid until the next
     `unroll()` (the transport copies them when it enqueues).
     """
 
-    def __init__(self, config, task, transport_client):
+    def __init__(self, config, task, transport_client,
+                 make_environments=env_batch.make):
         self._config = config
         self._client = transport_client
         n = config.envs_per_actor
@@ -254,15 +199,8 @@ class Actor:
         self._level_ids = np.array(
             [level_set.level_for(task * n + i) for i in range(n)], np.int32)
         seeds = [config.seed + 1000 * task + i for i in range(n)]
-        if config.vector_env and level_set.kind == "atari":
-            from impala_tf.envs import atari_vector  # pylint: disable=g-import-not-at-top
-            self._envs = atari_vector.AtariEnvironmentBatch(
-                level_set, self._level_ids, seeds)
-        else:
-            self._envs = EnvironmentBatch(
-                [level_set.make(int(level), seed=seed)
-                 for level, seed in zip(self._level_ids, seeds)],
-                config.observation_spec)
+        self._envs = make_environments(level_set, self._level_ids, seeds,
+                                       vector_env=config.vector_env)
         self._agent = config.agent.build()
         self._policy = FlatPolicy(self._agent, config.observation_spec, n)
         state_spec = self._agent.state_spec(None)
@@ -340,7 +278,8 @@ class Actor:
 
 
 def run_actor(config, task, learner_address, stop_event=None,
-              connect_timeout_s=120.0, slots=None):
+              connect_timeout_s=120.0, slots=None,
+              make_environments=env_batch.make):
     """Process entry point: connect to the learner, act until it is done.
 
     Returns normally when the learner closes its queue or `stop_event` is
@@ -348,6 +287,7 @@ def run_actor(config, task, learner_address, stop_event=None,
     reached within `connect_timeout_s`. With `slots` (a
     `local_transport.SharedSlots` from the learner process) trajectories go
     through that shared memory; weights always come over gRPC.
+    `make_environments` builds the environment batch (`Actor`).
     """
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -356,7 +296,7 @@ def run_actor(config, task, learner_address, stop_event=None,
     try:
         # The agent's variables are needed to know what to read; build the
         # actor first (environments, network), then connect.
-        actor = Actor(config, task, _LazyClient())
+        actor = Actor(config, task, _LazyClient(), make_environments)
         client = transport.ActorTransport(
             learner_address, actor._spec, actor.variable_specs,
             config.queue_capacity, connect_timeout_s=connect_timeout_s)
