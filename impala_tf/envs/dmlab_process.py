@@ -11,7 +11,8 @@ ends of that conversation except the dm_env object itself:
   returns the process and the parent's end of the Pipe.
 * The child (``_child_main``) ignores SIGINT (the parent shuts it down),
   imports the Lab module, builds the Lab (with a
-  :class:`~impala_tf.envs.dmlab_common.LevelCache` when given a cache directory),
+  :class:`~impala_tf.envs.dmlab_common.LevelCache` when given a cache
+  directory),
   checks its action_spec, answers ``('ready', pid)`` and then serves
   ``('reset', seed)``, ``('step', action_index)`` and ``('close', None)``.
   It exits on ``close``, when the Pipe reaches EOF, or when the parent
