@@ -57,8 +57,9 @@ flags.DEFINE_integer("num_actors", _TRAIN("num_actors"), "Actor processes.",
                      lower_bound=0)
 flags.DEFINE_integer("envs_per_actor", None,
                      "Environments stepped together by each actor, one "
-                     "batched inference per step (default: 64 for Atari, "
-                     "see benchmarks/README.md; 1 otherwise).",
+                     "batched inference per step (default: the suite's, "
+                     "envs/registry.py: Atari 64, MODULE:FUNCTION 32, "
+                     "DMLab 1).",
                      lower_bound=1)
 flags.DEFINE_bool("vector_env", _ACTOR("vector_env"),
                   "Atari: an actor steps its games as one batch with batched "

@@ -51,6 +51,11 @@ should be reset to 0. Code that ignores ``is_game_over()`` still sees a valid
 dm_env. In test mode (``terminal_on_life_loss=False``, see
 ``atari57.evaluation_env_kwargs()``) every ``LAST`` ends a game.
 
+Code: the emulator, no-op resets, action repeat with max-pooling, the frame
+cap, life loss and the frame stack are ``ale_core`` (shared with the batched
+``atari_vector.AtariBatch``); this module adds the float area resize and the
+dm_env protocol.
+
 Determinism: ALE's own RNG (sticky actions) and the no-op RNG are derived
 from ``seed``; the same seed and the same actions give the same observations.
 
