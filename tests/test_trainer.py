@@ -62,7 +62,8 @@ def test_trains_and_learns(trained):
     assert ("[impala] learner step: XLA-compiled (default: a GPU is visible)"
             if tf_sees_gpu() else "[impala] learner step: not compiled "
             "(default: no GPU visible)") in result.stdout
-    assert "through shared memory (2 x 4 slot(s)" in result.stdout
+    # A user level: 32 environments per actor, one slot holds a batch.
+    assert "through shared memory (2 x 1 slot(s)" in result.stdout
     assert os.path.isdir(os.path.join(logdir, "train"))  # TensorBoard.
     assert any(n.startswith("events.") for n in
                os.listdir(os.path.join(logdir, "train")))
