@@ -13,11 +13,12 @@ import pytest
 import tensorflow as tf
 
 from impala_tf import actor as actor_lib
+from impala_tf import testing
 from impala_tf import watchdog
 from impala_tf.envs import batch as env_batch
 from impala_tf.envs import registry
 
-TOY = "impala_tf.envs.toy:colour_choice"
+TOY = testing.TOY_LEVEL
 COUNTER = "tests.test_env_batch:counter_env"
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

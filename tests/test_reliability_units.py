@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from impala_tf import actor as actor_lib
 from impala_tf import runs
 from impala_tf import supervisor as supervisor_lib
 from impala_tf import testing
