@@ -10,9 +10,11 @@ lock-step so that the policy runs once per step on a batch of observations
   3. enqueue the N trajectories into the learner's queue in one call.
 
 An actor never waits for the learner except through the queue's
-back-pressure. Episode ends are handled here: on a LAST timestep the
-environment is reset and the step is recorded with `done=True`, the reset
-observation and the final reward (the release's convention).
+back-pressure. The environments are one `envs.batch.EnvironmentBatch` (built
+by `envs.batch.make`, or the watchdog's guarded form of it): it steps them,
+resets those whose episode ends (the step is recorded with `done=True`, the
+reset observation and the final reward, the release's convention) and keeps
+the games' returns.
 
 Speed (benchmarks/README.md): inference is one concrete function on flat
 arguments (`policy.FlatPolicy`); environments write straight into
@@ -34,84 +36,12 @@ import tensorflow as tf
 from impala_tf import config as config_lib
 from impala_tf import policy as policy_lib
 from impala_tf import types
+from impala_tf.envs import batch as env_batch
 from impala_tf.transport import grpc
 from impala_tf.transport import reconnecting
 from impala_tf.transport import shared_memory
 
 ActorConfig = config_lib.ActorConfig  # Where it is written: config.py.
-
-
-class EnvironmentBatch:
-    """N dm_env environments stepped together; keeps game statistics.
-
-    `step_into(actions, t, buffers)` steps env i with `actions[i]` and writes
-    the results straight into column t of the trajectory buffers (each
-    [N, T+1, ...]): reward and observation always; done, game_over and the
-    finished game's return and length (agent steps) only where they are set
-    (the caller zeroes those columns first). On a LAST timestep the
-    environment is reset and the reset observation is written.
-    """
-
-    def __init__(self, envs, obs_spec):
-        self.envs = envs
-        self._keys = list(obs_spec)
-        self._single = None
-        self._returns = np.zeros(len(envs), np.float32)
-        self._steps = np.zeros(len(envs), np.int32)
-
-    def _write_observation(self, obs, i, t, dst):
-        if self._single is None:
-            self._single = not isinstance(obs, dict)
-        if self._single:
-            dst["frame"][i, t] = obs
-        else:
-            for k in self._keys:
-                dst[k][i, t] = obs[k]
-
-    def reset_into(self, t, buffers):
-        """Resets every environment; writes the first observations at t."""
-        dst = buffers.env_outputs.observation
-        for i, env in enumerate(self.envs):
-            self._write_observation(env.reset().observation, i, t, dst)
-
-    def step_into(self, actions, t, buffers):
-        env_out = buffers.env_outputs
-        reward, done, dst = env_out.reward, env_out.done, env_out.observation
-        game_over = buffers.game_over
-        returns, steps = self._returns, self._steps
-        for i, env in enumerate(self.envs):
-            ts = env.step(int(actions[i]))
-            r = float(ts.reward or 0.0)
-            reward[i, t] = r
-            returns[i] += r
-            steps[i] += 1
-            if ts.last():
-                done[i, t] = True
-                over = getattr(env, "is_game_over", None)
-                if over is None or over():
-                    game_over[i, t] = True
-                    buffers.episode_return[i, t] = returns[i]
-                    buffers.episode_step[i, t] = steps[i]
-                    returns[i], steps[i] = 0.0, 0
-                ts = env.reset()
-            self._write_observation(ts.observation, i, t, dst)
-
-    def close(self):
-        for env in self.envs:
-            env.close()
-
-
-def make_environments(config, level_ids, seeds):
-    """The actor's N environments as one batch (`reset_into`/`step_into`/
-    `close`): env i plays level `level_ids[i]` with seed `seeds[i]`."""
-    if config.vector_env and config.level_set.kind == "atari":
-        from impala_tf.envs import atari_vector  # pylint: disable=g-import-not-at-top
-        return atari_vector.AtariEnvironmentBatch(
-            config.level_set, level_ids, seeds)
-    return EnvironmentBatch(
-        [config.level_set.make(int(level), seed=seed)
-         for level, seed in zip(level_ids, seeds)],
-        config.observation_spec)
 
 
 def build_agent(config):
@@ -136,13 +66,16 @@ class Actor:
       agent: the agent of `config.agent`, variables created (`build_agent`);
         the actor assigns the pulled weights to its `trainable_variables`.
       transport: a `transport.ActorTransport`.
+      make_environments: `envs.batch.make` or a callable with its signature
+        (the watchdog's `watchdog.guarded(envs.batch.make, heartbeat)`).
 
     `unroll()` fills preallocated numpy buffers (the trajectory nest, each
     [N, T+1, ...]) in place and returns them; they stay valid until the next
     `unroll()` (the transport copies them when it enqueues).
     """
 
-    def __init__(self, config, task, agent, transport):
+    def __init__(self, config, task, agent, transport,
+                 make_environments=env_batch.make):
         self._config = config
         self._transport = transport
         n = config.envs_per_actor
@@ -150,7 +83,8 @@ class Actor:
         self._level_ids = np.array(
             [level_set.level_for(task * n + i) for i in range(n)], np.int32)
         seeds = [config.seed + 1000 * task + i for i in range(n)]
-        self._envs = make_environments(config, self._level_ids, seeds)
+        self._envs = make_environments(level_set, self._level_ids, seeds,
+                                       vector_env=config.vector_env)
         self._agent = agent
         self._policy = policy_lib.FlatPolicy(agent, config.observation_spec,
                                              n)
@@ -222,7 +156,8 @@ class Actor:
         self._envs.close()
 
 
-def run_actor(config, task, agent, transport, should_stop=lambda: False):
+def run_actor(config, task, agent, transport, should_stop=lambda: False,
+              make_environments=env_batch.make):
     """Every actor's entry point: act and send until the learner is done.
 
     Args:
@@ -231,6 +166,8 @@ def run_actor(config, task, agent, transport, should_stop=lambda: False):
       agent: `build_agent(config)` (its variables' specs made `transport`).
       transport: a `transport.ActorTransport`; closed on return.
       should_stop: callable() -> bool, checked before each unroll.
+      make_environments: `envs.batch.make` or a callable with its signature
+        (the supervisor passes `watchdog.guarded(envs.batch.make, heartbeat)`).
 
     Returns the agent steps acted (int) once the learner closed its queue or
     `should_stop()`; raises what the environments or transport raise
@@ -238,7 +175,7 @@ def run_actor(config, task, agent, transport, should_stop=lambda: False):
     """
     actor = None
     try:
-        actor = Actor(config, task, agent, transport)
+        actor = Actor(config, task, agent, transport, make_environments)
         actor.run(should_stop)
         return actor.frames
     finally:
@@ -253,7 +190,8 @@ def _single_threaded():
 
 
 def run_local_actor(config, task, learner_address, stop_event=None,
-                    connect_timeout_s=120.0, slots=None):
+                    connect_timeout_s=120.0, slots=None,
+                    make_environments=env_batch.make):
     """An actor process spawned by the learner's supervisor.
 
     Weights come over gRPC from `learner_address`; trajectories go through
@@ -272,7 +210,8 @@ def run_local_actor(config, task, learner_address, stop_event=None,
         transport = shared_memory.SlotSender(slots, transport)
     run_actor(config, task, agent, transport,
               should_stop=(stop_event.is_set if stop_event is not None
-                           else lambda: False))
+                           else lambda: False),
+              make_environments=make_environments)
 
 
 def run_remote_actor(config, task, address, learner_task=0,

@@ -35,11 +35,6 @@ _ACTOR = functools.partial(config_lib.field_default, config_lib.ActorConfig)
 _LEARNER = functools.partial(config_lib.field_default,
                              config_lib.LearnerConfig)
 
-# Environments per actor for Atari when --envs_per_actor is not given: the
-# fastest setting of benchmarks/throughput.py on 2 CPUs short of a policy lag
-# of ~8 learner steps (128 was ~5% faster; benchmarks/README.md).
-ATARI_ENVS_PER_ACTOR = 64
-
 # What and where.
 flags.DEFINE_enum("mode", "train", ["train", "test", "export"],
                   "Train, evaluate the latest checkpoint, or export a "
@@ -62,8 +57,9 @@ flags.DEFINE_integer("num_actors", _TRAIN("num_actors"), "Actor processes.",
                      lower_bound=0)
 flags.DEFINE_integer("envs_per_actor", None,
                      "Environments stepped together by each actor, one "
-                     "batched inference per step (default: 64 for Atari, "
-                     "see benchmarks/README.md; 1 otherwise).",
+                     "batched inference per step (default: the suite's, "
+                     "envs/registry.py: Atari 64, MODULE:FUNCTION 32, "
+                     "DMLab 1).",
                      lower_bound=1)
 flags.DEFINE_bool("vector_env", _ACTOR("vector_env"),
                   "Atari: an actor steps its games as one batch with batched "
@@ -207,22 +203,11 @@ def parse_flags(argv):
 
 def _level_set():
     from impala_tf.envs import registry
-    env_kwargs = {}
-    name = FLAGS.level_name
-    if name.startswith("atari"):
-        env_kwargs["sticky_action_prob"] = FLAGS.sticky_action_prob
-    if FLAGS.num_action_repeats and not re.search(":", name):
-        env_kwargs["num_action_repeats"] = FLAGS.num_action_repeats
-    level_set = registry.parse_level_name(name)
-    if level_set.kind == "dmlab":
-        if FLAGS.level_cache_dir:
-            env_kwargs["level_cache_dir"] = FLAGS.level_cache_dir
-        if FLAGS.dataset_path:
-            env_kwargs["dataset_path"] = FLAGS.dataset_path
-    if level_set.kind == "custom":
-        env_kwargs = {}
-    return registry.LevelSet(level_set.name, level_set.kind,
-                             level_set.levels, level_set.defaults, env_kwargs)
+    return registry.parse_level_name(
+        FLAGS.level_name, sticky_action_prob=FLAGS.sticky_action_prob,
+        num_action_repeats=FLAGS.num_action_repeats or None,
+        level_cache_dir=FLAGS.level_cache_dir or None,
+        dataset_path=FLAGS.dataset_path or None)
 
 
 def _lab_missing_error():
@@ -309,8 +294,6 @@ def build_configs():
     actor_config = _from_flags(
         config_lib.ActorConfig, get, level_set=level_set, agent=agent,
         observation_spec=obs_spec,
-        envs_per_actor=FLAGS.envs_per_actor or (
-            ATARI_ENVS_PER_ACTOR if level_set.kind == "atari" else 1),
         queue_capacity=FLAGS.queue_capacity or batch_size)
     learner_config = _from_flags(config_lib.LearnerConfig, get)
     logdir = FLAGS.logdir or os.path.join(

@@ -23,7 +23,6 @@ handles Ctrl-C and closes the queue, which ends them) and exit by themselves
 within `_PARENT_POLL_S` if the learner process dies.
 """
 
-import dataclasses
 import multiprocessing
 import os
 import signal
@@ -67,11 +66,11 @@ def actor_process_main(config, task, address, stop_event, parent_pid,
     from absl import logging  # pylint: disable=g-import-not-at-top
     logging.set_verbosity(logging.WARNING)
     from impala_tf import actor as actor_lib  # pylint: disable=g-import-not-at-top
-    config = dataclasses.replace(config, level_set=watchdog.guard_level_set(
-        config.level_set, heartbeat))
+    from impala_tf.envs import batch as env_batch  # pylint: disable=g-import-not-at-top
     try:
-        actor_lib.run_local_actor(config, task, address, stop_event,
-                                  slots=slots)
+        actor_lib.run_local_actor(
+            config, task, address, stop_event, slots=slots,
+            make_environments=watchdog.guarded(env_batch.make, heartbeat))
     except watchdog.EnvironmentFailure as e:
         _say(f"[impala] actor {task}: {e}")
         if os.environ.get("IMPALA_TF_DEBUG"):

@@ -1,6 +1,9 @@
 """Environment watchdog: name the level of an environment that fails or hangs.
 
-An actor process steps its environments through `GuardedEnvironment`, which
+An actor process steps its environments as a `GuardedBatch`, which wraps an
+`envs.batch.EnvironmentBatch` from outside (built by `guarded(envs.batch.make,
+heartbeat)`; the batch only calls the `monitor(index, call)` hook it is given
+before each call on one of its environments) and
 
   * turns any exception an environment raises (in its constructor, `reset`,
     `step` or `close`) into `EnvironmentFailure`, whose message names the
@@ -8,7 +11,8 @@ An actor process steps its environments through `GuardedEnvironment`, which
     supervisor restarts it;
   * writes a heartbeat into memory shared with the supervisor (a
     `multiprocessing` `RawArray` of `HEARTBEAT_SIZE` doubles): when a call
-    begins, which level, which call, and how many timeouts it may take.
+    on one environment begins, which level, which call, and how many
+    timeouts it may take.
 
 The supervisor (`supervisor.ActorSupervisor.poll`) reads the heartbeat and
 kills an actor whose environment call has run longer than `--env_timeout_s`;
@@ -18,17 +22,14 @@ its first `reset` may take `FIRST_CALL_ALLOWANCE` timeouts (DeepMind Lab
 compiles its maps there).
 """
 
-import dataclasses
+import functools
 import time
-import typing
 
-import dm_env
-
-from impala_tf.envs import registry
+from impala_tf.envs import batch as env_batch
 
 HEARTBEAT_SIZE = 5  # [call start (time.monotonic, 0: idle), level id,
 #                     call code, allowance in timeouts, 1: process running]
-CALLS = ("construction", "reset", "step", "close")
+CALLS = env_batch.CALLS
 FIRST_CALL_ALLOWANCE = 10.0
 
 
@@ -87,76 +88,95 @@ def level_label(level_set, level_id):
     return f"'{level_set.levels[level_id]}' (of {level_set.name})"
 
 
-class GuardedEnvironment(dm_env.Environment):
-    """Forwards to `env`; beats the heartbeat and names the level on errors."""
+class _Monitor:
+    """The `monitor(index, call)` hook a guarded batch is built with."""
 
-    def __init__(self, env, level, level_id, heartbeat=None):
-        self._env = env
-        self._level = level
-        self._level_id = level_id
+    def __init__(self, level_ids, heartbeat):
+        self._level_ids = level_ids
         self._heartbeat = heartbeat
-        self._reset_before = False
-        self._failed = False
+        self.first = True  # Construction and the first reset: long calls.
+        self.index = 0     # The environment being worked on.
+        self.call = "construction"
 
-    def _call(self, call, fn, *args, allowance=1.0):
+    def __call__(self, index, call):
+        self.index, self.call = index, call
         if self._heartbeat is not None:
-            begin(self._heartbeat, self._level_id, call, allowance)
+            begin(self._heartbeat, self._level_ids[index], call,
+                  FIRST_CALL_ALLOWANCE if self.first else 1.0)
+
+
+class GuardedBatch(env_batch.EnvironmentBatch):
+    """An environment batch that beats the heartbeat and names failures.
+
+    Args:
+      make_batch: callable(monitor=...) -> the `env_batch.EnvironmentBatch`
+        to guard (built here, under the guard).
+      level_set: the `registry.LevelSet` the batch's levels come from.
+      level_ids: the batch's N level indices (names the failing level).
+      heartbeat: the supervisor's shared heartbeat (None: failures are
+        still named, nothing is beaten).
+
+    Any exception of the batch (construction, `reset_into`, `step_into`,
+    `close`) becomes `EnvironmentFailure` naming the level of the
+    environment the batch was working on. A batch that failed may fail to
+    close too: that second error is dropped.
+    """
+
+    def __init__(self, make_batch, level_set, level_ids, heartbeat=None):
+        self._level_set = level_set
+        self._level_ids = [int(i) for i in level_ids]
+        self._heartbeat = heartbeat
+        self._monitor = _Monitor(self._level_ids, heartbeat)
+        self._failed = False
+        self._batch = self._guard(make_batch, monitor=self._monitor)
+
+    def _guard(self, fn, *args, **kwargs):
         try:
-            return fn(*args)
+            return fn(*args, **kwargs)
         except Exception as e:  # pylint: disable=broad-except
             self._failed = True
-            raise EnvironmentFailure(self._level, f"{call}()", e) from e
+            m = self._monitor
+            raise EnvironmentFailure(
+                level_label(self._level_set, self._level_ids[m.index]),
+                m.call if m.call == "construction" else f"{m.call}()",
+                e) from e
         finally:
             if self._heartbeat is not None:
                 end(self._heartbeat)
 
-    def reset(self):
-        allowance = 1.0 if self._reset_before else FIRST_CALL_ALLOWANCE
-        self._reset_before = True
-        return self._call("reset", self._env.reset, allowance=allowance)
-
-    def step(self, action):
-        return self._call("step", self._env.step, action)
+    @property
+    def num_envs(self):
+        return self._batch.num_envs
 
     def observation_spec(self):
-        return self._env.observation_spec()
+        return self._batch.observation_spec()
 
-    def action_spec(self):
-        return self._env.action_spec()
+    def reset_into(self, t, buffers):
+        self._guard(self._batch.reset_into, t, buffers)
+        self._monitor.first = False
+
+    def step_into(self, actions, t, buffers):
+        self._monitor.first = False
+        self._guard(self._batch.step_into, actions, t, buffers)
 
     def close(self):
+        failed = self._failed
         try:
-            self._call("close", self._env.close)
+            self._guard(self._batch.close)
         except EnvironmentFailure:
-            if not self._failed:
-                raise  # A failed environment may fail to close too.
-
-    def __getattr__(self, name):  # e.g. Atari's is_game_over().
-        return getattr(self._env, name)
+            if not failed:
+                raise
 
 
-@dataclasses.dataclass(frozen=True)
-class GuardedLevelSet(registry.LevelSet):
-    """A `LevelSet` whose environments are `GuardedEnvironment`s."""
-    heartbeat: typing.Any = None
+def guarded(make, heartbeat=None):
+    """`make` (as `env_batch.make`) building `GuardedBatch`es.
 
-    def make(self, level_id, seed, is_test=False):
-        level = level_label(self, level_id)
-        hb = self.heartbeat
-        if hb is not None:
-            begin(hb, level_id, "construction", FIRST_CALL_ALLOWANCE)
-        try:
-            env = super().make(level_id, seed, is_test=is_test)
-        except Exception as e:  # pylint: disable=broad-except
-            raise EnvironmentFailure(level, "construction", e) from e
-        finally:
-            if hb is not None:
-                end(hb)
-        return GuardedEnvironment(env, level, level_id, hb)
-
-
-def guard_level_set(level_set, heartbeat=None):
-    """`level_set` with guarded environments (in the actor process only)."""
-    fields = {f.name: getattr(level_set, f.name)
-              for f in dataclasses.fields(registry.LevelSet)}
-    return GuardedLevelSet(**fields, heartbeat=heartbeat)
+    Returns callable(level_set, level_ids, seeds, **kwargs) -> a
+    `GuardedBatch` around `make(level_set, level_ids, seeds, **kwargs,
+    monitor=...)`; used in the actor process with its heartbeat.
+    """
+    def make_guarded(level_set, level_ids, seeds, **kwargs):
+        return GuardedBatch(
+            functools.partial(make, level_set, level_ids, seeds, **kwargs),
+            level_set, level_ids, heartbeat)
+    return make_guarded

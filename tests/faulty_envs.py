@@ -61,6 +61,20 @@ def flaky_env(seed=0):
     return FlakyColourChoice(seed=seed)
 
 
+class _StepFails(toy.ColourChoice):
+    """Raises KeyError('boom') in every step and OSError in close."""
+
+    def step(self, action):
+        raise KeyError("boom")
+
+    def close(self):
+        raise OSError("also broken")
+
+
+def step_fails(seed=0):
+    return _StepFails(seed=seed)
+
+
 def broken_env(seed=0):
     raise RuntimeError(f"no such device (seed {seed})")
 

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import actor as actor_lib
 from impala_tf import types
 from impala_tf import watchdog
 from impala_tf.envs import atari
 from impala_tf.envs import atari_vector
+from impala_tf.envs import batch as env_batch
 from impala_tf.envs import registry
 
 
@@ -126,14 +126,15 @@ def _buffers(n, unroll):
 
 
 def test_environment_batch_writes_what_the_loop_writes():
-    """AtariEnvironmentBatch == actor.EnvironmentBatch on the same actions."""
+    """AtariEnvironmentBatch == DmEnvBatch of AtariEnvironments."""
     level_set = registry.parse_level_name("atari/breakout")
     n, unroll = 3, 50
     seeds = [11, 12, 13]
-    vector = atari_vector.AtariEnvironmentBatch(level_set, [0] * n, seeds)
-    loop = actor_lib.EnvironmentBatch(
-        [level_set.make(0, seed=s) for s in seeds],
-        {"frame": tf.TensorSpec([84, 84, 4], tf.uint8)})
+    vector = env_batch.make(level_set, [0] * n, seeds, vector_env=True)
+    loop = env_batch.make(level_set, [0] * n, seeds, vector_env=False)
+    assert isinstance(vector, env_batch.AtariEnvironmentBatch)
+    assert isinstance(loop, env_batch.DmEnvBatch)
+    assert vector.observation_spec() == loop.observation_spec()
     a, b = _buffers(n, unroll), _buffers(n, unroll)
     vector.reset_into(0, a)
     loop.reset_into(0, b)
@@ -164,30 +165,34 @@ def test_environment_batch_writes_what_the_loop_writes():
     loop.close()
 
 
-class _BrokenEmulator:
-    def act(self, action):
-        raise RuntimeError("emulator on fire")
-
-
-def test_watchdog_beats_and_names_the_failing_game(monkeypatch):
+def test_watchdog_beats_and_names_the_failing_game():
     heartbeat = [0.0] * watchdog.HEARTBEAT_SIZE
     seen = []
-    original = atari_vector.AtariBatch.reset
 
-    def reset(self):
-        seen.append(list(heartbeat))  # Beating during the call.
-        return original(self)
+    def fail_in_game_1(make):
+        def make_failing(*args, monitor, **kwargs):
+            def spy(index, call):
+                monitor(index, call)
+                seen.append((index, call, list(heartbeat)))
+                if index == 1 and call == "step":
+                    raise RuntimeError("emulator on fire")
+            return make(*args, monitor=spy, **kwargs)
+        return make_failing
 
-    monkeypatch.setattr(atari_vector.AtariBatch, "reset", reset)
-    level_set = watchdog.guard_level_set(
-        registry.parse_level_name("atari57"), heartbeat)
-    envs = atari_vector.AtariEnvironmentBatch(level_set, [0, 1], [1, 2])
+    level_set = registry.parse_level_name("atari57")
+    envs = watchdog.guarded(fail_in_game_1(env_batch.make), heartbeat)(
+        level_set, [0, 1], [1, 2], vector_env=True)
     buffers = _buffers(2, 2)
     envs.reset_into(0, buffers)
-    assert seen[0][0] > 0 and seen[0][2] == watchdog.CALLS.index("reset")
+    resets = [beat for _, call, beat in seen if call == "reset"]
+    assert len(resets) == 2
+    assert all(b[0] > 0 and b[2] == watchdog.CALLS.index("reset")
+               and b[3] == watchdog.FIRST_CALL_ALLOWANCE for b in resets)
+    assert [b[1] for b in resets] == [0, 1]  # Each game's level in turn.
     assert heartbeat[0] == 0.0  # Idle again.
-    envs._batch._ales[1] = _BrokenEmulator()  # pylint: disable=protected-access
     game = level_set.levels[1]
     with pytest.raises(watchdog.EnvironmentFailure,
                        match=f"'{game}'.*step.*on fire"):
         envs.step_into(np.zeros(2, np.int32), 1, buffers)
+    assert heartbeat[0] == 0.0
+    envs.close()

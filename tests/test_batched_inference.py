@@ -16,6 +16,7 @@ from impala_tf import agents
 from impala_tf import policy
 from impala_tf import testing
 from impala_tf import types
+from impala_tf.envs import batch as env_batch
 from impala_tf.envs import registry
 
 TOY = "impala_tf.envs.toy:colour_choice"
@@ -158,8 +159,15 @@ def test_actor_with_vector_env_records_what_the_network_outputs():
                                    unroll_length=5, envs_per_actor=3,
                                    queue_capacity=3, seed=3,
                                    vector_env=True)
+    built = []
+
+    def make_environments(*args, **kwargs):
+        built.append(env_batch.make(*args, **kwargs))
+        return built[-1]
+
     actor = actor_lib.Actor(config, 0, agent,
-                           testing.NullTransport(weights, 7))
-    assert type(actor._envs).__name__ == "AtariEnvironmentBatch"  # pylint: disable=protected-access
+                            testing.NullTransport(weights, 7),
+                            make_environments)
+    assert [type(b) for b in built] == [env_batch.AtariEnvironmentBatch]
     _check_trajectories(actor, agent_config, obs_spec, weights, unrolls=2)
     actor.close()

@@ -145,6 +145,10 @@ def test_actor_faults_are_survived_and_counted(start, tmp_path):
     logdir = str(tmp_path / "run")
     run = start(["--level_name=tests.faulty_envs:flaky_env", "--num_actors=2",
                  "--total_environment_frames=6000", "--env_timeout_s=3",
+                 # One env per actor: slow enough actors that the run is
+                 # still going when the test SIGKILLs them (32 by default
+                 # for a user level reach 6000 frames too soon).
+                 "--envs_per_actor=1",
                  "--reward_clipping=none", "--logdir=" + logdir] + TINY,
                 tmp_path / "log", env={faulty_envs.FAULT_DIR_VAR: str(faults)})
     level = "'tests.faulty_envs:flaky_env'"

@@ -10,7 +10,6 @@ import os
 import shutil
 import time
 
-import dm_env
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -21,7 +20,9 @@ from impala_tf import runs
 from impala_tf import supervisor as supervisor_lib
 from impala_tf import testing
 from impala_tf import trainer
+from impala_tf import types
 from impala_tf import watchdog
+from impala_tf.envs import batch as env_batch
 from impala_tf.envs import registry
 from tests import faulty_envs
 
@@ -224,44 +225,27 @@ def test_progress_repair_drops_a_half_written_line(tmp_path):
     assert path.read_text() == '{"env_frames": 1}\n'
 
 
-class _Env(dm_env.Environment):
-    def __init__(self, fail=None):
-        self.fail = fail
-
-    def reset(self):
-        return dm_env.restart(0)
-
-    def step(self, action):
-        if self.fail == "step":
-            raise KeyError("boom")
-        return dm_env.transition(1.0, 0)
-
-    def close(self):
-        if self.fail:
-            raise OSError("also broken")
-
-    def observation_spec(self):
-        return None
-
-    def action_spec(self):
-        return None
-
-    def is_game_over(self):
-        return True
+def _buffers(n, unroll):
+    """Zeroed trajectory buffers [n, unroll + 1, ...] for the toy env."""
+    spec = types.trajectory_spec(
+        2, {"frame": tf.TensorSpec([24, 24, 3], tf.uint8)}, unroll, ())
+    return types.zero_trajectories(spec, n)
 
 
-def test_guarded_environment_names_the_level_and_beats():
+def test_guarded_batch_names_the_level_and_beats():
     heartbeat = [0.0] * watchdog.HEARTBEAT_SIZE
-    env = watchdog.GuardedEnvironment(_Env("step"), "'atari/pong'", 0,
-                                      heartbeat)
-    env.reset()
-    assert heartbeat[0] == 0.0 and env.is_game_over()
-    with pytest.raises(watchdog.EnvironmentFailure) as info:
-        env.step(1)
-    assert str(info.value) == (
-        "environment 'atari/pong' raised KeyError in step(): 'boom'")
+    level = "tests.faulty_envs:step_fails"
+    envs = watchdog.guarded(env_batch.make, heartbeat)(
+        registry.parse_level_name(level), [0, 0], [0, 1])
+    buffers = _buffers(2, 2)
+    envs.reset_into(0, buffers)
     assert heartbeat[0] == 0.0
-    env.close()  # A failed environment that fails to close: no new error.
+    with pytest.raises(watchdog.EnvironmentFailure) as info:
+        envs.step_into(np.zeros(2, np.int32), 1, buffers)
+    assert str(info.value) == (
+        f"environment '{level}' raised KeyError in step(): 'boom'")
+    assert heartbeat[0] == 0.0
+    envs.close()  # A failed environment that fails to close: no new error.
     watchdog.begin(heartbeat, 3, "step")
     assert watchdog.overdue(heartbeat, 10.0) is None
     level, call, running = watchdog.overdue(
@@ -269,12 +253,19 @@ def test_guarded_environment_names_the_level_and_beats():
     assert (level, call) == (3, "step") and running > 10
     watchdog.begin(heartbeat, 0, "reset", watchdog.FIRST_CALL_ALLOWANCE)
     assert watchdog.overdue(heartbeat, 10.0, time.monotonic() + 11) is None
-    guarded = watchdog.guard_level_set(registry.parse_level_name(
-        "tests.faulty_envs:broken_env"))
     with pytest.raises(watchdog.EnvironmentFailure,
                        match="'tests.faulty_envs:broken_env' raised "
                              "RuntimeError in construction: no such device"):
-        guarded.make(0, seed=0)
+        watchdog.guarded(env_batch.make)(registry.parse_level_name(
+            "tests.faulty_envs:broken_env"), [0], [0])
+
+
+def test_guarded_batch_close_failure_of_a_healthy_batch_is_named():
+    envs = watchdog.guarded(env_batch.make)(registry.parse_level_name(
+        "tests.faulty_envs:step_fails"), [0], [0])
+    with pytest.raises(watchdog.EnvironmentFailure,
+                       match="raised OSError in close\\(\\): also broken"):
+        envs.close()
 
 
 def _supervisor(behaviour, lines, **kwargs):

@@ -51,6 +51,11 @@ should be reset to 0. Code that ignores ``is_game_over()`` still sees a valid
 dm_env. In test mode (``terminal_on_life_loss=False``, see
 ``atari57.evaluation_env_kwargs()``) every ``LAST`` ends a game.
 
+Code: the emulator, no-op resets, action repeat with max-pooling, the frame
+cap, life loss and the frame stack are ``ale_core`` (shared with the batched
+``atari_vector.AtariBatch``); this module adds the float area resize and the
+dm_env protocol.
+
 Determinism: ALE's own RNG (sticky actions) and the no-op RNG are derived
 from ``seed``; the same seed and the same actions give the same observations.
 
@@ -62,37 +67,17 @@ Example::
         timestep = env.step(0)
 """
 
-import sys
 from typing import List, Optional
 
 import dm_env
 from dm_env import specs
 import numpy as np
 
-import ale_py
-import ale_py.roms
-
-from atari57 import games as _games
+from impala_tf.envs import ale_core
 
 __all__ = ["AtariEnvironment", "resolve_rom_id", "area_resize_weights"]
 
-_RAW_HEIGHT, _RAW_WIDTH = 210, 160
-_NOOP = ale_py.Action.NOOP
-
-
-def resolve_rom_id(game: str) -> str:
-    """Maps a snake_case game name to an ale-py ROM id.
-
-    The 57 Atari-57 names go through ``atari57.game_to_ale_id``; any other
-    ROM that ale-py ships (e.g. ``tetris``) is accepted by its own id.
-    Raises ``ValueError("unknown Atari game 'xyz'; ...")`` otherwise.
-    """
-    if game in _games.GAMES:
-        return _games.game_to_ale_id(game)
-    if isinstance(game, str) and game in ale_py.roms.get_all_rom_ids():
-        return game
-    _games.check_game(game)  # Raises with a hint.
-    raise AssertionError("unreachable")
+resolve_rom_id = ale_core.resolve_rom_id
 
 
 def area_resize_weights(n_in: int, n_out: int):
@@ -167,81 +152,25 @@ class AtariEnvironment(dm_env.Environment):
                  sticky_action_prob: float = 0.0,
                  full_action_space: bool = False,
                  screen_size: int = 84):
-        rom_id = resolve_rom_id(game)
-        if int(num_action_repeats) < 1:
-            raise ValueError(
-                f"num_action_repeats must be >= 1, got {num_action_repeats}")
-        if int(frame_stack) < 1:
-            raise ValueError(f"frame_stack must be >= 1, got {frame_stack}")
-        if int(noop_max) < 0:
-            raise ValueError(f"noop_max must be >= 0, got {noop_max}")
-        if max_episode_frames is not None and int(max_episode_frames) < 1:
-            raise ValueError(
-                f"max_episode_frames must be >= 1 or None, "
-                f"got {max_episode_frames}")
-        if not 0.0 <= float(sticky_action_prob) <= 1.0:
-            raise ValueError(
-                f"sticky_action_prob must be in [0, 1], "
-                f"got {sticky_action_prob}")
-        if int(screen_size) < 1:
-            raise ValueError(f"screen_size must be >= 1, got {screen_size}")
-        if int(seed) < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed}")
-
+        resolve_rom_id(game)
+        ale_core.check_settings(seed, num_action_repeats, frame_stack,
+                                noop_max, max_episode_frames,
+                                sticky_action_prob, screen_size)
         self._game = game
-        self._num_repeats = int(num_action_repeats)
-        self._num_pool = min(2, self._num_repeats)
-        self._pool_start = self._num_repeats - self._num_pool
-        self._noop_max = int(noop_max)
-        self._terminal_on_life_loss = bool(terminal_on_life_loss)
-        self._max_frames = (None if max_episode_frames is None
-                            else int(max_episode_frames))
-
-        seed_seq = np.random.SeedSequence(int(seed))
-        ale_seed, noop_seed = seed_seq.generate_state(2)
-        self._rng = np.random.default_rng(int(noop_seed))
-
-        ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)
-        ale = ale_py.ALEInterface()
-        ale.setInt("random_seed", int(ale_seed) & 0x7FFFFFFF)
-        ale.setFloat("repeat_action_probability", float(sticky_action_prob))
-        ale.setInt("frame_skip", 1)  # Action repeat is done here.
-        ale.setInt("max_num_frames_per_episode", 0)  # Frame cap is done here.
-        rom_path = ale_py.roms.get_rom_path(rom_id)
-        if rom_path is None:
-            raise ValueError(f"unknown Atari game {game!r}; ale-py has no ROM "
-                             f"for it")
-        ale.loadROM(str(rom_path))
-        self._ale = ale
-        if full_action_space:
-            # All 18 joystick actions in ALE's order. getLegalActionSet()
-            # returns fewer for some games in ale-py 0.12 (9 for skiing),
-            # which would break the multi-task agent's shared action space.
-            self._action_set = sorted(ale_py.Action,
-                                      key=lambda a: a.value)
-        else:
-            self._action_set = list(ale.getMinimalActionSet())
-        height, width = ale.getScreenDims()
-
+        self._core = ale_core.AleGame(
+            game, seed=seed, num_action_repeats=num_action_repeats,
+            noop_max=noop_max, terminal_on_life_loss=terminal_on_life_loss,
+            max_episode_frames=max_episode_frames,
+            sticky_action_prob=sticky_action_prob,
+            full_action_space=full_action_space)
         size = int(screen_size)
-        self._raw = np.zeros((2, height, width), np.uint8)
-        self._pooled = np.zeros((height, width), np.uint8)
-        self._resize = _AreaResizer((height, width), (size, size))
-        self._stack = np.zeros((size, size, int(frame_stack)), np.uint8)
-        # Shifting the stack by one frame is a byte shift of each pixel's
-        # frame_stack bytes, done as a (fast, contiguous) integer shift when
-        # they form a machine word; else a (slower) strided copy.
-        self._stack_words = None
-        word = {2: np.uint16, 4: np.uint32, 8: np.uint64}.get(int(frame_stack))
-        if word is not None and sys.byteorder == "little":
-            self._stack_words = self._stack.view(word)[..., 0]
-        self._observation_spec = specs.BoundedArray(
-            self._stack.shape, np.uint8, 0, 255, name="frame")
+        self._frame = np.zeros(self._core.screen_dims, np.uint8)
+        self._resize = _AreaResizer(self._core.screen_dims, (size, size))
+        self._stack = ale_core.FrameStack((size, size, int(frame_stack)))
+        self._observation_spec = ale_core.observation_spec(
+            size, int(frame_stack))
         self._action_spec = specs.DiscreteArray(
-            len(self._action_set), dtype=np.int32, name="action")
-
-        self._episode_frames = 0     # Raw frames since the real game reset.
-        self._lives = 0
+            self._core.num_actions, dtype=np.int32, name="action")
         self._needs_reset = True     # Next step() must start an episode.
         self._continue_game = False  # Next reset() continues (life lost).
         self._game_over = False      # Whether the latest LAST ended the game.
@@ -251,74 +180,37 @@ class AtariEnvironment(dm_env.Environment):
     def reset(self) -> dm_env.TimeStep:
         """Starts a new episode: a real game reset, or after a life-loss
         ``LAST`` the continuation of the same game."""
-        ale = self._checked_ale()
-        if self._continue_game:
-            # The latest frame is already in the stack; restart the stack
-            # from it.
-            self._stack[...] = self._stack[..., -1:]
-        else:
-            self._reset_game(ale)
-            self._observe_current_frame(ale)
-            self._stack[...] = self._stack[..., -1:]
-        self._lives = ale.lives()
+        core = self._checked_core()
+        if not self._continue_game:
+            core.reset_game(self._frame)
+            self._push_frame()
+        # The latest frame is in the stack; the stack restarts from it.
+        self._stack.restart()
         self._needs_reset = False
         self._continue_game = False
         self._game_over = False
-        return dm_env.restart(self._stack.copy())
+        return dm_env.restart(self._stack.array.copy())
 
     def step(self, action) -> dm_env.TimeStep:
         if self._needs_reset:
             return self.reset()
-        ale = self._checked_ale()
+        core = self._checked_core()
         index = int(action)
-        if not 0 <= index < len(self._action_set):
+        if not 0 <= index < core.num_actions:
             raise ValueError(f"action {action!r} out of range "
-                             f"[0, {len(self._action_set)})")
-        ale_action = self._action_set[index]
-        raw = self._raw
-        max_frames = self._max_frames
-        num_repeats = self._num_repeats
-        pool_start = self._pool_start
-
-        reward = 0
-        ended_early = False
-        for i in range(num_repeats):
-            reward += ale.act(ale_action)
-            self._episode_frames += 1
-            game_over = ale.game_over()
-            truncated = (max_frames is not None
-                         and self._episode_frames >= max_frames)
-            if game_over or truncated:
-                if i < num_repeats - 1:
-                    ended_early = True
-                    break
-            if i >= pool_start:
-                ale.getScreenGrayscale(raw[i - pool_start])
-
-        if ended_early:
-            self._observe_current_frame(ale)
-        else:
-            if self._num_pool == 2:
-                self._push_frame(np.maximum(raw[0], raw[1], out=self._pooled))
-            else:
-                self._push_frame(raw[0])
-        lives = ale.lives()
-        life_lost = lives < self._lives
-        self._lives = lives
-
-        reward = np.float32(reward)
-        observation = self._stack.copy()
-        if game_over or (self._terminal_on_life_loss and life_lost):
-            self._game_over = game_over or truncated
-            self._continue_game = not self._game_over
-            self._needs_reset = True
-            return dm_env.termination(reward, observation)
-        if truncated:
-            self._game_over = True
-            self._continue_game = False
-            self._needs_reset = True
+                             f"[0, {core.num_actions})")
+        step = core.act(index, self._frame)
+        self._push_frame()
+        reward = np.float32(step.reward)
+        observation = self._stack.array.copy()
+        if not step.done:
+            return dm_env.transition(reward, observation, np.float32(1.0))
+        self._game_over = step.game_over
+        self._continue_game = not step.game_over
+        self._needs_reset = True
+        if step.truncation:
             return dm_env.truncation(reward, observation, np.float32(1.0))
-        return dm_env.transition(reward, observation, np.float32(1.0))
+        return dm_env.termination(reward, observation)
 
     def observation_spec(self) -> specs.BoundedArray:
         return self._observation_spec
@@ -334,7 +226,9 @@ class AtariEnvironment(dm_env.Environment):
 
     def close(self) -> None:
         """Releases the emulator; the environment is unusable afterwards."""
-        self._ale = None
+        if self._core is not None:
+            self._core.close()
+        self._core = None
 
     # -- Extras ---------------------------------------------------------------
 
@@ -354,53 +248,29 @@ class AtariEnvironment(dm_env.Environment):
 
     @property
     def num_actions(self) -> int:
-        return len(self._action_set)
+        return self._action_spec.num_values
 
     @property
     def action_names(self) -> List[str]:
         """ALE names of the actions, in action-index order (e.g. 'NOOP')."""
-        return [a.name for a in self._action_set]
+        return [a.name for a in self._checked_core().action_set]
 
     def lives(self) -> int:
         """Lives left in the current game (0 for games without lives)."""
-        return self._checked_ale().lives()
+        return self._checked_core().lives()
 
     def episode_frames(self) -> int:
         """Raw frames emulated since the real game reset (no-ops included)."""
-        return self._episode_frames
+        return self._checked_core().episode_frames
 
     # -- Internals ------------------------------------------------------------
 
-    def _checked_ale(self) -> ale_py.ALEInterface:
-        if self._ale is None:
+    def _checked_core(self) -> ale_core.AleGame:
+        if self._core is None:
             raise RuntimeError("AtariEnvironment is closed")
-        return self._ale
+        return self._core
 
-    def _reset_game(self, ale: ale_py.ALEInterface) -> None:
-        ale.reset_game()
-        self._episode_frames = 0
-        if self._noop_max > 0:
-            num_noops = int(self._rng.integers(1, self._noop_max + 1))
-            for _ in range(num_noops):
-                ale.act(_NOOP)
-                self._episode_frames += 1
-                if ale.game_over():  # Pathological; start again, no no-ops.
-                    ale.reset_game()
-                    self._episode_frames = 0
-
-    def _observe_current_frame(self, ale: ale_py.ALEInterface) -> None:
-        """Pushes the current raw frame (not pooled) onto the stack."""
-        ale.getScreenGrayscale(self._raw[0])
-        self._push_frame(self._raw[0])
-
-    def _push_frame(self, frame: np.ndarray) -> None:
-        stack = self._stack
-        if self._stack_words is not None:
-            # Little-endian: channel 0 is the lowest byte; >> 8 drops it.
-            np.right_shift(self._stack_words, 8, out=self._stack_words)
-        elif stack.shape[-1] > 1:
-            stack[..., :-1] = stack[..., 1:]
-        self._resize(frame, stack[..., -1])
-
-    def __del__(self):
-        self._ale = None
+    def _push_frame(self) -> None:
+        """Resizes the frame and pushes it onto the stack."""
+        self._stack.shift()
+        self._resize(self._frame, self._stack.newest)

@@ -17,22 +17,16 @@ Resize: `exact_area_resize` computes the area average with integer weights
 and rounds half up exactly; `AtariEnvironment` computes it in float32 and can
 differ by one grey level where the exact value is a tie (x.5).
 
-`AtariEnvironmentBatch` wraps it for `actor.Actor`: it writes rewards, dones,
-game-over flags, finished games' returns and observations straight into the
-trajectory buffers, and beats the environment watchdog's heartbeat
-(`watchdog`) when the level set has one.
+Both are built on `ale_core` (the emulator, no-op resets, max-pooling, life
+loss, the frame stack); `envs.batch.AtariEnvironmentBatch` adapts an
+`AtariBatch` to the actor's `envs.batch.EnvironmentBatch` interface.
 """
 
 import math
 
 import numpy as np
 
-import ale_py
-import ale_py.roms
-
-from impala_tf.envs import atari
-
-_NOOP = ale_py.Action.NOOP
+from impala_tf.envs import ale_core
 
 
 def _integer_weights(n_in, n_out):
@@ -148,6 +142,8 @@ class AtariBatch:
         (multi-task), but all need the same screen size.
       seeds: N non-negative seeds (game i behaves as
         `AtariEnvironment(games[i], seed=seeds[i], ...)`).
+      monitor: optional callable(index, call), told before game `index` is
+        constructed, reset, stepped or closed (`envs.batch`).
       The remaining arguments are `AtariEnvironment`'s, the same for all.
 
     `reset()` and `step(actions)` return observations uint8
@@ -160,91 +156,46 @@ class AtariBatch:
     def __init__(self, games, seeds, num_action_repeats=4, frame_stack=4,
                  noop_max=30, terminal_on_life_loss=True,
                  max_episode_frames=108_000, sticky_action_prob=0.0,
-                 full_action_space=False, screen_size=84):
+                 full_action_space=False, screen_size=84, monitor=None):
         if len(games) != len(seeds) or not games:
             raise ValueError("need as many seeds as games, at least one")
-        # The reference environments validate the arguments and hold the
-        # per-game pieces we reuse (ALE, action set, no-op RNG).
-        self._envs = [atari.AtariEnvironment(
-            g, seed=s, num_action_repeats=num_action_repeats,
-            frame_stack=frame_stack, noop_max=noop_max,
-            terminal_on_life_loss=terminal_on_life_loss,
-            max_episode_frames=max_episode_frames,
-            sticky_action_prob=sticky_action_prob,
-            full_action_space=full_action_space, screen_size=screen_size)
-            for g, s in zip(games, seeds)]
-        # pylint: disable=protected-access
-        self._ales = [e._ale for e in self._envs]
-        self._action_sets = [e._action_set for e in self._envs]
-        self._rngs = [e._rng for e in self._envs]
-        # pylint: enable=protected-access
-        n = len(games)
-        dims = {tuple(a.getScreenDims()) for a in self._ales}
+        for seed in seeds:
+            ale_core.check_settings(seed, num_action_repeats, frame_stack,
+                                    noop_max, max_episode_frames,
+                                    sticky_action_prob, screen_size)
+        self._monitor = monitor or (lambda index, call: None)
+        self._games = []
+        for i, (game, seed) in enumerate(zip(games, seeds)):
+            self._monitor(i, "construction")
+            self._games.append(ale_core.AleGame(
+                game, seed=seed, num_action_repeats=num_action_repeats,
+                noop_max=noop_max,
+                terminal_on_life_loss=terminal_on_life_loss,
+                max_episode_frames=max_episode_frames,
+                sticky_action_prob=sticky_action_prob,
+                full_action_space=full_action_space))
+        dims = {g.screen_dims for g in self._games}
         if len(dims) != 1:
             raise ValueError(f"games with different screens: {sorted(dims)}")
         height, width = dims.pop()
-        self._repeats = int(num_action_repeats)
-        self._pool_start = self._repeats - min(2, self._repeats)
-        self._noop_max = int(noop_max)
-        self._life_loss_ends = bool(terminal_on_life_loss)
-        self._max_frames = (None if max_episode_frames is None
-                            else int(max_episode_frames))
-        self._raw = np.zeros((n, 2, height, width), np.uint8)
-        self._pooled = np.zeros((n, height, width), np.uint8)
-        self._resize = BatchResizer((height, width),
-                                    (screen_size, screen_size))
-        self._stacks = np.zeros((n, screen_size, screen_size,
-                                 int(frame_stack)), np.uint8)
-        word = {2: np.uint16, 4: np.uint32, 8: np.uint64}.get(
-            int(frame_stack))
-        self._words = (self._stacks.view(word)[..., 0] if word is not None
-                       else None)
-        self._frames = np.zeros(n, np.int64)   # Raw frames since game reset.
-        self._lives = np.zeros(n, np.int64)
-        self.game_over = np.zeros(n, bool)      # Of the latest step.
-        self.current = 0  # The game being emulated (names a failing one).
+        size = int(screen_size)
+        self._pooled = np.zeros((len(games), height, width), np.uint8)
+        self._resize = BatchResizer((height, width), (size, size))
+        self._stack = ale_core.FrameStack(
+            (len(games), size, size, int(frame_stack)))
+        self._observation_spec = ale_core.observation_spec(
+            size, int(frame_stack))
 
     @property
     def num_envs(self):
-        return len(self._ales)
+        return len(self._games)
 
     @property
     def num_actions(self):
-        return [len(s) for s in self._action_sets]
+        return [g.num_actions for g in self._games]
 
     def observation_spec(self):
-        return self._envs[0].observation_spec()
-
-    def _push(self, frames, index=None):
-        """Pushes resized frames [M, h, w] onto the stacks `index` (all)."""
-        if index is None:
-            if self._words is not None:
-                np.right_shift(self._words, 8, out=self._words)
-            else:
-                self._stacks[..., :-1] = self._stacks[..., 1:]
-            self._stacks[..., -1] = frames
-        else:
-            stacks = self._stacks[index]
-            stacks[..., :-1] = stacks[..., 1:]
-            stacks[..., -1] = frames
-            self._stacks[index] = stacks
-
-    def _reset_game(self, i):
-        """A real game reset with no-ops; grabs the frame into raw[i, 0]."""
-        self.current = i
-        ale = self._ales[i]
-        ale.reset_game()
-        frames = 0
-        if self._noop_max > 0:
-            for _ in range(int(self._rngs[i].integers(1, self._noop_max + 1))):
-                ale.act(_NOOP)
-                frames += 1
-                if ale.game_over():  # Pathological: start again, no no-ops.
-                    ale.reset_game()
-                    frames = 0
-        self._frames[i] = frames
-        ale.getScreenGrayscale(self._raw[i, 0])
-        self._lives[i] = ale.lives()
+        return self._observation_spec
 
     def _restart(self, index, real):
         """Starts the next episode of games `index`; `real[k]`: game reset
@@ -252,19 +203,24 @@ class AtariBatch:
         frame)."""
         fresh = [i for i, r in zip(index, real) if r]
         for i in fresh:
-            self._reset_game(i)
+            self._monitor(i, "reset")
+            self._games[i].reset_game(self._pooled[i])
         if fresh:
-            self._push(self._resize(self._raw[fresh, 0]), fresh)
-        for i in index:
-            self._stacks[i] = self._stacks[i, ..., -1:]
-            self._lives[i] = self._ales[i].lives()
+            self._stack.push(self._resize(self._pooled[fresh]), fresh)
+        self._stack.restart(index)
 
-    def reset(self):
-        """Real resets of every game; observations [N, h, w, stack]."""
+    def _observation(self, out):
+        if out is None:
+            return self._stack.array.copy()
+        np.copyto(out, self._stack.array)
+        return out
+
+    def reset(self, out=None):
+        """Real resets of every game; observations [N, h, w, stack]
+        (written into `out` if given)."""
         n = self.num_envs
         self._restart(list(range(n)), [True] * n)
-        self.game_over[:] = False
-        return self._stacks.copy()
+        return self._observation(out)
 
     def step(self, actions, out=None):
         """Steps game i with action index `actions[i]`.
@@ -275,124 +231,35 @@ class AtariBatch:
         n = self.num_envs
         reward = np.zeros(n, np.float32)
         done = np.zeros(n, bool)
-        game_over = self.game_over
-        game_over[:] = False
-        raw, pooled, max_frames = self._raw, self._pooled, self._max_frames
-        repeats, pool_start = self._repeats, self._pool_start
-        ended, real = [], []
-        for i in range(n):
-            self.current = i
-            ale = self._ales[i]
-            action = self._action_sets[i][int(actions[i])]
-            total = 0
-            frames = int(self._frames[i])
-            over = truncated = early = False
-            for k in range(repeats):
-                total += ale.act(action)
-                frames += 1
-                over = ale.game_over()
-                truncated = max_frames is not None and frames >= max_frames
-                if (over or truncated) and k < repeats - 1:
-                    early = True
-                    break
-                if k >= pool_start:
-                    ale.getScreenGrayscale(raw[i, k - pool_start])
-            self._frames[i] = frames
-            if early:
-                ale.getScreenGrayscale(pooled[i])
-            elif repeats - pool_start == 2:
-                np.maximum(raw[i, 0], raw[i, 1], out=pooled[i])
-            else:
-                pooled[i] = raw[i, 0]
-            reward[i] = total
-            lives = ale.lives()
-            life_lost = lives < self._lives[i]
-            self._lives[i] = lives
-            if over or truncated or (self._life_loss_ends and life_lost):
+        game_over = np.zeros(n, bool)
+        pooled, monitor = self._pooled, self._monitor
+        ended = []
+        for i, game in enumerate(self._games):
+            monitor(i, "step")
+            step = game.act(int(actions[i]), pooled[i])
+            reward[i] = step.reward
+            if step.done:
                 done[i] = True
-                game_over[i] = over or truncated
+                game_over[i] = step.game_over
                 ended.append(i)
-                real.append(bool(game_over[i]))
-        self._push(self._resize(pooled))
+        self._stack.push(self._resize(pooled))
         if ended:
-            self._restart(ended, real)
-        if out is None:
-            out = self._stacks.copy()
-        else:
-            np.copyto(out, self._stacks)
-        return out, reward, done, game_over.copy()
+            self._restart(ended, game_over[ended])
+        return self._observation(out), reward, done, game_over
 
     def close(self):
-        for env in self._envs:
-            env.close()
-        self._ales = []
+        for i, game in enumerate(self._games):
+            self._monitor(i, "close")
+            game.close()
+        self._games = []
 
 
-def make_batch(level_set, level_ids, seeds):
-    """An `AtariBatch` with `level_set.make`'s training arguments."""
+def make_batch(level_set, level_ids, seeds, monitor=None):
+    """An `AtariBatch` of `level_set`'s games `level_ids` with
+    `level_set.make`'s training arguments (and `monitor`, see AtariBatch)."""
     from atari57 import evaluation  # pylint: disable=g-import-not-at-top
     kwargs = evaluation.training_env_kwargs(
         full_action_space=level_set.is_multitask)
     kwargs.update(level_set.env_kwargs)
     return AtariBatch([level_set.levels[i] for i in level_ids], list(seeds),
-                      **kwargs)
-
-
-class AtariEnvironmentBatch:
-    """`actor.EnvironmentBatch`'s protocol on an `AtariBatch`.
-
-    Writes column t of the trajectory buffers (`types.Trajectory` of numpy
-    arrays [N, T+1, ...]); done, game_over and the finished games' returns
-    and lengths only where set (the actor zeroes them first).
-    """
-
-    def __init__(self, level_set, level_ids, seeds):
-        self._level_set = level_set
-        self._level_ids = [int(i) for i in level_ids]
-        self._heartbeat = getattr(level_set, "heartbeat", None)
-        self._returns = np.zeros(len(level_ids), np.float32)
-        self._steps = np.zeros(len(level_ids), np.int32)
-        self._batch = self._guarded("construction", make_batch, level_set,
-                                    self._level_ids, seeds, first=True)
-
-    def _guarded(self, call, fn, *args, first=False):
-        """Calls fn(*args) as `watchdog.GuardedEnvironment` would."""
-        if not hasattr(self._level_set, "heartbeat"):
-            return fn(*args)  # Not in a supervised actor process.
-        from impala_tf import watchdog  # pylint: disable=g-import-not-at-top
-        if self._heartbeat is not None:  # A hang names the first game.
-            watchdog.begin(self._heartbeat, self._level_ids[0], call,
-                           watchdog.FIRST_CALL_ALLOWANCE if first else 1.0)
-        try:
-            return fn(*args)
-        except Exception as e:  # pylint: disable=broad-except
-            batch = getattr(self, "_batch", None)
-            level_id = self._level_ids[batch.current if batch else 0]
-            raise watchdog.EnvironmentFailure(
-                watchdog.level_label(self._level_set, level_id),
-                call if call == "construction" else f"{call}()", e) from e
-        finally:
-            if self._heartbeat is not None:
-                watchdog.end(self._heartbeat)
-
-    def reset_into(self, t, buffers):
-        obs = self._guarded("reset", self._batch.reset, first=True)
-        buffers.env_outputs.observation["frame"][:, t] = obs
-
-    def step_into(self, actions, t, buffers):
-        _, reward, done, over = self._guarded(
-            "step", self._batch.step, actions,
-            buffers.env_outputs.observation["frame"][:, t])
-        buffers.env_outputs.reward[:, t] = reward
-        self._returns += reward
-        self._steps += 1
-        if done.any():
-            buffers.env_outputs.done[:, t] = done
-            buffers.game_over[:, t] = over
-            buffers.episode_return[over, t] = self._returns[over]
-            buffers.episode_step[over, t] = self._steps[over]
-            self._returns[over] = 0.0
-            self._steps[over] = 0
-
-    def close(self):
-        self._guarded("close", self._batch.close)
+                      monitor=monitor, **kwargs)

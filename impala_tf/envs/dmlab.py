@@ -54,12 +54,9 @@ these environments in the main process, in threads, or in non-daemonic
 processes. An instance is not safe to use from several threads at once.
 """
 
-import contextlib
 import importlib.util
 import operator
 import os
-import shutil
-import tempfile
 import weakref
 
 import dm_env
@@ -67,6 +64,7 @@ from dm_env import specs
 import numpy as np
 
 import dmlab30
+from impala_tf.envs import dmlab_common
 from impala_tf.envs import dmlab_process
 
 DEEPMIND_LAB_MODULE_ENV_VAR = "IMPALA_TF_DEEPMIND_LAB_MODULE"
@@ -78,25 +76,12 @@ LEVEL_NAME_PREFIX = "dmlab/"
 # Evaluation mixer seed of the official release (scalable_agent): 1611489005.
 TEST_MIXER_SEED = 0x600D5EED
 
-# What the child asks of the Lab (defined with the child).
-OBSERVATION_NAMES = dmlab_process.OBSERVATION_NAMES
-LAB_ACTION_NAMES = dmlab_process.LAB_ACTION_NAMES
-
-# The paper's Table D.2 (the release's DEFAULT_ACTION_SET).
-ACTION_NAMES = (
-    "forward", "backward", "strafe_left", "strafe_right", "look_left",
-    "look_right", "forward_look_left", "forward_look_right", "fire")
-DEFAULT_ACTION_SET = (
-    (0, 0, 0, 1, 0, 0, 0),     # Forward
-    (0, 0, 0, -1, 0, 0, 0),    # Backward
-    (0, 0, -1, 0, 0, 0, 0),    # Strafe Left
-    (0, 0, 1, 0, 0, 0, 0),     # Strafe Right
-    (-20, 0, 0, 0, 0, 0, 0),   # Look Left
-    (20, 0, 0, 0, 0, 0, 0),    # Look Right
-    (-20, 0, 0, 1, 0, 0, 0),   # Forward + Look Left
-    (20, 0, 0, 1, 0, 0, 0),    # Forward + Look Right
-    (0, 0, 0, 0, 1, 0, 0),     # Fire
-)
+# Shared with the child process (dmlab_common).
+OBSERVATION_NAMES = dmlab_common.OBSERVATION_NAMES
+LAB_ACTION_NAMES = dmlab_common.LAB_ACTION_NAMES
+ACTION_NAMES = dmlab_common.ACTION_NAMES
+DEFAULT_ACTION_SET = dmlab_common.DEFAULT_ACTION_SET
+LevelCache = dmlab_common.LevelCache
 
 
 class DeepMindLabNotInstalledError(ImportError):
@@ -172,52 +157,6 @@ def make_config(width=96, height=72, is_test=False, dataset_path=None,
     for key, value in (extra_config or {}).items():
         config[str(key)] = _config_value(value)
     return config
-
-
-class LevelCache:
-    """On-disk DeepMind Lab level cache: compiled maps (.pk3) by key.
-
-    Implements the ``level_cache`` protocol of ``deepmind_lab.Lab``:
-    ``fetch(key, pk3_path) -> bool`` copies a cached map to ``pk3_path``;
-    ``write(key, pk3_path)`` stores a freshly compiled one. Writes go through a
-    temporary file and a rename, so several processes can share a directory.
-    """
-
-    def __init__(self, cache_dir):
-        self._cache_dir = os.fspath(cache_dir)
-        os.makedirs(self._cache_dir, exist_ok=True)
-
-    @property
-    def cache_dir(self):
-        return self._cache_dir
-
-    def _path(self, key):
-        key = str(key)
-        if not key or key in (".", "..") or "/" in key or "\\" in key:
-            raise ValueError(f"invalid level cache key {key!r}")
-        return os.path.join(self._cache_dir, key)
-
-    def fetch(self, key, pk3_path):
-        path = self._path(key)
-        try:
-            shutil.copyfile(path, pk3_path)
-        except FileNotFoundError:
-            return False
-        return True
-
-    def write(self, key, pk3_path):
-        path = self._path(key)
-        if os.path.exists(path):
-            return
-        fd, tmp = tempfile.mkstemp(dir=self._cache_dir, prefix=".tmp-")
-        os.close(fd)
-        try:
-            shutil.copyfile(pk3_path, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
-            raise
 
 
 class DmLabEnvironment(dm_env.Environment):

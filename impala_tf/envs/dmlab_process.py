@@ -11,7 +11,8 @@ ends of that conversation except the dm_env object itself:
   returns the process and the parent's end of the Pipe.
 * The child (``_child_main``) ignores SIGINT (the parent shuts it down),
   imports the Lab module, builds the Lab (with a
-  :class:`~impala_tf.envs.dmlab.LevelCache` when given a cache directory),
+  :class:`~impala_tf.envs.dmlab_common.LevelCache` when given a cache
+  directory),
   checks its action_spec, answers ``('ready', pid)`` and then serves
   ``('reset', seed)``, ``('step', action_index)`` and ``('close', None)``.
   It exits on ``close``, when the Pipe reaches EOF, or when the parent
@@ -24,10 +25,10 @@ ends of that conversation except the dm_env object itself:
 * :func:`shutdown_child` asks the child to exit, then terminates and kills it
   if it does not.
 
-The observations the child asks for and the action_spec it expects are
-defined here (and re-exported by :mod:`impala_tf.envs.dmlab`); the action set
-and ``LevelCache`` live in :mod:`impala_tf.envs.dmlab`, which the child
-imports when it starts.
+The observations the child asks for, the action_spec it expects, the action
+set and ``LevelCache`` live in :mod:`impala_tf.envs.dmlab_common` (shared
+with :mod:`impala_tf.envs.dmlab`, which re-exports them); this module never
+imports :mod:`impala_tf.envs.dmlab`.
 """
 
 import contextlib
@@ -43,18 +44,7 @@ import types
 
 import numpy as np
 
-OBSERVATION_NAMES = ("RGB_INTERLEAVED", "INSTR")
-
-# The 7 DeepMind Lab action dimensions, in action_spec() order.
-LAB_ACTION_NAMES = (
-    "LOOK_LEFT_RIGHT_PIXELS_PER_FRAME",
-    "LOOK_DOWN_UP_PIXELS_PER_FRAME",
-    "STRAFE_LEFT_RIGHT",
-    "MOVE_BACK_FORWARD",
-    "FIRE",
-    "JUMP",
-    "CROUCH",
-)
+from impala_tf.envs import dmlab_common
 
 # How often the child checks that its parent is still alive, and how often the
 # parent checks that the child is, while waiting (seconds); how long shutdown
@@ -118,10 +108,6 @@ def _child_main(conn, parent_pid, module_name, level, config, renderer,
                 level_cache_dir, num_action_repeats):
     """Owns one Lab; serves ('reset', seed), ('step', index), ('close', _)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # LevelCache and the action set; imported here, as dmlab imports this
-    # module.
-    from impala_tf.envs import dmlab  # pylint: disable=import-outside-toplevel
-
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
@@ -131,17 +117,18 @@ def _child_main(conn, parent_pid, module_name, level, config, renderer,
 
     lab = None
     try:
-        level_cache = (dmlab.LevelCache(level_cache_dir) if level_cache_dir
-                       else None)
-        lab = module.Lab(level, list(OBSERVATION_NAMES), config=config,
-                         renderer=renderer, level_cache=level_cache)
+        level_cache = (dmlab_common.LevelCache(level_cache_dir)
+                       if level_cache_dir else None)
+        lab = module.Lab(level, list(dmlab_common.OBSERVATION_NAMES),
+                         config=config, renderer=renderer,
+                         level_cache=level_cache)
         spec_names = tuple(a["name"] for a in lab.action_spec())
-        if spec_names != LAB_ACTION_NAMES:
+        if spec_names != dmlab_common.LAB_ACTION_NAMES:
             raise ValueError(
                 f"unexpected DeepMind Lab action_spec {spec_names}; expected "
-                f"{LAB_ACTION_NAMES}")
+                f"{dmlab_common.LAB_ACTION_NAMES}")
         actions = [np.array(a, dtype=np.intc)
-                   for a in dmlab.DEFAULT_ACTION_SET]
+                   for a in dmlab_common.DEFAULT_ACTION_SET]
     except BaseException as e:  # pylint: disable=broad-except
         send(conn, ("error", _pack_exception(e)))
         if lab is not None:

@@ -35,12 +35,15 @@ ATARI_DEFAULTS = dict(
     agent="shallow", use_lstm=False, unroll_length=20, batch_size=32,
     learning_rate=0.0006, epsilon=0.01, entropy_cost=0.01,
     reward_clipping="abs_one", total_environment_frames=int(200e6),
-    num_action_repeats=4)
+    num_action_repeats=4,
+    # The fastest setting of benchmarks/throughput.py on 2 CPUs short of a
+    # policy lag of ~8 learner steps (128 was ~5% faster; benchmarks/README).
+    envs_per_actor=64)
 DMLAB_DEFAULTS = dict(
     agent="deep", use_lstm=True, unroll_length=100, batch_size=32,
     learning_rate=0.00048, epsilon=0.1, entropy_cost=0.00025,
     reward_clipping="abs_one", total_environment_frames=int(1e9),
-    num_action_repeats=4)
+    num_action_repeats=4, envs_per_actor=1)
 DMLAB30_DEFAULTS = dict(
     DMLAB_DEFAULTS, learning_rate=0.00031866995608948655,
     entropy_cost=0.0033391318945337044, reward_clipping="soft_asymmetric",
@@ -49,7 +52,30 @@ CUSTOM_DEFAULTS = dict(
     agent="shallow", use_lstm=True, unroll_length=20, batch_size=32,
     learning_rate=0.0006, epsilon=0.01, entropy_cost=0.01,
     reward_clipping="abs_one", total_environment_frames=int(10e6),
-    num_action_repeats=1)
+    num_action_repeats=1,
+    # Stepped together by envs.batch.DmEnvBatch, one policy call per step:
+    # the toy task (1 action repeat, 2 actors, 2 CPUs shared with another
+    # training run) trained at ~1,700 agent steps/s with 32, ~1,100 with 16
+    # and ~300 with 1 per actor.
+    envs_per_actor=32)
+
+# The user options (flags) each suite's environments take as keyword
+# arguments, where given (`suite_env_kwargs`).
+SUITE_OPTIONS = {
+    "atari": ("sticky_action_prob", "num_action_repeats"),
+    "dmlab": ("num_action_repeats", "level_cache_dir", "dataset_path"),
+    "custom": (),
+}
+
+
+def suite_env_kwargs(kind, **options):
+    """Environment keyword arguments for a `kind` suite from user options.
+
+    Keeps the options `SUITE_OPTIONS[kind]` names whose value is not None
+    (a user's `MODULE:FUNCTION` takes none of them).
+    """
+    return {k: v for k, v in options.items()
+            if k in SUITE_OPTIONS[kind] and v is not None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,40 +195,48 @@ def _unknown(kind, name, choices):
     return LevelError(f"unknown {kind} '{name}'{hint}")
 
 
-def parse_level_name(level_name, env_kwargs=None):
+def parse_level_name(level_name, **options):
     """Resolves a `--level_name` value into a `LevelSet`.
+
+    `options` (e.g. sticky_action_prob=0.25, level_cache_dir=None) become
+    the level set's `env_kwargs` as far as its suite takes them
+    (`suite_env_kwargs`).
 
     Raises:
       LevelError: with one readable sentence for an unknown or malformed
         name (no environment is built here, except importing a user module).
     """
-    env_kwargs = dict(env_kwargs or {})
     name = (level_name or "").strip()
     if not name:
         raise LevelError("--level_name is empty")
     if name == "atari57":
         return LevelSet(name, "atari", tuple(atari57.ALL_GAMES),
-                        dict(ATARI_DEFAULTS, agent="deep"), env_kwargs)
+                        dict(ATARI_DEFAULTS, agent="deep"),
+                        suite_env_kwargs("atari", **options))
     if name.startswith("atari/"):
         game = name[len("atari/"):]
         if game not in atari57.ALL_GAMES:
             raise _unknown("Atari game", game, atari57.ALL_GAMES)
-        return LevelSet(name, "atari", (game,), ATARI_DEFAULTS, env_kwargs)
+        return LevelSet(name, "atari", (game,), ATARI_DEFAULTS,
+                        suite_env_kwargs("atari", **options))
     if name == "dmlab30":
         return LevelSet(name, "dmlab", tuple(dmlab30.TRAIN_LEVELS),
-                        DMLAB30_DEFAULTS, env_kwargs)
+                        DMLAB30_DEFAULTS,
+                        suite_env_kwargs("dmlab", **options))
     if name.startswith("dmlab/") or name in dmlab30.ALL_LEVELS:
         level = name[len("dmlab/"):] if name.startswith("dmlab/") else name
         if not level:
             raise LevelError("--level_name=dmlab/ names no level")
-        return LevelSet(name, "dmlab", (level,), DMLAB_DEFAULTS, env_kwargs)
+        return LevelSet(name, "dmlab", (level,), DMLAB_DEFAULTS,
+                        suite_env_kwargs("dmlab", **options))
     if ":" in name:
         module_name, _, attr = name.partition(":")
         if not module_name or not attr or ":" in attr:
             raise LevelError(
                 f"malformed --level_name '{name}': expected MODULE:FUNCTION")
         _resolve_callable(name)
-        return LevelSet(name, "custom", (name,), CUSTOM_DEFAULTS, env_kwargs)
+        return LevelSet(name, "custom", (name,), CUSTOM_DEFAULTS,
+                        suite_env_kwargs("custom", **options))
     raise _unknown(
         "level", name,
         ["atari/" + g for g in atari57.ALL_GAMES] + ["atari57", "dmlab30"]
