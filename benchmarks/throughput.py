@@ -2,7 +2,8 @@ r"""End-to-end training frames/s against this machine's ceiling.
 
     python -m benchmarks.throughput [--configs=2:1:0,2:64:1:grpc,2:64:1,...]
         [--warmup_s=20] [--measure_s=40] [--ceiling_s=10] [--quick]
-        [--out=benchmarks/results/throughput.json] [-- extra experiment flags]
+        [--sources=DIR,DIR] [--out=benchmarks/results/throughput.json]
+        [-- extra experiment flags]
 
 For each config "ACTORS:ENVS_PER_ACTOR:VECTOR_ENV[:TRANSPORT]" (TRANSPORT:
 "shm", the default, or "grpc": `--local_transport=shared_memory|grpc`) it
@@ -21,6 +22,11 @@ For each config "ACTORS:ENVS_PER_ACTOR:VECTOR_ENV[:TRANSPORT]" (TRANSPORT:
      by the actor processes;
   4. stops the run with SIGTERM (it checkpoints and stops its actors), then
      kills what is left of its process group.
+
+With --sources (checkouts of impala_tf, e.g. a `git worktree` of an older
+commit), each config is trained once from each checkout in turn, so a
+change is compared with its predecessor side by side in one run, under the
+same ceilings; the "source" column names each checkout's commit.
 
 The ratio column divides by the mean of the ceilings measured just before
 and just after that config, so load from other users of the machine shows
@@ -69,8 +75,20 @@ def _stop(proc):
     proc.wait()
 
 
-def train(config, args, extra, workdir, index=0):
-    """Runs one training config; returns frames/s and CPU details."""
+def _commit(source):
+    """The short commit of checkout `source` (or its folder name)."""
+    try:
+        out = subprocess.run(["git", "-C", source, "rev-parse", "--short",
+                              "HEAD"], capture_output=True, text=True,
+                             check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return os.path.basename(os.path.abspath(source))
+
+
+def train(config, args, extra, workdir, index=0, source=_common.REPO):
+    """Runs one training config from checkout `source`; returns frames/s
+    and CPU details."""
     actors, envs, vector, transport = config
     name = f"{index}_{actors}x{envs}{'v' if vector else ''}_{transport}"
     logdir = os.path.join(workdir, name)  # Fresh: never resume a run.
@@ -81,7 +99,7 @@ def train(config, args, extra, workdir, index=0):
            f"--local_transport={TRANSPORTS[transport]}",
            "--log_interval_s=2", "--checkpoint_interval_s=1000000"] + extra
     with open(logdir + ".log", "w") as log:
-        proc = subprocess.Popen(cmd, cwd=_common.REPO, stdout=log,
+        proc = subprocess.Popen(cmd, cwd=source, stdout=log,
                                 stderr=subprocess.STDOUT,
                                 start_new_session=True)
     try:
@@ -160,8 +178,16 @@ def main(argv):
     parser.add_argument("--quiet_wait_s", type=float, default=0.0,
                         help="before each measurement, wait up to this long "
                         "for other processes to use < 0.3 CPUs")
+    parser.add_argument("--sources", default=None,
+                        help="checkouts to train from, each config once per "
+                        "checkout in turn (default: this one)")
     parser.add_argument("--out", default="benchmarks/results/throughput.json")
     args = parser.parse_args(argv)
+    sources = [os.path.abspath(d) for d in (
+        args.sources.split(",") if args.sources else [_common.REPO])]
+    for d in sources:
+        if not os.path.isfile(os.path.join(d, "impala_tf", "experiment.py")):
+            parser.error(f"--sources: {d} is not an impala_tf checkout")
     if args.quick:
         args.warmup_s, args.measure_s, args.ceiling_s = 10.0, 25.0, 6.0
         args.configs = args.configs or QUICK_CONFIGS
@@ -176,16 +202,19 @@ def main(argv):
             processes, args.ceiling_s, per_cpu_second=True)
         quiet()
         before = ceiling()
-        for index, config in enumerate(configs):
+        runs = [(c, d) for c in configs for d in sources]
+        for index, (config, source) in enumerate(runs):
             actors, envs, vector, transport = config
             quiet()
             print(f"[throughput] ceiling {before[0]:,.0f} frames/s; training "
                   f"{actors} actor(s) x {envs} env(s), vector_env="
-                  f"{bool(vector)}, {transport} ...", flush=True)
-            row = {"actors": actors, "envs_per_actor": envs,
+                  f"{bool(vector)}, {transport}, from {source} ...",
+                  flush=True)
+            row = {"source": _commit(source), "actors": actors,
+                   "envs_per_actor": envs,
                    "vector_env": bool(vector), "transport": transport,
                    "ceiling_before": before[0]}
-            row.update(train(config, args, extra, work, index))
+            row.update(train(config, args, extra, work, index, source))
             quiet()
             after = ceiling()
             row["ceiling_after"] = after[0]
@@ -201,8 +230,8 @@ def main(argv):
             rows.append(row)
             print(f"[throughput]   {row['fps']:,.0f} frames/s "
                   f"({row['ratio_to_ceiling']:.2f}x the ceiling)", flush=True)
-    columns = [("actors", "actors", "{}"), ("envs_per_actor", "envs/actor",
-                                              "{}"),
+    columns = [("source", "source", "{}"), ("actors", "actors", "{}"),
+               ("envs_per_actor", "envs/actor", "{}"),
                ("vector_env", "vector env", "{}"),
                ("transport", "transport", "{}"),
                ("fps", "frames/s", "{:,.0f}"),

@@ -96,17 +96,24 @@ def run_impala(flags, timeout=240, env=None, module="impala_tf.experiment",
     proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
+    out, err = _communicate(
+        proc, timeout, lambda o, e: (
+            f"command timed out after {timeout}s: {' '.join(args)}\n"
+            f"stdout:\n{o[-3000:]}\nstderr:\n{e[-3000:]}"))
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def _communicate(proc, timeout, describe_timeout):
+    """(stdout, stderr) of `proc`; its process group is killed at the end.
+    On a timeout raises AssertionError(describe_timeout(stdout, stderr))."""
     try:
-        out, err = proc.communicate(timeout=timeout)
+        return proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         kill_group(proc)
         out, err = proc.communicate()
-        raise AssertionError(
-            f"command timed out after {timeout}s: {' '.join(args)}\n"
-            f"stdout:\n{out[-3000:]}\nstderr:\n{err[-3000:]}")
+        raise AssertionError(describe_timeout(out, err)) from None
     finally:
-        kill_group(proc)
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+        kill_group(proc)  # Anything left behind.
 
 
 def run_isolated_script(script, timeout, cwd=REPO, env=None):
@@ -119,15 +126,9 @@ def run_isolated_script(script, timeout, cwd=REPO, env=None):
     proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kill_group(proc)
-        out, _ = proc.communicate()
-        raise AssertionError(f"scenario timed out after {timeout}s:\n"
-                             + out[-4000:])
-    finally:
-        kill_group(proc)  # Anything left behind.
+    out, _ = _communicate(
+        proc, timeout,
+        lambda o, _: f"scenario timed out after {timeout}s:\n" + o[-4000:])
     return proc.returncode, out
 
 
