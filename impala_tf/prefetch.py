@@ -32,14 +32,6 @@ def prefetch_to_device(batches, device, buffer_size=1):
     return _Prefetcher(batches, device, max(1, int(buffer_size)))
 
 
-def prefetch_dataset_to_device(dataset, device, buffer_size=1):
-    """The same for a `tf.data.Dataset` (iterated inside a tf.function):
-    the dataset with its elements copied to `device`, `buffer_size` ahead.
-    Must be the dataset's last transformation."""
-    return dataset.apply(
-        tf.data.experimental.prefetch_to_device(device, buffer_size))
-
-
 class _Prefetcher:
     """`prefetch_to_device`'s iterator: a copying thread, a bounded queue."""
 

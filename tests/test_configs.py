@@ -73,7 +73,7 @@ EXPECTED = {
         RELEASE_DMLAB30, level_name="dmlab30", agent="deep", use_lstm=True),
     "table2_ablation.cfg": dict(
         RELEASE, level_name="rooms_watermaze", agent="deep", use_lstm=True),
-    # Table G.1 but for the deviations the file marks (being measured).
+    # Table G.1 but for the deviations the file marks (docs/LEARNING.md).
     "pong_fast.cfg": dict(
         TABLE_G1, level_name="atari/pong", agent="shallow", use_lstm=False,
         batch_size=16, epsilon=1e-5, total_environment_frames=20_000_000,

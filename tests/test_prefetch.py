@@ -42,15 +42,6 @@ def test_source_error_reaches_the_consumer_after_earlier_batches():
         next(it)
 
 
-def test_dataset_version_keeps_order_inside_a_tf_function():
-    ds = tf.data.Dataset.range(4).map(lambda i: {"i": i})
-    it = iter(prefetch.prefetch_dataset_to_device(ds, "/CPU:0"))
-    take = tf.function(lambda it: next(it)["i"])
-    assert [int(take(it)) for _ in range(4)] == [0, 1, 2, 3]
-    with pytest.raises(tf.errors.OutOfRangeError):
-        take(it)
-
-
 def test_close_closes_the_source_and_ends_the_iteration():
     class Source:
         closed = False
