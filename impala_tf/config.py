@@ -48,6 +48,10 @@ class LearnerConfig:
     # `total_environment_frames`, as the release does. A run shorter than its
     # schedule (a 20M-frame run of the paper's 200M schedule) sets this.
     learning_rate_decay_frames: typing.Optional[int] = None
+    # RMSProp's mean square at the start. 1 is TF1's `RMSPropOptimizer` (the
+    # release's); 0 is Sonnet 2's and PyTorch's, whose first ~1,000 updates
+    # are not shrunk by a mean square decaying from 1 (decay 0.99: 0.99^n).
+    rmsprop_initial_mean_square: float = 1.0
 
     @property
     def frames_per_step(self):

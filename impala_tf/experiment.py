@@ -112,6 +112,10 @@ flags.DEFINE_float("momentum", _LEARNER("momentum"), "RMSProp momentum.",
                    lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_float("epsilon", None, "RMSProp epsilon (inside the root).",
                    lower_bound=0.0)
+flags.DEFINE_float("rmsprop_initial_mean_square",
+                   _LEARNER("rmsprop_initial_mean_square"),
+                   "RMSProp's mean square at the start: 1 as TF1 (the "
+                   "release), 0 as Sonnet 2 and PyTorch.", lower_bound=0.0)
 flags.DEFINE_float("entropy_cost", None, "Entropy cost.", lower_bound=0.0)
 flags.DEFINE_float("baseline_cost", _LEARNER("baseline_cost"),
                    "Baseline cost.", lower_bound=0.0)

@@ -69,7 +69,8 @@ def make_optimizer(learning_rate, decay, momentum, epsilon):
 
     Sonnet 2 keeps TF1's epsilon inside the square root but starts the mean
     square at 0, where TF1's `RMSPropOptimizer` (the release's) starts it at
-    1; `initialize_like_tf1` below restores the release's start.
+    1; `initialize_mean_square` below sets the start (1 by default, as the
+    release: `LearnerConfig.rmsprop_initial_mean_square`).
     `learning_rate` should be a `tf.Variable` so it can decay.
     """
     return snt.optimizers.RMSProp(
@@ -77,11 +78,14 @@ def make_optimizer(learning_rate, decay, momentum, epsilon):
         epsilon=epsilon)
 
 
-def initialize_like_tf1(optimizer, variables):
-    """Creates the optimizer's slots with the mean square at 1 (TF1)."""
+def initialize_mean_square(optimizer, variables, value=1.0):
+    """Creates the optimizer's slots with the mean square at `value`.
+
+    1.0 is TF1's start (the release's), 0.0 Sonnet 2's and PyTorch's.
+    """
     optimizer._initialize(variables)  # pylint: disable=protected-access
     for ms in optimizer.ms:
-        ms.assign(tf.ones_like(ms))
+        ms.assign(tf.fill(tf.shape(ms), tf.cast(value, ms.dtype)))
 
 
 def time_major(batch):
@@ -145,7 +149,9 @@ class Learner(tf.Module):
         batch = time_major(zeros)
         self.agent.unroll(batch.agent_outputs.action, batch.env_outputs,
                           batch.agent_state)
-        initialize_like_tf1(self.optimizer, self.agent.trainable_variables)
+        initialize_mean_square(
+            self.optimizer, self.agent.trainable_variables,
+            self.config.rmsprop_initial_mean_square)
         self._optimizer_ready = True
 
     def current_learning_rate(self, frames):

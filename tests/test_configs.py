@@ -77,7 +77,8 @@ EXPECTED = {
     "pong_fast.cfg": dict(
         TABLE_G1, level_name="atari/pong", agent="shallow", use_lstm=False,
         batch_size=16, epsilon=1e-5, total_environment_frames=20_000_000,
-        learning_rate_decay_frames=200_000_000),
+        learning_rate_decay_frames=200_000_000, learning_rate=0.0008,
+        rmsprop_initial_mean_square=0.0),
 }
 
 LEARNER_FIELDS = (
@@ -86,7 +87,8 @@ LEARNER_FIELDS = (
     "epsilon", "entropy_cost", "baseline_cost", "discounting",
     "reward_clipping", "max_grad_norm", "off_policy_correction",
     "clip_rho_threshold", "clip_pg_rho_threshold", "clip_c_threshold",
-    "vtrace_lambda", "learning_rate_decay_frames")
+    "vtrace_lambda", "learning_rate_decay_frames",
+    "rmsprop_initial_mean_square")
 
 
 def _path(name):

@@ -197,3 +197,25 @@ def test_jit_compile_line(jit, requested, expected):
 def test_jit_compile_line_gives_the_reason_it_is_told():
     line = learner_lib.jit_compile_line(False, None, why="text observations")
     assert line == "[impala] learner step: not compiled (text observations)"
+
+
+@pytest.mark.parametrize("initial", [1.0, 0.0])
+def test_rmsprop_mean_square_starts_where_configured(initial):
+    # TF1's RMSProp (the release's) starts the mean square at 1; 0 is
+    # Sonnet 2's and PyTorch's. The first update is then, per parameter,
+    # lr * g / sqrt(decay * ms0 + (1 - decay) * g^2 + eps) (momentum 0).
+    learner = _learner(use_lstm=False, rmsprop_initial_mean_square=initial,
+                       max_grad_norm=0.0)
+    variables = learner.agent.trainable_variables
+    before = _values(variables)
+    batch = _batch(use_lstm=False)
+    with tf.GradientTape() as tape:
+        loss, _ = learner.loss(batch)
+    grads = tape.gradient(loss, variables)
+    learner.step_function(False)(batch)
+    c = learner.config
+    for b, a, g in zip(before, _values(variables), grads):
+        g = g.numpy()
+        ms = c.decay * initial + (1 - c.decay) * g * g
+        expected = b - c.learning_rate * g / np.sqrt(ms + c.epsilon)
+        np.testing.assert_allclose(a, expected, rtol=2e-3, atol=1e-6)
