@@ -52,6 +52,12 @@ class LearnerConfig:
     # release's); 0 is Sonnet 2's and PyTorch's, whose first ~1,000 updates
     # are not shrunk by a mean square decaying from 1 (decay 0.99: 0.99^n).
     rmsprop_initial_mean_square: float = 1.0
+    # Learner-side experience replay (paper Section 5.2.2, `replay.py`): the
+    # share of each batch drawn from a FIFO buffer of `replay_capacity`
+    # trajectories; 0 turns it off (the release has none; 0.5 and 10,000
+    # are Table 2's).
+    replay_proportion: float = 0.0
+    replay_capacity: int = 10_000
 
     @property
     def frames_per_step(self):

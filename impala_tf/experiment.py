@@ -116,6 +116,13 @@ flags.DEFINE_float("rmsprop_initial_mean_square",
                    _LEARNER("rmsprop_initial_mean_square"),
                    "RMSProp's mean square at the start: 1 as TF1 (the "
                    "release), 0 as Sonnet 2 and PyTorch.", lower_bound=0.0)
+flags.DEFINE_float("replay_proportion", _LEARNER("replay_proportion"),
+                   "Share of each batch replayed from the learner's buffer "
+                   "(0: off; 0.5 in the paper's Table 2).", lower_bound=0.0,
+                   upper_bound=0.99)
+flags.DEFINE_integer("replay_capacity", _LEARNER("replay_capacity"),
+                     "Trajectories the replay buffer holds (FIFO).",
+                     lower_bound=1)
 flags.DEFINE_float("entropy_cost", None, "Entropy cost.", lower_bound=0.0)
 flags.DEFINE_float("baseline_cost", _LEARNER("baseline_cost"),
                    "Baseline cost.", lower_bound=0.0)
@@ -438,10 +445,11 @@ def main(argv):
         _fail(str(e).splitlines()[0] if str(e) else repr(e))
     except KeyboardInterrupt:
         _interrupted()
+    from impala_tf import replay  # TensorFlow is loaded by now.
     from impala_tf import supervisor
     try:
         run(config)
-    except known as e:
+    except known + (replay.ReplayError,) as e:
         _fail(str(e))
     except supervisor.ActorsFailing as e:  # Checkpoint saved; not bad input.
         sys.stderr.write(f"error: {e}\n")

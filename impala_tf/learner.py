@@ -203,8 +203,9 @@ class Learner(tf.Module):
         batch: `types.Trajectory`, each [B, T+1, ...] (batch-major, as the
         queue delivers it). Returns stats (float32/int64 scalars) plus
         'game_over' bool [T, B], 'episode_return' float32 [T, B],
-        'episode_step' int32 [T, B], 'level_id' int32 [B] and
-        'policy_lag' float32 [B] for statistics.
+        'episode_step' int32 [T, B], 'level_id' int32 [B],
+        'policy_lag' float32 [B], and 'rho_per_trajectory' and
+        'clipped_rho_per_trajectory' float32 [B] for statistics.
         """
         grads, total_loss, stats = self.compute_gradients(batch)
         return self.apply_gradients(grads, total_loss, stats, batch)

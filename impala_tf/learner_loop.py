@@ -5,7 +5,8 @@
   1. take the next batch from a `transport.BatchSource` ([B, T+1, ...]);
   2. run the step function on it (`make_step`: the update, then the
      weight publication, one `tf.function`);
-  3. hand the step's numbers to the progress logger, report skipped
+  3. hand the step's numbers (with, under replay, which of the batch's
+     trajectories were replayed) to the progress logger, report skipped
      non-finite updates, log when due;
   4. save a checkpoint every `checkpoint_interval_s` (learner 0 only);
 
@@ -84,11 +85,13 @@ class LearnerLoop:
       cluster: the `distributed.LearnerCluster` of synchronous learners, or
         None.
       say: callable(str) for one-line events.
+      replay: the `replay.ReplayBatchSource` that `batches` reads through,
+        or None; its `step_stats()` join each step's numbers.
     """
 
     def __init__(self, learner, step, batches, logger, checkpoints,
                  total_frames, checkpoint_interval_s, on_stop=lambda: None,
-                 cluster=None, say=print):
+                 cluster=None, say=print, replay=None):
         self._learner, self._step, self._batches = learner, step, batches
         self._logger, self._checkpoints = logger, checkpoints
         self._total = total_frames
@@ -96,6 +99,7 @@ class LearnerLoop:
         self._on_stop = on_stop
         self._cluster = cluster
         self._say = say
+        self._replay = replay
         self._stop = threading.Event()
         self._stop_lock = threading.Lock()
         self._stopped = False
@@ -126,6 +130,8 @@ class LearnerLoop:
             while not self._stop.is_set() and self._frames() < self._total:
                 out = self._step(next(self._batches))
                 out = {k: v.numpy() for k, v in out.items()}
+                if self._replay is not None:
+                    out.update(self._replay.step_stats())
                 self._logger.add(out)
                 self.steps_run += 1
                 self._nonfinite.check(out)

@@ -139,7 +139,9 @@ def compute_loss(target_logits, baseline, bootstrap_value, actions,
       stats maps names to float32 scalars (no gradient): policy_gradient_loss,
       baseline_loss (x baseline_cost), entropy_loss (x entropy_cost),
       total_loss, mean_rho (mean unclipped pi/mu), mean_clipped_rho (mean
-      min(clip_rho_threshold, pi/mu)), mean_vs, mean_pg_advantages.
+      min(clip_rho_threshold, pi/mu)), mean_vs, mean_pg_advantages; and
+      float32 [B] rho_per_trajectory and clipped_rho_per_trajectory (the
+      same means per trajectory, over time).
 
     Raises:
       ValueError: unknown correction or inconsistent shapes.
@@ -200,6 +202,9 @@ def compute_loss(target_logits, baseline, bootstrap_value, actions,
         "mean_clipped_rho": tf.reduce_mean(clipped_rhos),
         "mean_vs": tf.reduce_mean(vs),
         "mean_pg_advantages": tf.reduce_mean(pg_advantages),
+        # [B]: each trajectory's mean over time (fresh vs replayed stats).
+        "rho_per_trajectory": tf.reduce_mean(rhos, axis=0),
+        "clipped_rho_per_trajectory": tf.reduce_mean(clipped_rhos, axis=0),
     }
     stats = {k: tf.stop_gradient(v) for k, v in stats.items()}
     return total_loss, stats

@@ -3,7 +3,9 @@
 `ProgressLogger.add(out)` takes the numpy results of one learner step
 (`Learner.train_step`); every `interval_s` it writes one JSON object per line
 to `<logdir>/progress.jsonl` (at least `env_frames`, `learner_steps`,
-`wall_time`, `fps`, `episode_return_mean`), the same scalars to TensorBoard
+`wall_time`, `fps`, `episode_return_mean`; with replay on, the buffer and
+the rho of fresh vs replayed trajectories: `ReplayStats`; episodes count
+only from fresh trajectories), the same scalars to TensorBoard
 (`<logdir>/train`), and a one-line summary to the console.
 
 `read_records(logdir)` reads the file back (tests, benchmarks, tools), even
@@ -77,6 +79,58 @@ def _fmt_duration(seconds):
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
+class ReplayStats:
+    """The replay fields of a record, over the steps since the last one.
+
+    replay_size and replay_bytes: the buffer at the last step;
+    replayed_fraction: replayed trajectories / all trained on;
+    mean_rho_{fresh,replayed} and mean_clipped_rho_{fresh,replayed}: the
+    mean of pi/mu (and of min(rho-bar, pi/mu)) over the fresh and over the
+    replayed trajectories (None without any). Fresh data is nearly
+    on-policy (rho = 1 but for the policy lag); replayed data was acted by
+    older weights, so its clipped rho falls below 1: V-trace at work.
+    """
+
+    def __init__(self):
+        self._last = None
+        self._fields = {}
+        self._sums = collections.defaultdict(float)
+
+    def add(self, out, fresh):
+        """One step's outputs (with 'replayed', 'replay_size',
+        'replay_bytes') and its fresh mask (bool [B])."""
+        self._last = (int(out["replay_size"]), int(out["replay_bytes"]))
+        self._sums["items"] += fresh.size
+        self._sums["replayed"] += int((~fresh).sum())
+        for kind, mask in (("fresh", fresh), ("replayed", ~fresh)):
+            self._sums[f"n_{kind}"] += int(mask.sum())
+            for key in ("rho", "clipped_rho"):
+                values = out.get(f"{key}_per_trajectory")
+                if values is not None:
+                    self._sums[f"{key}_{kind}"] += float(
+                        np.sum(np.asarray(values)[mask]))
+
+    def record(self):
+        """The fields for a record ({} if no replay step came); resets."""
+        if self._last is None:
+            return {}
+        s = self._sums
+        if not s["items"]:  # No step since the last record: repeat it.
+            return dict(self._fields)
+        fields = {"replay_size": self._last[0],
+                  "replay_bytes": self._last[1],
+                  "replayed_fraction": (s["replayed"] / s["items"]
+                                        if s["items"] else None)}
+        for kind in ("fresh", "replayed"):
+            n = s[f"n_{kind}"]
+            for key in ("rho", "clipped_rho"):
+                fields[f"mean_{key}_{kind}"] = (s[f"{key}_{kind}"] / n
+                                                if n else None)
+        self._sums.clear()
+        self._fields = fields
+        return fields
+
+
 class ProgressLogger:
     """Aggregates learner steps and writes them out every `interval_s`.
 
@@ -119,6 +173,7 @@ class ProgressLogger:
         self._episodes_since = []
         self._losses = collections.defaultdict(list)
         self._lags = []
+        self._replay = ReplayStats()
         self._frames = 0
         self._steps = 0
         self.episodes = 0
@@ -134,9 +189,16 @@ class ProgressLogger:
         for k in _LOSS_KEYS:
             if k in out:
                 self._losses[k].append(float(out[k]))
-        self._lags.append(float(np.mean(out["policy_lag"])))
+        replayed = out.get("replayed")
+        fresh = (np.ones_like(out["policy_lag"], bool) if replayed is None
+                 else ~np.asarray(replayed, bool))
+        if fresh.any():
+            self._lags.append(float(np.mean(out["policy_lag"][fresh])))
+        if replayed is not None:
+            self._replay.add(out, fresh)
         self._nonfinite = int(out["nonfinite_skips"])
-        t_idx, b_idx = np.nonzero(out["game_over"])
+        # Episodes are counted once: when their trajectory arrives fresh.
+        t_idx, b_idx = np.nonzero(out["game_over"] & fresh[None, :])
         for t, b in zip(t_idx, b_idx):
             level = self._levels[int(out["level_id"][b])]
             ret = float(out["episode_return"][t, b])
@@ -182,6 +244,7 @@ class ProgressLogger:
             record.update(self._last_losses)
         elif final:
             record.update(self._last_losses)
+        record.update(self._replay.record())
         if len(self._levels) > 1:
             means = {n: float(np.mean(d))
                      for n, d in self._per_level.items() if d}

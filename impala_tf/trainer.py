@@ -1,7 +1,8 @@
 """The learner process of a training run: connects the parts.
 
 `train(config)`:
-  1. checks the log directory and any earlier run in it (`runs.RunDirectory`);
+  1. checks that a replay buffer fits in memory (`check_replay`), the log
+     directory and any earlier run in it (`runs.RunDirectory`);
   2. starts the TF server (`transport.grpc`), builds the agent, the
      learner and the `grpc.LearnerServer` that publishes its weights, and
      restores the latest checkpoint if there is one (`checkpoints`:
@@ -9,7 +10,8 @@
   3. starts `num_actors` actor processes under a supervisor that restarts
      any that die (`supervisor`); they send trajectories through shared
      memory (`transport.shared_memory`) or the gRPC queue;
-  4. runs the `learner_loop.LearnerLoop` (take a batch — where a GPU is
+  4. runs the `learner_loop.LearnerLoop` (take a batch — mixed with
+     replayed trajectories under `--replay_proportion`, `replay`; where a GPU is
      visible, copied onto it a batch ahead, `prefetch` — one
      `Learner.step_function` step, XLA-compiled by default where a GPU is
      visible, `--jit_compile`; log; checkpoint) in a background thread
@@ -39,6 +41,7 @@ from impala_tf import learner_loop
 from impala_tf import policy
 from impala_tf import prefetch
 from impala_tf import progress
+from impala_tf import replay
 from impala_tf import runs
 from impala_tf import supervisor as supervisor_lib
 from impala_tf import types
@@ -133,9 +136,16 @@ def shared_memory_slots(config, traj_spec):
 
 def _batch_source(config, server, actors, traj_spec, cluster, say):
     """The learner's `transport.BatchSource`: the local actors' shared
-    memory if they have some, else the gRPC queue; where a GPU is visible
-    (and the learner steps alone), copied onto it a batch ahead."""
+    memory if they have some, else the gRPC queue; with replay on, mixed
+    with replayed trajectories (`replay.ReplayBatchSource`); where a GPU is
+    visible (and the learner steps alone), copied onto it a batch ahead.
+    Returns (batch source, the replay source or None)."""
     batch_size, ahead = config.learner.batch_size, config.prefetch
+    mixer = None
+    if config.learner.replay_proportion > 0:
+        k = replay.replayed_per_batch(config.learner.replay_proportion,
+                                      batch_size)
+        batch_size -= k  # Read from the actors per batch once warm.
     if actors.slots is None:
         batches = server.batches(batch_size, ahead)
     else:
@@ -145,9 +155,31 @@ def _batch_source(config, server, actors, traj_spec, cluster, say):
             f"{slots[0].slot_bytes / 2 ** 20:.0f} MiB)")
         batches = shared_memory.SlotReceiver(slots, traj_spec).batches(
             batch_size, ahead)
+    if config.learner.replay_proportion > 0:
+        mixer = batches = replay.ReplayBatchSource(
+            batches, traj_spec, config.learner.batch_size,
+            config.learner.replay_proportion,
+            config.learner.replay_capacity,
+            seed=config.actor.seed + 7919 * config.task)
     if _gpu_visible() and cluster is None:
         batches = prefetch.prefetch_to_device(batches, "/GPU:0", ahead)
-    return batches
+    return batches, mixer
+
+
+def check_replay(config, say):
+    """Refuses (`replay.ReplayError`) replay settings that cannot work here,
+    before anything is written; says what the buffer will take."""
+    c = config.learner
+    if c.replay_proportion <= 0:
+        return
+    k = replay.replayed_per_batch(c.replay_proportion, c.batch_size)
+    traj_spec = actor_lib.trajectory_spec(
+        config.actor, actor_lib.build_agent(config.actor))
+    typical, most = replay.check_fits(traj_spec, c.replay_capacity)
+    say(f"[impala] replay: {k} of {c.batch_size} trajectories per batch "
+        f"from a buffer of {c.replay_capacity:,} (FIFO, not checkpointed): "
+        f"about {typical / 2 ** 30:.2f} GiB, at most {most / 2 ** 30:.2f} "
+        "GiB; batches are all fresh until it holds a batch")
 
 
 def _gpu_visible():
@@ -206,6 +238,7 @@ def _say_to(console):
 def train(config, console=sys.stdout):
     """Runs training to `total_environment_frames`; returns the last record."""
     say = _say_to(console)
+    check_replay(config, say)
     run_dir = runs.RunDirectory(config.logdir)
     run_dir.check_compatible(config)
     address, cluster = _start_server(config, say)
@@ -222,7 +255,8 @@ def train(config, console=sys.stdout):
         spawn=config.spawn_actors, log=say,
         env_timeout_s=config.env_timeout_s,
         make_slots=shared_memory_slots(config, traj_spec))
-    batches = _batch_source(config, server, actors, traj_spec, cluster, say)
+    batches, mixer = _batch_source(config, server, actors, traj_spec,
+                                   cluster, say)
     logger = progress.ProgressLogger(
         config.logdir, config.actor.level_set.levels,
         config.learner.num_action_repeats,
@@ -244,7 +278,7 @@ def train(config, console=sys.stdout):
         learner, step, batches, logger,
         saver if chief else None, config.learner.total_environment_frames,
         config.checkpoint_interval_s, on_stop=close_inputs, cluster=cluster,
-        say=say)
+        say=say, replay=mixer)
     previous = {s: signal.signal(s, loop.on_signal)
                 for s in (signal.SIGINT, signal.SIGTERM)}
     try:
