@@ -187,13 +187,23 @@ def test_the_file_overrides_earlier_flags(parse):
 
 
 def test_unknown_flag_in_a_flagfile_is_rejected(parse, tmp_path):
-    """Why configs/ holds no flag the trainer lacks (e.g. replay, issue
-    17): absl refuses the whole command line."""
+    """Why configs/ holds no flag the trainer lacks: absl refuses the whole
+    command line."""
+    cfg = tmp_path / "typo.cfg"
+    cfg.write_text(f"--flagfile={_path('table2_ablation.cfg')}\n"
+                   "--replay_proportions=0.5\n")
+    with pytest.raises(flags.UnrecognizedFlagError):
+        parse(f"--flagfile={cfg}")
+
+
+def test_table2_with_replay_half(parse, tmp_path):
+    """Table 2's second half: the file plus --replay_proportion=0.5."""
     cfg = tmp_path / "replay.cfg"
     cfg.write_text(f"--flagfile={_path('table2_ablation.cfg')}\n"
                    "--replay_proportion=0.5\n")
-    with pytest.raises(flags.UnrecognizedFlagError):
-        parse(f"--flagfile={cfg}")
+    parse(f"--flagfile={cfg}")
+    assert experiment.FLAGS.replay_proportion == 0.5
+    assert experiment.FLAGS.replay_capacity == 10_000
 
 
 @pytest.mark.slow
