@@ -136,17 +136,19 @@ def available_memory_bytes():
     return None
 
 
-def check_fits(traj_spec, capacity, available=None):
+def check_fits(traj_spec, capacity, stacked_frames, available=None):
     """(typical, most) bytes of a full buffer; ReplayError if it cannot fit.
 
-    typical: every stored trajectory within one game (frames shared);
-    most: every step a new game. Refuses when `typical` exceeds
-    `available` (default: the machine's MemAvailable).
+    stacked_frames: whether the frames' last axis is a stack of frames
+    (Atari), which the buffer stores once per distinct frame; otherwise
+    (DMLab's RGB) every frame is counted whole. typical: every stored
+    trajectory within one game; most: every step a new game. Refuses when
+    `typical` exceeds `available` (default: the machine's MemAvailable).
     """
     if capacity < 1:
         raise ReplayError(f"--replay_capacity must be at least 1, got "
                           f"{capacity}")
-    typical = capacity * trajectory_bytes(traj_spec, stacked=True)
+    typical = capacity * trajectory_bytes(traj_spec, stacked=stacked_frames)
     most = capacity * trajectory_bytes(traj_spec, stacked=False)
     if available is None:
         available = available_memory_bytes()

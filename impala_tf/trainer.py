@@ -175,7 +175,9 @@ def check_replay(config, say):
     k = replay.replayed_per_batch(c.replay_proportion, c.batch_size)
     traj_spec = actor_lib.trajectory_spec(
         config.actor, actor_lib.build_agent(config.actor))
-    typical, most = replay.check_fits(traj_spec, c.replay_capacity)
+    typical, most = replay.check_fits(
+        traj_spec, c.replay_capacity,
+        stacked_frames=config.actor.level_set.kind == "atari")
     say(f"[impala] replay: {k} of {c.batch_size} trajectories per batch "
         f"from a buffer of {c.replay_capacity:,} (FIFO, not checkpointed): "
         f"about {typical / 2 ** 30:.2f} GiB, at most {most / 2 ** 30:.2f} "

@@ -107,10 +107,15 @@ def test_memory_estimates():
     raw = replay.trajectory_bytes(spec, stacked=False)
     shared = replay.trajectory_bytes(spec, stacked=True)
     assert raw - shared == ((T + 1) * C - (T + 1 + C - 1)) * H * W
-    typical, most = replay.check_fits(spec, 100, available=10 ** 12)
+    typical, most = replay.check_fits(spec, 100, True, available=10 ** 12)
     assert (typical, most) == (100 * shared, 100 * raw)
     with pytest.raises(replay.ReplayError, match="lower --replay_capacity"):
-        replay.check_fits(spec, 100, available=100 * shared - 1)
+        replay.check_fits(spec, 100, True, available=100 * shared - 1)
+    # Frames that are not a stack (DMLab's RGB) are counted whole.
+    assert replay.check_fits(spec, 100, False, available=100 * raw) == (
+        100 * raw, 100 * raw)
+    with pytest.raises(replay.ReplayError):
+        replay.check_fits(spec, 100, False, available=100 * raw - 1)
 
 
 @pytest.mark.parametrize("proportion,batch_size,k", [
