@@ -79,6 +79,13 @@ EXPECTED = {
         batch_size=16, epsilon=1e-5, total_environment_frames=20_000_000,
         learning_rate_decay_frames=200_000_000, learning_rate=0.0008,
         rmsprop_initial_mean_square=0.0),
+    # Table 2 on Atari: Table G.1 with pong_fast's measured deviations.
+    "table2_atari.cfg": dict(
+        TABLE_G1, level_name="atari/breakout", agent="shallow",
+        use_lstm=False, batch_size=16, epsilon=1e-5,
+        total_environment_frames=2_000_000,
+        learning_rate_decay_frames=200_000_000, replay_proportion=0.0,
+        replay_capacity=10_000),
 }
 
 LEARNER_FIELDS = (
@@ -88,7 +95,7 @@ LEARNER_FIELDS = (
     "reward_clipping", "max_grad_norm", "off_policy_correction",
     "clip_rho_threshold", "clip_pg_rho_threshold", "clip_c_threshold",
     "vtrace_lambda", "learning_rate_decay_frames",
-    "rmsprop_initial_mean_square")
+    "rmsprop_initial_mean_square", "replay_proportion", "replay_capacity")
 
 
 def _path(name):
