@@ -77,8 +77,7 @@ EXPECTED = {
     "pong_fast.cfg": dict(
         TABLE_G1, level_name="atari/pong", agent="shallow", use_lstm=False,
         batch_size=16, epsilon=1e-5, total_environment_frames=20_000_000,
-        learning_rate_decay_frames=200_000_000, learning_rate=0.0008,
-        rmsprop_initial_mean_square=0.0),
+        learning_rate_decay_frames=200_000_000),
     # Table 2 on Atari: Table G.1 with pong_fast's measured deviations.
     "table2_atari.cfg": dict(
         TABLE_G1, level_name="atari/breakout", agent="shallow",
