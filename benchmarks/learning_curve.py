@@ -31,58 +31,25 @@ import csv
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
 
 from absl import app
 from absl import flags
 
 from benchmarks import _common
-from impala_tf import progress
+from impala_tf import sweep
 
 FLAGS = flags.FLAGS
 # Trainer flags this tool sets itself for each seed.
 _SET_PER_SEED = ("logdir", "seed", "total_environment_frames",
                  "learning_rate_decay_frames")
-RETURN_KEY = "episode_return_mean"
+RETURN_KEY = sweep.RETURN_KEY
 CSV_COLUMNS = ("seed", "env_frames", "elapsed_s", "fps", RETURN_KEY)
 
 
-class UsageError(Exception):
-    """Bad flags or missing runs; printed as one sentence, exit status 2."""
-
-
-def read_curve(logdir):
-    """One run's curve from `<logdir>/progress.jsonl`.
-
-    Returns a list of dicts with keys env_frames (int), elapsed_s, fps
-    (float) and episode_return_mean (float, or None before the first
-    finished episode), with env_frames increasing. A resumed run appends
-    to the file from its checkpoint's frame count (and restarts elapsed_s
-    at 0): the records it redoes replace those logged after that
-    checkpoint. A half-written last line is skipped. Raises UsageError if
-    there is no file or a line is not JSON.
-    """
-    path = progress.path(logdir)
-    if not os.path.exists(path):
-        raise UsageError(f"{path} does not exist; train first (drop "
-                         "--plot_only) or check --logdir and --seeds")
-    try:
-        records = progress.read_records(logdir)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    rows = []
-    for r in records:
-        if "env_frames" not in r:
-            continue
-        while rows and rows[-1]["env_frames"] >= int(r["env_frames"]):
-            rows.pop()  # Logged after the checkpoint this run resumed.
-        rows.append({"env_frames": int(r["env_frames"]),
-                     "elapsed_s": float(r.get("elapsed_s", 0.0)),
-                     "fps": float(r.get("fps", 0.0)),
-                     RETURN_KEY: r.get(RETURN_KEY)})
-    return rows
+# Shared with impala_tf.ablation (impala_tf/sweep.py).
+UsageError = sweep.UsageError
+read_curve = sweep.read_curve
 
 
 def frames_to_reach(rows, threshold):
@@ -223,11 +190,7 @@ def report(curves, thresholds, mean=None):
 def trainer_flags():
     """The trainer flags set on this command line or in its flagfiles, as
     `--name=value` strings (what the trainer itself would have read)."""
-    out = []
-    for flag in FLAGS.get_flags_for_module("impala_tf.experiment"):
-        if flag.present and flag.name not in _SET_PER_SEED:
-            out.append(flag.serialize())
-    return out
+    return sweep.passed_flags(FLAGS, exclude=_SET_PER_SEED)
 
 
 def config_frames():
@@ -258,32 +221,8 @@ def trainer_command(seed, logdir, frames):
 def train_seed(seed, logdir, frames, timeout_s):
     """Trains one seed to `frames` in `logdir` (resuming); returns its
     exit status (0, or the trainer's after SIGTERM at the timeout)."""
-    cmd = trainer_command(seed, logdir, frames)
-    print(f"[learning_curve] seed {seed}: {' '.join(cmd[1:])}", flush=True)
-    proc = subprocess.Popen(cmd, cwd=_common.REPO, start_new_session=True)
-    try:
-        proc.wait(timeout=timeout_s or None)
-    except subprocess.TimeoutExpired:
-        print(f"[learning_curve] seed {seed}: --timeout_s={timeout_s:g} "
-              "reached; stopping it (it checkpoints)", flush=True)
-        _stop(proc)
-        return 0
-    finally:
-        _stop(proc)  # Only if still running: we are being stopped.
-    return proc.returncode
-
-
-def _stop(proc, grace_s=120):
-    """SIGTERM (the trainer checkpoints and exits), then SIGKILL to its
-    process group after `grace_s`."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    return sweep.train(trainer_command(seed, logdir, frames),
+                       f"[learning_curve] seed {seed}:", timeout_s)
 
 
 def _config_names(argv):
@@ -300,12 +239,6 @@ def _parse_list(values, kind, name):
     except ValueError:
         raise UsageError(f"--{name} must be a comma-separated list of "
                          f"{kind.__name__}s, got {','.join(values)!r}")
-
-
-def _frames_done(logdir):
-    if not os.path.exists(progress.path(logdir)):
-        return 0
-    return (read_curve(logdir) or [{"env_frames": 0}])[-1]["env_frames"]
 
 
 def run(argv):
@@ -328,7 +261,7 @@ def run(argv):
         _common.ensure_private_network("benchmarks.learning_curve")
         for seed in seeds:
             logdir = os.path.join(base, f"seed_{seed}")
-            if _frames_done(logdir) >= frames:
+            if sweep.frames_done(logdir) >= frames:
                 print(f"[learning_curve] seed {seed}: already at {frames:,} "
                       f"frames in {logdir}", flush=True)
                 continue

@@ -1,0 +1,117 @@
+"""Training runs as child processes, one after another, and their curves.
+
+Shared by the tools that train a grid of runs on one machine
+(`benchmarks.learning_curve`: seeds; `impala_tf.ablation`: corrections x
+replay x seeds):
+
+* `passed_flags(flag_values, exclude)`: the trainer flags given on this
+  command line or in its flagfiles, as `--name=value` strings, to pass on.
+* `train(command, prefix, timeout_s)`: runs one trainer command line to its
+  end (resuming is the trainer's: same logdir, same command); on a timeout
+  or when this process is stopped, SIGTERM (the trainer checkpoints), then
+  SIGKILL to its process group.
+* `read_curve(logdir)`, `frames_done(logdir)`: a run's progress.jsonl read
+  back, a resumed run's redone records replacing the ones they redo.
+
+No TensorFlow: reading and launching need none.
+"""
+
+import os
+import signal
+import subprocess
+
+from impala_tf import progress
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RETURN_KEY = "episode_return_mean"
+
+
+class UsageError(Exception):
+    """Bad flags or missing runs; printed as one sentence, exit status 2."""
+
+
+def passed_flags(flag_values, exclude=()):
+    """`--name=value` for each flag of `flag_values` (absl FlagValues)
+    defined by an impala_tf module and set on the command line or in a
+    flagfile, except those named in `exclude`; in definition order."""
+    out = []
+    for module, module_flags in flag_values.flags_by_module_dict().items():
+        if not module.startswith("impala_tf."):
+            continue
+        for flag in module_flags:
+            if flag.present and flag.name not in exclude:
+                out.append(flag.serialize())
+    return out
+
+
+def read_curve(logdir, extra_keys=()):
+    """One run's curve from `<logdir>/progress.jsonl`.
+
+    Returns a list of dicts with keys env_frames (int), elapsed_s, fps
+    (float), episode_return_mean (float, or None before the first finished
+    episode) and each of `extra_keys` (the record's value or None), with
+    env_frames increasing. A resumed run appends to the file from its
+    checkpoint's frame count (and restarts elapsed_s at 0): the records it
+    redoes replace those logged after that checkpoint. A half-written last
+    line is skipped. Raises UsageError if there is no file or a line is not
+    JSON.
+    """
+    path = progress.path(logdir)
+    if not os.path.exists(path):
+        raise UsageError(f"{path} does not exist; train first or check "
+                         "--logdir and --seeds")
+    try:
+        records = progress.read_records(logdir)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    rows = []
+    for r in records:
+        if "env_frames" not in r:
+            continue
+        while rows and rows[-1]["env_frames"] >= int(r["env_frames"]):
+            rows.pop()  # Logged after the checkpoint this run resumed.
+        row = {"env_frames": int(r["env_frames"]),
+               "elapsed_s": float(r.get("elapsed_s", 0.0)),
+               "fps": float(r.get("fps", 0.0)),
+               RETURN_KEY: r.get(RETURN_KEY)}
+        row.update((k, r.get(k)) for k in extra_keys)
+        rows.append(row)
+    return rows
+
+
+def frames_done(logdir):
+    """The frame count of a run's last progress record (0: none yet)."""
+    if not os.path.exists(progress.path(logdir)):
+        return 0
+    return (read_curve(logdir) or [{"env_frames": 0}])[-1]["env_frames"]
+
+
+def train(command, prefix, timeout_s=0, cwd=REPO, log=print):
+    """Runs `command` (argv of a trainer) in its own process group until it
+    exits; returns its exit status (0 when `timeout_s` > 0 ran out and the
+    trainer was stopped cleanly). Logs `<prefix> <command line>`."""
+    log(f"{prefix} {' '.join(command[1:])}", flush=True)
+    proc = subprocess.Popen(command, cwd=cwd, start_new_session=True)
+    try:
+        proc.wait(timeout=timeout_s or None)
+    except subprocess.TimeoutExpired:
+        log(f"{prefix} --timeout_s={timeout_s:g} reached; stopping it (it "
+            "checkpoints)", flush=True)
+        stop(proc)
+        return 0
+    finally:
+        stop(proc)  # Only if still running: we are being stopped.
+    return proc.returncode
+
+
+def stop(proc, grace_s=120):
+    """SIGTERM (the trainer checkpoints and exits), then SIGKILL to its
+    process group after `grace_s`."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
