@@ -5,8 +5,8 @@ r"""The paper's Table 2 in one command: 4 off-policy corrections x replay.
 
 trains every cell of Table 2's grid, the corrections (`--corrections`,
 default vtrace, 1step_is, epsilon, none: the paper's rows) without and with
-learner-side experience replay (`--replay_proportion`, default 0.5 as the
-paper, and `--replay_capacity`), each for `--frames` environment frames
+learner-side experience replay (`--replay_proportion`, 0.5 as the paper
+unless set above 0, and `--replay_capacity`), each for `--frames` environment frames
 with every seed of `--seeds`: run `<logdir>/<correction>_replay<0|1>/
 seed_<s>`. The runs train one after another on this machine, each a
 `python -m impala_tf.experiment` with every trainer flag given here (a
@@ -34,6 +34,7 @@ correction, each seed a dot). Bad input: one `error:` sentence, exit 2.
 
 import collections
 import csv
+import math
 import os
 import re
 import shlex
@@ -56,6 +57,9 @@ PAPER_REPLAY_PROPORTION = 0.5  # Section 5.2.2: 50% of each batch replayed.
 SET_PER_RUN = ("logdir", "seed", "total_environment_frames",
                "off_policy_correction", "replay_proportion",
                "replay_capacity")
+# This tool's own flags (never passed to the trainer).
+OWN_FLAGS = ("frames", "seeds", "corrections", "replay", "cell",
+             "print_commands", "table_only", "out")
 RHO_KEYS = ("mean_clipped_rho_fresh", "mean_clipped_rho_replayed")
 CSV_COLUMNS = ("cell", "correction", "replay", "seed", "frames",
                "final_return") + RHO_KEYS + ("logdir",)
@@ -113,7 +117,7 @@ def read_results(base, runs):
     A result is a dict: frames (int, the last record's), final_return (the
     last record's mean return of the last 100 episodes; None before any
     episode ended) and, for each of RHO_KEYS, its mean over the run's
-    records that have it (None if none do).
+    records that have a finite value (None if none do).
     """
     out = {}
     for run in runs:
@@ -127,7 +131,8 @@ def read_results(base, runs):
         result = {"frames": rows[-1]["env_frames"] if rows else 0,
                   "final_return": returns[-1] if returns else None}
         for key in RHO_KEYS:
-            values = [r[key] for r in rows if r[key] is not None]
+            values = [r[key] for r in rows
+                      if r[key] is not None and math.isfinite(r[key])]
             result[key] = sum(values) / len(values) if values else None
         out[run] = result
     return out
@@ -261,17 +266,13 @@ def _parse_list(values, name, kind=str):
 
 def _replay_settings():
     """(with-replay proportion, capacity), or (None, None) if the trainer
-    has no replay flags."""
+    has no replay flags. A proportion of 0 (the trainer's default, or a
+    configuration's "off" such as table2_ablation.cfg's) means the
+    paper's 0.5."""
     if "replay_proportion" not in FLAGS:
         return None, None
-    proportion = (FLAGS.replay_proportion
-                  if FLAGS["replay_proportion"].present
-                  else PAPER_REPLAY_PROPORTION)
-    if not 0 < proportion < 1:
-        raise UsageError("--replay_proportion is the with-replay runs' share "
-                         f"of replayed trajectories, in (0, 1); got "
-                         f"{proportion:g}")
-    return proportion, FLAGS.replay_capacity
+    return (FLAGS.replay_proportion or PAPER_REPLAY_PROPORTION,
+            FLAGS.replay_capacity)
 
 
 def run(argv):
@@ -302,7 +303,7 @@ def run(argv):
             raise UsageError(f"--cell={FLAGS.cell} but the grid has "
                              f"{len(runs)} runs (0 to {len(runs) - 1})")
         todo = [runs[FLAGS.cell]]
-    passed = sweep.passed_flags(FLAGS, exclude=SET_PER_RUN)
+    passed = sweep.passed_flags(FLAGS, exclude=SET_PER_RUN + OWN_FLAGS)
 
     def command_of(r):
         return command(r, passed, base, FLAGS.frames,

@@ -321,12 +321,7 @@ def test_missing_frames_and_runs_are_refused(tmp_path):
     result = _ablation(["--table_only", f"--logdir={tmp_path}"])
     assert result.returncode == 2
     assert "no run of this grid has a progress.jsonl" in result.stderr
-    if HAS_REPLAY:
-        result = _ablation(["--frames=100", "--replay_proportion=0"])
-        assert result.returncode == 2
-        assert "--replay_proportion is the with-replay runs' share" in (
-            result.stderr)
-    else:
+    if not HAS_REPLAY:
         result = _ablation(["--frames=100", "--print_commands"])
         assert result.returncode == 2
         assert "--replay=off" in result.stderr
