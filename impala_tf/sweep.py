@@ -89,9 +89,11 @@ def frames_done(logdir):
 def train(command, prefix, timeout_s=0, cwd=REPO, log=print):
     """Runs `command` (argv of a trainer) in its own process group until it
     exits; returns its exit status (0 when `timeout_s` > 0 ran out and the
-    trainer was stopped cleanly). Logs `<prefix> <command line>`."""
+    trainer was stopped cleanly). Logs `<prefix> <command line>`. If this
+    process dies, even by SIGKILL, the trainer gets SIGTERM (Linux)."""
     log(f"{prefix} {' '.join(command[1:])}", flush=True)
-    proc = subprocess.Popen(command, cwd=cwd, start_new_session=True)
+    proc = subprocess.Popen(command, cwd=cwd, start_new_session=True,
+                            preexec_fn=_terminate_with_parent)
     try:
         proc.wait(timeout=timeout_s or None)
     except subprocess.TimeoutExpired:
@@ -102,6 +104,16 @@ def train(command, prefix, timeout_s=0, cwd=REPO, log=print):
     finally:
         stop(proc)  # Only if still running: we are being stopped.
     return proc.returncode
+
+
+def _terminate_with_parent():
+    """In the child, before exec: SIGTERM when the parent dies (Linux's
+    PR_SET_PDEATHSIG), so that a killed tool leaves no trainer behind."""
+    try:
+        import ctypes  # pylint: disable=import-outside-toplevel
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # Not Linux: the trainer outlives a killed tool.
 
 
 def stop(proc, grace_s=120):

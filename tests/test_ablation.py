@@ -354,13 +354,13 @@ def test_papers_table_2_matches_what_its_text_says():
 @pytest.mark.slow
 @procs.requires_netns
 def test_trains_the_grid_on_the_toy_level_then_resumes_and_skips(tmp_path):
-    """A real run: the toy level for 800 frames per run, 2 corrections
+    """A real run: the toy level for 400 frames per run, 2 corrections
     (with replay as well once the trainer has it); the same command again
     finds every run done and only redraws."""
     args = ["--level_name=" + testing.TOY_LEVEL, "--use_lstm=false",
             "--batch_size=4", "--unroll_length=10", "--num_actors=1",
             "--log_interval_s=0.5", "--learning_rate=0.002",
-            f"--logdir={tmp_path}", "--frames=800", "--seeds=3",
+            f"--logdir={tmp_path}", "--frames=400", "--seeds=3",
             "--corrections=vtrace,none"] + REPLAY_ARGS
     if HAS_REPLAY:
         args.append("--replay_capacity=32")
@@ -374,8 +374,8 @@ def test_trains_the_grid_on_the_toy_level_then_resumes_and_skips(tmp_path):
             f"[ablation] cell {run.index} ({run.correction}, replay "
             f"{'on' if run.replay else 'off'}, seed 3): ")][0].split()
         assert f"--off_policy_correction={run.correction}" in line
-        assert "--total_environment_frames=800" in line
-        assert results[run]["frames"] >= 800
+        assert "--total_environment_frames=400" in line
+        assert results[run]["frames"] >= 400
         assert os.path.exists(os.path.join(
             ablation.run_logdir(str(tmp_path), run), "checkpoints"))
         if run.replay:
@@ -386,13 +386,13 @@ def test_trains_the_grid_on_the_toy_level_then_resumes_and_skips(tmp_path):
         rows = list(csv.DictReader(f))
     assert [(r["correction"], r["replay"]) for r in rows] == [
         (r.correction, str(int(r.replay))) for r in runs]
-    assert all(int(r["frames"]) >= 800 for r in rows)
+    assert all(int(r["frames"]) >= 400 for r in rows)
 
     again = testing.run_impala(args, timeout=300,
                                module="impala_tf.ablation")
     assert again.returncode == 0, again.stderr
     for run in runs:
         assert (f"cell {run.index} ({run.correction}, replay "
-                f"{'on' if run.replay else 'off'}, seed 3): already at 800 "
+                f"{'on' if run.replay else 'off'}, seed 3): already at 400 "
                 "frames") in again.stdout
     assert ablation.read_results(str(tmp_path), runs) == results
