@@ -182,13 +182,14 @@ def format_table(results, level_name, frames, seeds):
     lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
                        for i, (cell, w) in enumerate(zip(row, widths)))
              for row in rows]
-    ours = sum(widths[:3]) + 4
-    groups = (f"{'impala_tf on ' + level_name:^{ours}}  "
-              "paper, DMLab (Table 2: without → with replay)")
+    groups = (" " * (widths[0] + 2)
+              + "impala_tf".center(widths[1] + 2 + widths[2])
+              + "  paper, DMLab (without → with replay)")
     frames_text = f"{frames:,} frames per run, " if frames else ""
     title = (f"Off-policy corrections without and with experience replay "
-             f"(paper Table 2): final mean return of the last 100 episodes, "
-             f"{frames_text}seed{'s' if len(seeds) > 1 else ''} "
+             f"(paper Table 2) on {level_name}: final mean return of the "
+             f"last 100 episodes, {frames_text}"
+             f"seed{'s' if len(seeds) > 1 else ''} "
              f"{', '.join(map(str, seeds))}"
              + (" (mean ± std over seeds)" if len(seeds) > 1 else ""))
     return "\n".join([title, groups] + lines)
@@ -306,8 +307,7 @@ def run(argv):
     passed = sweep.passed_flags(FLAGS, exclude=SET_PER_RUN + OWN_FLAGS)
 
     def command_of(r):
-        return command(r, passed, base, FLAGS.frames,
-                       proportion if True in replays else None, capacity)
+        return command(r, passed, base, FLAGS.frames, proportion, capacity)
 
     if FLAGS.print_commands:
         for r in todo:

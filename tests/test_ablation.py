@@ -223,7 +223,7 @@ def test_table_has_table_2s_shape_and_the_papers_numbers(grid_dir):
 def test_table_for_another_level_shows_all_five_tasks(grid_dir):
     text = ablation.format_table(_results(grid_dir), "atari/pong", 3000,
                                  [1, 2])
-    assert "impala_tf on atari/pong" in text
+    assert "(paper Table 2) on atari/pong: final mean return" in text
     header = text.splitlines()[2]
     for level in dmlab30.PAPER_TABLE_2_LEVELS:
         assert level in header
