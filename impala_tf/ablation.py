@@ -87,13 +87,12 @@ def run_logdir(base, run):
                         f"seed_{run.seed}")
 
 
-def command(run, trainer_flags, base, frames, replay_proportion=None,
-            replay_capacity=None, python=sys.executable):
+def command(run, trainer_flags, base, frames, replay_proportion,
+            replay_capacity, python=sys.executable):
     """The argv that trains `run` for `frames` frames in its logdir.
 
     `trainer_flags`: `--name=value` strings passed to every run (none of
-    SET_PER_RUN). `replay_proportion`: the with-replay share (None: this
-    trainer has no replay flags, and `run.replay` must be False); runs
+    SET_PER_RUN). `replay_proportion`: the with-replay share; runs
     without replay get --replay_proportion=0, runs with it also
     --replay_capacity=`replay_capacity`.
     """
@@ -101,10 +100,6 @@ def command(run, trainer_flags, base, frames, replay_proportion=None,
         f"--logdir={run_logdir(base, run)}", f"--seed={run.seed}",
         f"--total_environment_frames={frames}",
         f"--off_policy_correction={run.correction}"]
-    if replay_proportion is None:
-        if run.replay:
-            raise ValueError("a run with replay needs replay_proportion")
-        return argv
     argv.append(f"--replay_proportion={replay_proportion if run.replay else 0}")
     if run.replay:
         argv.append(f"--replay_capacity={replay_capacity}")
@@ -266,12 +261,9 @@ def _parse_list(values, name, kind=str):
 
 
 def _replay_settings():
-    """(with-replay proportion, capacity), or (None, None) if the trainer
-    has no replay flags. A proportion of 0 (the trainer's default, or a
-    configuration's "off" such as table2_ablation.cfg's) means the
-    paper's 0.5."""
-    if "replay_proportion" not in FLAGS:
-        return None, None
+    """(with-replay proportion, capacity). A proportion of 0 (the trainer's
+    default, or a configuration's "off" such as table2_ablation.cfg's)
+    means the paper's 0.5."""
     return (FLAGS.replay_proportion or PAPER_REPLAY_PROPORTION,
             FLAGS.replay_capacity)
 
@@ -288,10 +280,6 @@ def run(argv):
     replays = {"off": [False], "on": [True], "both": [False, True]}[
         FLAGS.replay]
     proportion, capacity = _replay_settings()
-    if proportion is None and True in replays and not FLAGS.table_only:
-        raise UsageError("this trainer has no experience replay (no "
-                         "--replay_proportion flag); run only the "
-                         "without-replay half with --replay=off")
     if FLAGS.frames is None and not FLAGS.table_only:
         raise UsageError("--frames is required: the frame budget of each run")
     base = FLAGS.logdir or os.path.join(
@@ -327,6 +315,12 @@ def run(argv):
                 print(f"error: {name}'s training exited with status {code}",
                       file=sys.stderr)
                 return code if code > 0 else 1
+            done = sweep.frames_done(logdir)
+            if done < FLAGS.frames:  # Stopped by a signal: not a result.
+                print(f"error: {name} stopped at {done:,} of "
+                      f"{FLAGS.frames:,} frames; run the same command again "
+                      "to resume it", file=sys.stderr)
+                return 1
         if FLAGS.cell is not None:
             print(f"[ablation] cell {FLAGS.cell} done; once every cell is, "
                   "draw the table with --table_only", flush=True)

@@ -20,7 +20,6 @@ import pytest
 
 import dmlab30
 from impala_tf import ablation
-from impala_tf import experiment
 from impala_tf import progress
 from impala_tf import testing
 
@@ -32,9 +31,7 @@ import procs  # noqa: E402  pylint: disable=wrong-import-position
 
 # The trainer's replay flags (issue 17); the tests cover the with-replay
 # half wherever the trainer has them.
-HAS_REPLAY = "replay_proportion" in experiment.FLAGS
-BOTH = [False, True] if HAS_REPLAY else [False]
-REPLAY_ARGS = [] if HAS_REPLAY else ["--replay=off"]
+BOTH = [False, True]
 
 
 def test_grid_is_corrections_then_replay_then_seeds():
@@ -69,11 +66,6 @@ def test_command_sets_each_runs_flags():
     assert off[-2:] == ["--off_policy_correction=epsilon",
                         "--replay_proportion=0"]
     assert "--logdir=/x/epsilon_replay0/seed_7" in off
-    # A trainer without replay flags: none are passed, replay is refused.
-    assert ablation.command(run._replace(replay=False), [], "/x", 3000)[
-        -1] == "--off_policy_correction=epsilon"
-    with pytest.raises(ValueError):
-        ablation.command(run, [], "/x", 3000)
 
 
 def _ablation(args, timeout=120):
@@ -91,7 +83,7 @@ def _commands(args):
 def test_print_commands_one_line_per_run_with_the_configuration():
     args = ["--flagfile=configs/table2_ablation.cfg", "--num_actors=3",
             "--frames=5000000", "--seeds=1,2", "--logdir=/tmp/never"]
-    commands = _commands(args + REPLAY_ARGS)
+    commands = _commands(args)
     runs = ablation.grid(ablation.CORRECTIONS, BOTH, [1, 2])
     assert len(commands) == len(runs)
     for run, cmd in zip(runs, commands):
@@ -108,17 +100,15 @@ def test_print_commands_one_line_per_run_with_the_configuration():
         assert sum(a.startswith("--off_policy_correction") for a in cmd) == 1
         assert sum(a.startswith("--total_environment_frames")
                    for a in cmd) == 1
-        if HAS_REPLAY:
-            assert (f"--replay_proportion={0.5 if run.replay else 0}"
-                    in cmd), cmd
-            assert any(a.startswith("--replay_capacity=")
-                       for a in cmd) == run.replay
+        assert (f"--replay_proportion={0.5 if run.replay else 0}"
+                in cmd), cmd
+        assert any(a.startswith("--replay_capacity=")
+                   for a in cmd) == run.replay
     assert not os.path.exists("/tmp/never")
     # --cell=K is line K+1 of the whole list.
-    assert _commands(args + REPLAY_ARGS + ["--cell=5"]) == [commands[5]]
+    assert _commands(args + ["--cell=5"]) == [commands[5]]
 
 
-@pytest.mark.skipif(not HAS_REPLAY, reason="the trainer has no replay yet")
 def test_print_commands_replay_settings():
     commands = _commands(["--level_name=atari/pong", "--frames=100",
                           "--corrections=none", "--replay_proportion=0.25",
@@ -305,7 +295,7 @@ def test_table_only_command_line(grid_dir, tmp_path):
     (["--nothing"], "nothing"),
 ])
 def test_bad_input_is_one_sentence_and_exit_2(args, fragment):
-    result = _ablation(["--frames=100", "--print_commands"] + REPLAY_ARGS
+    result = _ablation(["--frames=100", "--print_commands"]
                        + args)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert result.stderr.startswith("error: "), result.stderr
@@ -314,17 +304,13 @@ def test_bad_input_is_one_sentence_and_exit_2(args, fragment):
 
 
 def test_missing_frames_and_runs_are_refused(tmp_path):
-    result = _ablation(REPLAY_ARGS)
+    result = _ablation([])
     assert result.returncode == 2
     assert result.stderr == ("error: --frames is required: the frame budget "
                              "of each run\n")
     result = _ablation(["--table_only", f"--logdir={tmp_path}"])
     assert result.returncode == 2
     assert "no run of this grid has a progress.jsonl" in result.stderr
-    if not HAS_REPLAY:
-        result = _ablation(["--frames=100", "--print_commands"])
-        assert result.returncode == 2
-        assert "--replay=off" in result.stderr
 
 
 def test_papers_table_2_matches_what_its_text_says():
@@ -354,20 +340,18 @@ def test_papers_table_2_matches_what_its_text_says():
 @pytest.mark.slow
 @procs.requires_netns
 def test_trains_the_grid_on_the_toy_level_then_resumes_and_skips(tmp_path):
-    """A real run: the toy level for 400 frames per run, 2 corrections
-    (with replay as well once the trainer has it); the same command again
-    finds every run done and only redraws."""
+    """A real run: the toy level for 400 frames per run, V-trace without
+    and with replay; the same command again finds every run done and only
+    redraws."""
     args = ["--level_name=" + testing.TOY_LEVEL, "--use_lstm=false",
             "--batch_size=4", "--unroll_length=10", "--num_actors=1",
             "--log_interval_s=0.5", "--learning_rate=0.002",
             f"--logdir={tmp_path}", "--frames=400", "--seeds=3",
-            "--corrections=vtrace,none"] + REPLAY_ARGS
-    if HAS_REPLAY:
-        args.append("--replay_capacity=32")
+            "--corrections=vtrace", "--replay_capacity=32"]
     result = testing.run_impala(args, timeout=900,
                                 module="impala_tf.ablation")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
-    runs = ablation.grid(["vtrace", "none"], BOTH, [3])
+    runs = ablation.grid(["vtrace"], BOTH, [3])
     results = ablation.read_results(str(tmp_path), runs)
     for run in runs:
         line = [l for l in result.stdout.splitlines() if l.startswith(
