@@ -233,19 +233,9 @@ def _config_names(argv):
     return [os.path.splitext(os.path.basename(f))[0] for f in files]
 
 
-def _parse_list(values, kind, name):
-    try:
-        return [kind(v) for v in values]
-    except ValueError:
-        raise UsageError(f"--{name} must be a comma-separated list of "
-                         f"{kind.__name__}s, got {','.join(values)!r}")
-
-
 def run(argv):
-    seeds = _parse_list(FLAGS.seeds, int, "seeds")
-    if not seeds:
-        raise UsageError("--seeds is empty")
-    thresholds = _parse_list(FLAGS.thresholds, float, "thresholds")
+    seeds = sweep.parse_list(FLAGS.seeds, "seeds", int)
+    thresholds = sweep.parse_list(FLAGS.thresholds, "thresholds", float)
     config = "+".join(_config_names(argv)) or "defaults"
     base = FLAGS.logdir or os.path.join(
         "logs", "learning_curve", re.sub(r"[^A-Za-z0-9_.+-]+", "_", config))
@@ -314,27 +304,10 @@ def define_flags():
                         "numbers to this JSON file.")
 
 
-def _parse(argv):
-    try:
-        return FLAGS(argv)
-    except flags.Error as e:
-        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
-        sys.exit(2)
-
-
 def main(argv):
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {' '.join(argv[1:])!r}",
-              file=sys.stderr)
-        sys.exit(2)
-    _common.exit_on_sigterm()
-    try:
-        sys.exit(run(sys.argv))
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    sweep.run_main(run, argv)
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main, flags_parser=_parse)
+    app.run(main, flags_parser=sweep.flags_parser(FLAGS))

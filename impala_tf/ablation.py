@@ -38,7 +38,6 @@ import math
 import os
 import re
 import shlex
-import signal
 import statistics
 import sys
 
@@ -246,20 +245,6 @@ def plot(results, corrections, path, title):
     return fig
 
 
-def _parse_list(values, name, kind=str):
-    try:
-        items = [kind(v) for v in values]
-    except ValueError:
-        raise UsageError(f"--{name} must be a comma-separated list of "
-                         f"{kind.__name__}s, got {','.join(values)!r}"
-                         ) from None
-    if not items:
-        raise UsageError(f"--{name} is empty")
-    if len(set(items)) < len(items):
-        raise UsageError(f"--{name} lists a value twice: {','.join(values)}")
-    return items
-
-
 def _replay_settings():
     """(with-replay proportion, capacity). A proportion of 0 (the trainer's
     default, or a configuration's "off" such as table2_ablation.cfg's)
@@ -271,12 +256,12 @@ def _replay_settings():
 def run(argv):
     """The command line's work; returns the exit status."""
     del argv
-    corrections = _parse_list(FLAGS.corrections, "corrections")
+    corrections = sweep.parse_list(FLAGS.corrections, "corrections")
     unknown = [c for c in corrections if c not in CORRECTIONS]
     if unknown:
         raise UsageError(f"unknown correction {unknown[0]!r} in "
                          f"--corrections; choose from {', '.join(CORRECTIONS)}")
-    seeds = _parse_list(FLAGS.seeds, "seeds", int)
+    seeds = sweep.parse_list(FLAGS.seeds, "seeds", int)
     replays = {"off": [False], "on": [True], "both": [False, True]}[
         FLAGS.replay]
     proportion, capacity = _replay_settings()
@@ -363,28 +348,10 @@ def define_flags():
                         "(default: <logdir>/ablation).")
 
 
-def _parse(argv):
-    try:
-        return FLAGS(argv)
-    except flags.Error as e:
-        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
-        sys.exit(2)
-
-
 def main(argv):
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {' '.join(argv[1:])!r}",
-              file=sys.stderr)
-        sys.exit(2)
-    # SIGTERM raises SystemExit: `sweep.train` then stops the run it started.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
-        sys.exit(run(argv))
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    sweep.run_main(run, argv)
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main, flags_parser=_parse)
+    app.run(main, flags_parser=sweep.flags_parser(FLAGS))

@@ -12,6 +12,8 @@ replay x seeds):
   SIGKILL to its process group.
 * `read_curve(logdir)`, `frames_done(logdir)`: a run's progress.jsonl read
   back, a resumed run's redone records replacing the ones they redo.
+* `parse_list`, `flags_parser`, `run_main`: the tools' command-line
+  plumbing (one `error:` sentence and exit status 2 for bad input).
 
 No TensorFlow: reading and launching need none.
 """
@@ -19,6 +21,9 @@ No TensorFlow: reading and launching need none.
 import os
 import signal
 import subprocess
+import sys
+
+from absl import flags
 
 from impala_tf import progress
 
@@ -127,3 +132,48 @@ def stop(proc, grace_s=120):
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def parse_list(values, name, kind=str):
+    """A list flag's values as `kind`; UsageError if one does not convert,
+    the list is empty or lists a value twice."""
+    try:
+        items = [kind(v) for v in values]
+    except ValueError:
+        raise UsageError(f"--{name} must be a comma-separated list of "
+                         f"{kind.__name__}s, got {','.join(values)!r}"
+                         ) from None
+    if not items:
+        raise UsageError(f"--{name} is empty")
+    if len(set(items)) < len(items):
+        raise UsageError(f"--{name} lists a value twice: {','.join(values)}")
+    return items
+
+
+def flags_parser(flag_values):
+    """An absl `flags_parser` for `app.run`: a bad flag is one `error:`
+    sentence and exit status 2."""
+    def parse(argv):
+        try:
+            return flag_values(argv)
+        except flags.Error as e:
+            print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+            sys.exit(2)
+    return parse
+
+
+def run_main(run, argv):
+    """The body of a tool's absl `main`: refuses leftover arguments, makes
+    SIGTERM a SystemExit (so `train` stops the run it started), and exits
+    with `run(sys.argv)`'s status, or 2 with one sentence for a
+    UsageError. `run` gets the whole command line (its flagfiles too)."""
+    if len(argv) > 1:
+        print(f"error: unexpected arguments {' '.join(argv[1:])!r}",
+              file=sys.stderr)
+        sys.exit(2)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        sys.exit(run(sys.argv))
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -15,12 +15,10 @@ import shlex
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 import dmlab30
 from impala_tf import ablation
-from impala_tf import progress
 from impala_tf import testing
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -121,29 +119,11 @@ def test_print_commands_replay_settings():
 
 
 def write_run(logdir, returns, rhos=None):
-    """A progress.jsonl as the trainer writes it: one record per entry of
-    `returns`, 1000 frames apart; None: no episode finished yet, else one
-    episode with that return (window 1: the record's mean is it). `rhos`:
-    (fresh, replayed) mean clipped rho merged into every record."""
-    extra = (lambda: dict(zip(ablation.RHO_KEYS, rhos))) if rhos else None
-    logger = progress.ProgressLogger(
-        str(logdir), ["toy"], num_action_repeats=1,
-        total_frames=len(returns) * 1000, interval_s=0.0, console=None,
-        window=1, extra=extra)
-    for i, ret in enumerate(returns):
-        game_over = np.zeros([2, 1], bool)
-        episode_return = np.zeros([2, 1], np.float32)
-        if ret is not None:
-            game_over[1, 0] = True
-            episode_return[1, 0] = ret
-        logger.add({
-            "num_frames": (i + 1) * 1000, "num_steps": i + 1,
-            "policy_lag": np.zeros([1]), "nonfinite_skips": 0,
-            "game_over": game_over, "episode_return": episode_return,
-            "episode_step": np.full([2, 1], 10),
-            "level_id": np.zeros([1], int), "total_loss": 1.0})
-        logger.log()
-    logger.close()
+    """A run's progress.jsonl (`testing.write_progress`), 1000 frames per
+    record; `rhos`: (fresh, replayed) mean clipped rho in every record."""
+    testing.write_progress(
+        logdir, returns, 1000,
+        extra=dict(zip(ablation.RHO_KEYS, rhos)) if rhos else None)
 
 
 # Final returns of the synthetic grid: (correction, replay) -> per seed 1, 2

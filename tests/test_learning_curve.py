@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from benchmarks import learning_curve as lc
-from impala_tf import progress
 from impala_tf import testing
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -30,28 +29,11 @@ FRAMES_PER_RECORD = 1_000_000
 
 
 def write_run(logdir, returns):
-    """A progress.jsonl as the trainer writes it: one record per entry of
-    `returns`, FRAMES_PER_RECORD apart; None: no episode finished yet, else
-    one episode with that return (window 1: the record's mean is it)."""
-    logger = progress.ProgressLogger(
-        str(logdir), ["pong"], num_action_repeats=4,
-        total_frames=len(returns) * FRAMES_PER_RECORD, interval_s=0.0,
-        console=None, window=1)
-    for i, ret in enumerate(returns):
-        game_over = np.zeros([2, 1], bool)
-        episode_return = np.zeros([2, 1], np.float32)
-        if ret is not None:
-            game_over[1, 0] = True
-            episode_return[1, 0] = ret
-        logger.add({
-            "num_frames": (i + 1) * FRAMES_PER_RECORD, "num_steps": i + 1,
-            "policy_lag": np.zeros([1]), "nonfinite_skips": 0,
-            "game_over": game_over, "episode_return": episode_return,
-            "episode_step": np.full([2, 1], 100), "level_id": np.zeros([1], int),
-            "total_loss": 1.0})
-        logger.log()
-    logger.close()
-    return str(logdir)
+    """A Pong run's progress.jsonl (`testing.write_progress`),
+    FRAMES_PER_RECORD frames per record."""
+    return testing.write_progress(logdir, returns, FRAMES_PER_RECORD,
+                                  level="pong", num_action_repeats=4,
+                                  episode_steps=100)
 
 
 SEED_1 = [None, -21, -20, -15, -8, 0, 7, 18, 19]
