@@ -1,7 +1,8 @@
 """Checkpoints of a run: what is saved, saving it, restoring it.
 
-A checkpoint holds the agent, the optimizer (its slots) and the learner's
-counters (`make_checkpoint`). `Checkpoints` saves them under
+A checkpoint holds the agent, the optimizer (its slots), the learner's
+counters and its hyperparameters (`make_checkpoint`; a checkpoint written
+before the hyperparameters were variables restores with the config's). `Checkpoints` saves them under
 `<logdir>/checkpoints` with `tf.train.CheckpointManager`, which writes the
 files under temporary names, renames them, then atomically replaces the
 'checkpoint' state file: a process killed mid-save leaves the previous
@@ -26,7 +27,28 @@ def make_checkpoint(learner):
     return tf.train.Checkpoint(
         agent=learner.agent, optimizer=learner.optimizer,
         num_steps=learner.num_steps, num_frames=learner.num_frames,
-        nonfinite_skips=learner.nonfinite_skips)
+        nonfinite_skips=learner.nonfinite_skips,
+        hyperparameters=learner.hparams)
+
+
+def _predates_hyperparameters(path):
+    """True for a checkpoint saved before hyperparameters were variables."""
+    names = [name for name, _ in tf.train.list_variables(path)]
+    return not any(n.startswith("hyperparameters/") for n in names)
+
+
+def _assert_matched(status, checkpoint, path):
+    """`assert_existing_objects_matched`, except that an older checkpoint
+    (no hyperparameters, no optimizer epsilon) need only match the agent."""
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError:
+        agent = getattr(checkpoint, "agent", None)
+        if agent is None or not _predates_hyperparameters(path):
+            raise
+        agent_only = tf.train.Checkpoint(agent=agent).restore(path)
+        agent_only.expect_partial()
+        agent_only.assert_existing_objects_matched()
 
 
 def weights_finite(learner):
@@ -76,7 +98,7 @@ def restore(checkpoint, checkpoint_dir):
     status = None
     try:
         status = checkpoint.restore(path)
-        status.assert_existing_objects_matched()
+        _assert_matched(status, checkpoint, path)
     except (ValueError, AssertionError) as e:
         raise runs.RunError(
             f"checkpoint {path} was written by a different agent "

@@ -375,15 +375,16 @@ def _run_actor(config):
         os._exit(1)  # pylint: disable=protected-access
 
 
-def run(config):
-    """Dispatches on --mode with a built config."""
+def run(config, make_hooks=None):
+    """Dispatches on --mode with a built config (`make_hooks`: for
+    `trainer.train`)."""
     if FLAGS.mode == "train" and FLAGS.job_name == "actor":
         _run_actor(config)
     elif FLAGS.mode == "train":
         from impala_tf import trainer
         if FLAGS.num_actors < 1 and not FLAGS.job_name:
             raise UsageError("--num_actors must be at least 1 to train")
-        trainer.train(config)
+        trainer.train(config, make_hooks=make_hooks)
     elif FLAGS.mode == "test":
         from impala_tf import evaluate
         output = FLAGS.test_output or os.path.join(config.logdir,
@@ -424,7 +425,8 @@ def _set_learner_threads():
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
-def main(argv):
+def main(argv, make_hooks=None):
+    """The entry point (`make_hooks`: for `trainer.train`, `pbt`)."""
     logging.set_verbosity(logging.WARNING)
     if len(argv) > 1:
         _fail(f"unexpected arguments {' '.join(argv[1:])!r}")
@@ -448,7 +450,7 @@ def main(argv):
     from impala_tf import replay  # TensorFlow is loaded by now.
     from impala_tf import supervisor
     try:
-        run(config)
+        run(config, make_hooks)
     except known + (replay.ReplayError,) as e:
         _fail(str(e))
     except supervisor.ActorsFailing as e:  # Checkpoint saved; not bad input.

@@ -15,6 +15,11 @@ of `types.Trajectory`, each [B, T+1, ...]) and:
      finite, so NaNs never reach the weights;
   6. publishes the new weights for the actors (`transport`).
 
+The base learning rate, entropy cost, RMSProp epsilon and gradient-norm
+clip are variables (`hyperparameters.Hyperparameters`, initialised from the
+config): `hyperparameters()` reads them, `set_hyperparameters(values)` sets
+them for the next update (population-based training, `pbt`).
+
 `Learner.step_function(jit_compile)` is the step the training loop runs:
 steps 1-5 in one `tf.function`, XLA-compiled when asked, then the weight
 publication in an outer, uncompiled `tf.function` (it writes resource
@@ -27,6 +32,7 @@ import sonnet as snt
 import tensorflow as tf
 
 from impala_tf import config as config_lib
+from impala_tf import hyperparameters as hyperparameters_lib
 from impala_tf import losses
 
 
@@ -126,12 +132,14 @@ class Learner(tf.Module):
         self.nonfinite_skips = tf.Variable(0, dtype=tf.int64,
                                            trainable=False,
                                            name="nonfinite_skips")
+        self.hparams = hyperparameters_lib.Hyperparameters(config)
+        # The scheduled learning rate of the last update.
         self.learning_rate = tf.Variable(
             config.learning_rate, dtype=tf.float32, trainable=False,
             name="learning_rate")
         self.optimizer = make_optimizer(
             self.learning_rate, config.decay, config.momentum,
-            config.epsilon)
+            self.hparams.epsilon)
         self._optimizer_ready = False
 
     def build(self, batch_spec):
@@ -154,17 +162,29 @@ class Learner(tf.Module):
             self.config.rmsprop_initial_mean_square)
         self._optimizer_ready = True
 
+    def hyperparameters(self):
+        """{name: float} of the evolvable hyperparameters
+        (`hyperparameters.NAMES`: base learning_rate, entropy_cost, epsilon,
+        max_grad_norm)."""
+        return self.hparams.values()
+
+    def set_hyperparameters(self, values):
+        """Sets some of them ({name: float}) for the next update; no
+        retrace. ValueError for an unknown name or a bad value."""
+        self.hparams.assign(values)
+
     def current_learning_rate(self, frames):
         """lr * max(0, 1 - frames / decay_frames), a float32 scalar.
 
-        decay_frames is `learning_rate_decay_frames`, or
-        `total_environment_frames` when that is None.
+        lr is the base learning rate variable; decay_frames is
+        `learning_rate_decay_frames`, or `total_environment_frames` when
+        that is None.
         """
         c = self.config
         horizon = c.learning_rate_decay_frames or c.total_environment_frames
         fraction = tf.cast(frames, tf.float64) / float(horizon)
         remaining = tf.maximum(tf.constant(0.0, tf.float64), 1.0 - fraction)
-        return tf.cast(c.learning_rate * remaining, tf.float32)
+        return tf.cast(self.hparams.learning_rate * remaining, tf.float32)
 
     def loss(self, batch):
         """Total loss (scalar, carries gradient) and stats for a batch."""
@@ -189,7 +209,7 @@ class Learner(tf.Module):
             outputs.policy_logits[:-1], outputs.baseline[:-1],
             bootstrap_value, actions, behaviour.policy_logits,
             rewards, discounts, baseline_cost=c.baseline_cost,
-            entropy_cost=c.entropy_cost,
+            entropy_cost=tf.cast(self.hparams.entropy_cost, tf.float32),
             off_policy_correction=c.off_policy_correction,
             clip_rho_threshold=c.clip_rho_threshold,
             clip_pg_rho_threshold=c.clip_pg_rho_threshold,
@@ -276,10 +296,12 @@ class Learner(tf.Module):
         variables = self.agent.trainable_variables
         lr = self.current_learning_rate(self.num_frames)
         self.learning_rate.assign(lr)
-        if c.max_grad_norm and c.max_grad_norm > 0:
-            grads, grad_norm = tf.clip_by_global_norm(grads, c.max_grad_norm)
-        else:
-            grad_norm = tf.linalg.global_norm(grads)
+        # The clip is a variable (0: none), so both cases are computed.
+        clip = tf.cast(self.hparams.max_grad_norm, tf.float32)
+        clipped, grad_norm = tf.clip_by_global_norm(
+            grads, tf.where(clip > 0, clip, 1.0))
+        grads = [tf.where(clip > 0, g_clipped, g)
+                 for g_clipped, g in zip(clipped, grads)]
         finite = tf.logical_and(tf.math.is_finite(total_loss),
                                 tf.math.is_finite(grad_norm))
 

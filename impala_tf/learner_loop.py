@@ -8,7 +8,8 @@
   3. hand the step's numbers (with, under replay, which of the batch's
      trajectories were replayed) to the progress logger, report skipped
      non-finite updates, log when due;
-  4. save a checkpoint every `checkpoint_interval_s` (learner 0 only);
+  4. run the `hooks` (population-based training's, `pbt_member`);
+  5. save a checkpoint every `checkpoint_interval_s` (learner 0 only);
 
 until the frame target, `stop()`, or the end of the batch source.
 
@@ -87,11 +88,14 @@ class LearnerLoop:
       say: callable(str) for one-line events.
       replay: the `replay.ReplayBatchSource` that `batches` reads through,
         or None; its `step_stats()` join each step's numbers.
+      hooks: callables(out) run after each step with its numpy results
+        (`Learner.train_step`'s dict), in the loop's thread between steps,
+        so they may change the learner (`pbt_member.PbtHook`).
     """
 
     def __init__(self, learner, step, batches, logger, checkpoints,
                  total_frames, checkpoint_interval_s, on_stop=lambda: None,
-                 cluster=None, say=print, replay=None):
+                 cluster=None, say=print, replay=None, hooks=()):
         self._learner, self._step, self._batches = learner, step, batches
         self._logger, self._checkpoints = logger, checkpoints
         self._total = total_frames
@@ -100,6 +104,7 @@ class LearnerLoop:
         self._cluster = cluster
         self._say = say
         self._replay = replay
+        self._hooks = tuple(hooks)
         self._stop = threading.Event()
         self._stop_lock = threading.Lock()
         self._stopped = False
@@ -137,6 +142,8 @@ class LearnerLoop:
                 self._nonfinite.check(out)
                 if self._logger.due():
                     self._logger.log()
+                for hook in self._hooks:
+                    hook(out)
                 if out.get("stop_votes", 0) > 0:  # All stop after this step.
                     if not self._cluster.stop_requested:
                         self._say("[impala] another learner is stopping; "

@@ -211,6 +211,13 @@ def _restore(config, run_dir, learner, cluster, say):
         say(f"[impala] resumed from {restored} at "
             f"{int(learner.num_frames.numpy()):,} frames "
             f"(step {int(learner.num_steps.numpy()):,})")
+        held = learner.hyperparameters()  # Evolved ones (`pbt`) win.
+        changed = {k: v for k, v in held.items()
+                   if v != float(getattr(config.learner, k))}
+        if changed:
+            say("[impala] hyperparameters from the checkpoint, not the "
+                "flags: " + ", ".join(f"{k}={v:.4g}"
+                                      for k, v in changed.items()))
     run_dir.repair_progress()
     run_dir.write_config(config)
     if cluster is not None:
@@ -237,8 +244,12 @@ def _say_to(console):
     return lambda msg: (console.write(msg + "\n"), console.flush())
 
 
-def train(config, console=sys.stdout):
-    """Runs training to `total_environment_frames`; returns the last record."""
+def train(config, console=sys.stdout, make_hooks=None):
+    """Runs training to `total_environment_frames`; returns the last record.
+
+    make_hooks: optional callable(learner, checkpoints, say) -> the
+    `LearnerLoop` hooks (population-based training: `pbt_member`).
+    """
     say = _say_to(console)
     check_replay(config, say)
     run_dir = runs.RunDirectory(config.logdir)
@@ -280,7 +291,8 @@ def train(config, console=sys.stdout):
         learner, step, batches, logger,
         saver if chief else None, config.learner.total_environment_frames,
         config.checkpoint_interval_s, on_stop=close_inputs, cluster=cluster,
-        say=say, replay=mixer)
+        say=say, replay=mixer,
+        hooks=make_hooks(learner, saver, say) if make_hooks else ())
     previous = {s: signal.signal(s, loop.on_signal)
                 for s in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -1,0 +1,235 @@
+r"""Population-based training: `python -m impala_tf.pbt` (paper Appendix F).
+
+    python -m impala_tf.pbt --logdir=pop --population_size=4 --num_actors=1 \
+        [experiment flags...]
+
+`--logdir` is the population's directory (`pbt_population`); member i is an
+ordinary training run in `<logdir>/member_<i>` (progress.jsonl, TensorBoard,
+resume, `--mode=test`/`export` with `python -m impala_tf.experiment`). Every
+experiment flag is passed through to the members.
+
+* Without `--pbt_member`, this process starts every member as a process on
+  this machine and supervises them (`pbt_supervisor`): a member that dies is
+  restarted and resumes from its checkpoint; Ctrl-C or SIGTERM stops them
+  all, each saving a checkpoint.
+* With `--pbt_member=i` it runs member i only, in this process: one task of
+  a Kubernetes Indexed Job or a Slurm array over a shared filesystem.
+* With `--plot` it draws each member's fitness and hyperparameters against
+  frames from pbt.jsonl (`pbt_plot`).
+
+A member's initial hyperparameters are drawn from Table D.1's ranges by a
+generator seeded with (--seed, i) (`pbt_rule.sample_initial`); one given
+explicitly as an experiment flag (`--learning_rate=...`) is every member's,
+and `--pbt_fixed=i:name=value` fixes member i's. Member i's environments
+are seeded with --seed + 1000 i. Its learner evolves them with
+`pbt_member.PbtHook`; a restarted member keeps its evolved values (they are
+in its checkpoints). With `--pbt_burn_in_frames` at or above
+`--total_environment_frames` the members train without evolution.
+"""
+
+import os
+import signal
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+from impala_tf import experiment
+from impala_tf import hyperparameters as hyperparameters_lib
+from impala_tf import pbt_population
+from impala_tf import pbt_rule
+
+FLAGS = flags.FLAGS
+_RULE = lambda name: pbt_rule.Rule.__dataclass_fields__[name].default
+
+flags.DEFINE_integer("population_size", None, "Members of the population "
+                     "(the paper: 24).", lower_bound=2)
+flags.DEFINE_integer("pbt_member", None, "Run only this member (the task "
+                     "index of a Kubernetes Indexed Job or Slurm array); "
+                     "unset: run and supervise every member here.",
+                     lower_bound=0)
+flags.DEFINE_integer("pbt_burn_in_frames", _RULE("burn_in_frames"),
+                     "A member's frames before it first evolves.",
+                     lower_bound=0)
+flags.DEFINE_integer("pbt_ready_episodes", _RULE("ready_episodes"),
+                     "New finished episodes between evolution steps.",
+                     lower_bound=1)
+flags.DEFINE_float("pbt_copy_threshold", _RULE("copy_threshold"),
+                   "Copy the picked member if its fitness is more than this "
+                   "(absolute) higher.", lower_bound=0.0)
+flags.DEFINE_float("pbt_perturb_factor", _RULE("perturb_factor"),
+                   "Explore: multiply or divide by this.", lower_bound=1.0)
+flags.DEFINE_float("pbt_perturb_prob", _RULE("perturb_prob"),
+                   "Explore: probability of perturbing each hyperparameter.",
+                   lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_list("pbt_hyperparameters", None,
+                  "Hyperparameters evolved, of "
+                  f"{','.join(hyperparameters_lib.NAMES)} (default: "
+                  "learning_rate,entropy_cost,epsilon, and max_grad_norm "
+                  "for atari57, Appendix F).")
+flags.DEFINE_multi_string("pbt_fixed", [], "MEMBER:NAME=VALUE: member's "
+                          "initial value of a hyperparameter (repeatable).")
+flags.DEFINE_bool("plot", False, "Draw pbt.jsonl to --plot_output and exit.")
+flags.DEFINE_string("plot_output", None, "PNG written by --plot (default: "
+                    "<logdir>/pbt.png).")
+
+
+class UsageError(Exception):
+    """Bad flags; one sentence, exit status 2."""
+
+
+def _fail(message):
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+    os._exit(2)  # pylint: disable=protected-access
+
+
+def rule_from_flags():
+    """The `pbt_rule.Rule` of the flags (UsageError on a bad name)."""
+    evolved = FLAGS.pbt_hyperparameters or (
+        pbt_rule.DEFAULT_EVOLVED + (("max_grad_norm",)
+                                    if FLAGS.level_name == "atari57" else ()))
+    unknown = [n for n in evolved if n not in hyperparameters_lib.NAMES]
+    if unknown:
+        raise UsageError(f"--pbt_hyperparameters: unknown {unknown}; known: "
+                         f"{','.join(hyperparameters_lib.NAMES)}")
+    return pbt_rule.Rule(
+        burn_in_frames=FLAGS.pbt_burn_in_frames,
+        ready_episodes=FLAGS.pbt_ready_episodes,
+        copy_threshold=FLAGS.pbt_copy_threshold,
+        perturb_factor=FLAGS.pbt_perturb_factor,
+        perturb_prob=FLAGS.pbt_perturb_prob, evolved=tuple(evolved))
+
+
+def fixed_values(member):
+    """{name: value} fixed for `member`: hyperparameter flags given
+    explicitly, then its `--pbt_fixed` entries (UsageError if malformed)."""
+    fixed = {n: getattr(FLAGS, n) for n in hyperparameters_lib.NAMES
+             if FLAGS[n].present}
+    for entry in FLAGS.pbt_fixed:
+        who, _, assignment = entry.partition(":")
+        name, _, value = assignment.partition("=")
+        try:
+            who, value = int(who), float(value)
+        except ValueError:
+            raise UsageError(f"--pbt_fixed={entry} is not MEMBER:NAME=VALUE"
+                             ) from None
+        if name not in hyperparameters_lib.NAMES or value < 0:
+            raise UsageError(f"--pbt_fixed={entry}: NAME is one of "
+                             f"{','.join(hyperparameters_lib.NAMES)} and "
+                             "VALUE >= 0")
+        if who == member:
+            fixed[name] = value
+    return fixed
+
+
+def _run_member(member):
+    """Trains member `member` in this process (see the module doc)."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    from impala_tf import pbt_member  # pylint: disable=g-import-not-at-top
+    rule = rule_from_flags()
+    population = pbt_population.Population(FLAGS.logdir,
+                                           FLAGS.population_size)
+    defaults = {"max_grad_norm": FLAGS.max_grad_norm}
+    initial = pbt_rule.sample_initial(
+        np.random.default_rng([FLAGS.seed, member]), defaults,
+        fixed_values(member))
+    for name, value in initial.items():
+        setattr(FLAGS, name, value)
+    seed = FLAGS.seed
+    FLAGS.seed = seed + 1000 * member
+    FLAGS.logdir = population.member_dir(member)
+
+    def make_hooks(learner, checkpoints, say):
+        from impala_tf.envs import registry  # pylint: disable=g-import-not-at-top
+        rng = np.random.default_rng(  # A restart draws afresh.
+            [seed, member, int(learner.num_frames.numpy())])
+        return [pbt_member.PbtHook(
+            learner, checkpoints, population, member, rule,
+            registry.parse_level_name(FLAGS.level_name), rng, say)]
+
+    experiment.main([sys.argv[0]], make_hooks=make_hooks)
+
+
+def _supervise():
+    """Runs every member here until all finish (see the module doc)."""
+    from impala_tf import pbt_supervisor  # pylint: disable=g-import-not-at-top
+    population = pbt_population.Population(FLAGS.logdir,
+                                           FLAGS.population_size)
+    say = lambda m: print(m, flush=True)
+    args = [a for a in sys.argv[1:] if not a.startswith("--pbt_member")]
+    commands = {m: [sys.executable, "-m", "impala_tf.pbt", *args,
+                    f"--pbt_member={m}"]
+                for m in range(FLAGS.population_size)}
+    logs = {m: os.path.join(population.member_dir(m), "console.log")
+            for m in commands}
+    members = pbt_supervisor.MemberProcesses(commands, logs, say)
+    stop = []
+    handler = lambda signum, _: stop.append(signum)
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, handler)
+    say(f"[pbt] {FLAGS.population_size} members in {FLAGS.logdir}; events "
+        f"in {population.events_path}")
+    members.start()
+    seen = len(population.events())
+    try:
+        while members.poll():
+            if stop:
+                say(f"[pbt] {signal.Signals(stop[0]).name}: stopping every "
+                    "member (each saves a checkpoint)")
+                members.stop()
+                sys.exit(130 if stop[0] == signal.SIGINT else 143)
+            events = population.events()
+            for e in events[seen:]:
+                say(f"[pbt] member {e['member']} at {e['frames']:,} frames: "
+                    f"fitness {e['fitness']:.4g}"
+                    + (f", copied member {e['picked']}" if e["copied"]
+                       else ""))
+            seen = len(events)
+            time.sleep(1.0)
+    except pbt_supervisor.PopulationFailed as e:
+        _fail(str(e))
+    finally:
+        members.stop()
+    say(f"[pbt] every member finished; "
+        f"python -m impala_tf.pbt --plot --logdir={FLAGS.logdir} draws it")
+
+
+def main(argv):
+    if len(argv) > 1:
+        _fail(f"unexpected arguments {' '.join(argv[1:])!r}")
+    try:
+        if not FLAGS.logdir:
+            raise UsageError("--logdir (the population's directory) is "
+                             "required")
+        if FLAGS.plot:
+            from impala_tf import pbt_plot  # pylint: disable=g-import-not-at-top
+            out = FLAGS.plot_output or os.path.join(FLAGS.logdir, "pbt.png")
+            pbt_plot.plot(FLAGS.logdir, out)
+            print(f"[pbt] plot written to {out}")
+            return
+        if FLAGS.population_size is None:
+            raise UsageError("--population_size is required")
+        if FLAGS.mode != "train":
+            raise UsageError(
+                "python -m impala_tf.pbt trains; test or export a member "
+                "with python -m impala_tf.experiment --mode=test "
+                "--logdir=<logdir>/member_<i> and the same flags")
+        if (FLAGS.pbt_member is not None
+                and FLAGS.pbt_member >= FLAGS.population_size):
+            raise UsageError(f"--pbt_member={FLAGS.pbt_member} but the "
+                             f"population has {FLAGS.population_size}")
+        rule_from_flags()
+        for m in range(FLAGS.population_size):
+            fixed_values(m)
+    except (UsageError, ValueError) as e:
+        _fail(str(e))
+    if FLAGS.pbt_member is None:
+        _supervise()
+    else:
+        _run_member(FLAGS.pbt_member)
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=experiment.parse_flags)

@@ -1,0 +1,333 @@
+"""Tests of population-based training (`impala_tf.pbt*`, paper Appendix F):
+the exploit/explore rule, hyperparameters as learner variables, the donor
+checkpoint copy, and a real population on the toy level."""
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from impala_tf import agents
+from impala_tf import checkpoints as checkpoints_lib
+from impala_tf import learner as learner_lib
+from impala_tf import pbt_member
+from impala_tf import pbt_population
+from impala_tf import pbt_rule
+from impala_tf import progress
+from impala_tf import testing
+from impala_tf import types
+from impala_tf.envs import registry
+from tests import procs
+
+B, T, A, SIZE = 3, 4, 3, 24
+NEW = {"learning_rate": 0.003, "entropy_cost": 0.05, "epsilon": 0.1,
+       "max_grad_norm": 0.5}
+
+
+# -- The rule. ----------------------------------------------------------------
+
+def test_copy_iff_better_by_more_than_the_threshold():
+    assert not pbt_rule.should_copy(0.0, 0.05, 0.05)  # Not more: equal.
+    assert pbt_rule.should_copy(0.0, 0.0500001, 0.05)
+    assert pbt_rule.should_copy(5.0, 7.0, 0.05)
+    assert not pbt_rule.should_copy(7.0, 5.0, 0.05)
+    assert not pbt_rule.should_copy(5.0, None, 0.05)  # No fitness yet.
+
+
+def test_explore_perturbs_each_value_with_probability_one_third():
+    rule = pbt_rule.Rule()
+    rng = np.random.default_rng(0)
+    start = {"learning_rate": 1e-3, "entropy_cost": 1e-2, "epsilon": 1e-5,
+             "max_grad_norm": 40.0}
+    n = 30_000
+    counts = {name: {"up": 0, "down": 0, "same": 0} for name in start}
+    for _ in range(n):
+        new = pbt_rule.explore(start, rng, rule)
+        for name, value in new.items():
+            ratio = value / start[name]
+            if ratio == 1.0:
+                counts[name]["same"] += 1
+            elif abs(ratio - 1.2) < 1e-12:
+                counts[name]["up"] += 1
+            else:  # Exactly 1/1.2 or the test fails here.
+                assert abs(ratio - 1 / 1.2) < 1e-12, (name, ratio)
+                counts[name]["down"] += 1
+    assert counts["max_grad_norm"]["same"] == n  # Not evolved by default.
+    for name in rule.evolved:  # Standard error 0.0027; 0.02 is > 7 of them.
+        assert abs(counts[name]["up"] / n - 1 / 6) < 0.02, counts
+        assert abs(counts[name]["down"] / n - 1 / 6) < 0.02, counts
+        assert abs(counts[name]["same"] / n - 2 / 3) < 0.02, counts
+
+
+def test_initial_values_come_from_table_d1():
+    rng = np.random.default_rng(1)
+    draws = [pbt_rule.sample_initial(rng, {"max_grad_norm": 40.0})
+             for _ in range(2000)]
+    lrs = np.log10([d["learning_rate"] for d in draws])
+    ents = np.log10([d["entropy_cost"] for d in draws])
+    assert lrs.min() >= np.log10(5e-6) and lrs.max() <= np.log10(5e-3)
+    assert ents.min() >= np.log10(5e-5) and ents.max() <= np.log10(1e-2)
+    assert lrs.max() - lrs.min() > 2.5  # Spread over the log range.
+    assert {d["epsilon"] for d in draws} == {1e-1, 1e-3, 1e-5, 1e-7}
+    assert {d["max_grad_norm"] for d in draws} == {40.0}
+    fixed = pbt_rule.sample_initial(np.random.default_rng(1),
+                                    {"max_grad_norm": 40.0},
+                                    {"learning_rate": 0.0})
+    assert fixed["learning_rate"] == 0.0
+    assert fixed["entropy_cost"] == draws[0]["entropy_cost"]
+
+
+class _FakeLearner:
+    """The hook's view of a learner: hyperparameters only."""
+
+    def __init__(self):
+        self.values = {"learning_rate": 1e-3, "entropy_cost": 1e-2,
+                       "epsilon": 1e-3, "max_grad_norm": 40.0}
+
+    def hyperparameters(self):
+        return dict(self.values)
+
+    def set_hyperparameters(self, values):
+        self.values.update(values)
+
+
+class _CountingSaves:
+    def __init__(self):
+        self.saves = 0
+
+    def save(self):
+        self.saves += 1
+
+
+def _episodes_out(frames, returns):
+    """A step's output with one finished episode per entry of `returns`."""
+    n = len(returns)
+    return {"num_frames": np.int64(frames),
+            "game_over": np.ones([1, n], bool),
+            "episode_return": np.array([returns], np.float32),
+            "level_id": np.zeros([n], np.int32)}
+
+
+def test_burn_in_then_every_ready_episodes(tmp_path):
+    population = pbt_population.Population(str(tmp_path), 2)
+    population.write_fitness(1, {"fitness": 100.0})  # Always better.
+    rule = pbt_rule.Rule(burn_in_frames=1000, ready_episodes=10)
+    saves = _CountingSaves()
+    hook = pbt_member.PbtHook(
+        _FakeLearner(), saves, population, 0, rule,
+        registry.parse_level_name(testing.TOY_LEVEL),
+        np.random.default_rng(0), say=lambda m: None)
+    for frames in range(0, 1000, 100):  # 100 episodes in the burn-in.
+        hook(_episodes_out(frames, [1.0] * 10))
+    assert population.events() == [] and saves.saves == 0
+    hook(_episodes_out(1000, [2.0] * 6))
+    assert population.events() == []  # 6 of 10 episodes.
+    # The member has no checkpoint to copy: picked, better, not copied.
+    hook(_episodes_out(1100, [4.0] * 4 + [9.0] * 3))
+    events = population.events()
+    assert len(events) == 1 and saves.saves == 1
+    # Every episode since the last evolution counts: (12 + 16 + 27) / 13.
+    assert events[0]["fitness"] == pytest.approx(55 / 13)
+    assert events[0]["picked"] == 1 and events[0]["picked_fitness"] == 100
+    assert events[0]["copied"] is False
+    assert population.read_fitness(0)["fitness"] == pytest.approx(55 / 13)
+    hook(_episodes_out(1200, [1.0] * 9))
+    assert len(population.events()) == 1
+    hook(_episodes_out(1300, [1.0]))
+    assert len(population.events()) == 2
+
+
+# -- Hyperparameters as variables. ------------------------------------------
+
+def _config(**overrides):
+    values = dict(
+        batch_size=B, unroll_length=T, num_action_repeats=1,
+        total_environment_frames=10 * B * T, learning_rate=0.01,
+        epsilon=0.01, entropy_cost=0.01, reward_clipping="abs_one",
+        max_grad_norm=40.0)
+    values.update(overrides)
+    return learner_lib.LearnerConfig(**values)
+
+
+def _batch(seed=0):
+    rng = np.random.default_rng(seed)
+    n = T + 1
+    return types.Trajectory(
+        level_id=tf.zeros([B], tf.int32),
+        policy_version=tf.zeros([B], tf.int64), agent_state=(),
+        env_outputs=types.EnvOutput(
+            reward=tf.constant(rng.normal(size=[B, n]), tf.float32),
+            done=tf.constant(rng.random([B, n]) < 0.2),
+            observation={"frame": tf.constant(
+                rng.integers(0, 256, [B, n, SIZE, SIZE, 3]), tf.uint8)}),
+        agent_outputs=types.AgentOutput(
+            action=tf.constant(rng.integers(0, A, [B, n]), tf.int32),
+            policy_logits=tf.constant(rng.normal(size=[B, n, A]),
+                                      tf.float32),
+            baseline=tf.constant(rng.normal(size=[B, n]), tf.float32)),
+        game_over=tf.zeros([B, n], tf.bool),
+        episode_return=tf.zeros([B, n], tf.float32),
+        episode_step=tf.zeros([B, n], tf.int32))
+
+
+def _learner(**overrides):
+    """A built learner whose weights are the same for every call."""
+    tf.random.set_seed(0)
+    learner = learner_lib.Learner(agents.make_agent("shallow", A, use_lstm=False),
+                                  _config(**overrides))
+    learner.build(tf.nest.map_structure(tf.TensorSpec.from_tensor,
+                                        _batch()))
+    return learner
+
+
+def _weights(learner):
+    return [v.numpy() for v in learner.agent.trainable_variables]
+
+
+def test_changed_hyperparameters_change_the_next_update():
+    changed, fresh, unchanged = _learner(), _learner(**NEW), _learner()
+    for a, b in zip(_weights(changed), _weights(fresh)):
+        np.testing.assert_array_equal(a, b)  # The same start.
+    step = changed.step_function(jit_compile=False)
+    changed.set_hyperparameters(NEW)
+    assert changed.hyperparameters() == NEW
+    step(_batch(1))
+    fresh.step_function(jit_compile=False)(_batch(1))
+    unchanged.step_function(jit_compile=False)(_batch(1))
+    for a, b in zip(_weights(changed), _weights(fresh)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert any(not np.allclose(a, b, rtol=1e-3) for a, b in
+               zip(_weights(changed), _weights(unchanged)))
+    # Setting them again changes the next update without a retrace.
+    traces = step.experimental_get_tracing_count()
+    changed.set_hyperparameters({"learning_rate": 0.0})
+    before = _weights(changed)
+    step(_batch(2))
+    for a, b in zip(before, _weights(changed)):
+        np.testing.assert_array_equal(a, b)  # Learning rate 0.
+    assert step.experimental_get_tracing_count() == traces
+    with pytest.raises(ValueError, match="unknown"):
+        changed.set_hyperparameters({"decay": 0.5})
+
+
+def test_hyperparameters_are_checkpointed(tmp_path):
+    learner = _learner()
+    learner.set_hyperparameters(NEW)
+    checkpoints_lib.Checkpoints(str(tmp_path), learner).save()
+    resumed = _learner()
+    assert checkpoints_lib.Checkpoints(str(tmp_path), resumed).restore()
+    assert resumed.hyperparameters() == NEW
+
+
+def test_a_checkpoint_from_before_restores_with_the_configs_values(
+        tmp_path):
+    old = _learner()
+    tf.train.Checkpoint(agent=old.agent, num_steps=old.num_steps).save(
+        str(tmp_path / "ckpt"))
+    learner = _learner()
+    assert checkpoints_lib.Checkpoints(str(tmp_path), learner).restore()
+    assert learner.hyperparameters() == {
+        "learning_rate": 0.01, "entropy_cost": 0.01, "epsilon": 0.01,
+        "max_grad_norm": 40.0}
+    for a, b in zip(_weights(old), _weights(learner)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_copy_loads_weights_optimizer_and_hyperparameters(tmp_path):
+    donor, recipient = _learner(**NEW), _learner()
+    donor.step_function(jit_compile=False)(_batch(3))
+    recipient.num_frames.assign(777)
+    population = pbt_population.Population(str(tmp_path), 2)
+    checkpoints_lib.Checkpoints(population.checkpoint_dir(1), donor).save()
+    copy = population.copy_latest_checkpoint(1, str(tmp_path / "copy"))
+    pbt_member.copy_from(recipient, copy)
+    for a, b in zip(_weights(donor), _weights(recipient)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(donor.optimizer.ms, recipient.optimizer.ms):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert recipient.hyperparameters() == NEW
+    assert int(recipient.num_frames.numpy()) == 777  # Its own counters.
+    assert int(recipient.num_steps.numpy()) == 0
+
+
+# -- The donor's checkpoint, copied while it saves. ---------------------------
+
+class _Filled(tf.Module):
+    """Variables that a save numbered k fills with k everywhere."""
+
+    def __init__(self):
+        super().__init__()
+        self.big = tf.Variable(tf.zeros([512, 512]))
+        self.small = tf.Variable(tf.zeros([7]))
+        self.k = tf.Variable(0.0)
+
+
+def test_a_checkpoint_being_saved_is_never_copied_half_written(tmp_path):
+    population = pbt_population.Population(str(tmp_path), 2)
+    directory = population.checkpoint_dir(1)
+    module = _Filled()
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(m=module),
+                                         directory, max_to_keep=1)
+    stop, saved = threading.Event(), []
+
+    def donor():  # Saves as fast as it can, deleting the older ones.
+        k = 0
+        while not stop.is_set() and k < 400:
+            k += 1
+            for v in (module.big, module.small, module.k):
+                v.assign(tf.fill(v.shape, float(k)))
+            manager.save(checkpoint_number=k)
+            saved.append(k)
+
+    thread = threading.Thread(target=donor)
+    thread.start()
+    copied = []
+    try:
+        while thread.is_alive() and len(copied) < 40:
+            copy = population.copy_latest_checkpoint(
+                1, str(tmp_path / "copy"))
+            if copy is None:
+                continue
+            reader = tf.train.load_checkpoint(copy)
+            values = {float(x) for name in reader.get_variable_to_shape_map()
+                      if name.startswith("m/")
+                      for x in np.unique(reader.get_tensor(name))}
+            assert values == {float(copy.rsplit("-", 1)[1])}, (copy, values)
+            copied.append(copy)
+    finally:
+        stop.set()
+        thread.join()
+    assert len(copied) >= 5, (len(copied), len(saved))
+    assert len({c.rsplit("-", 1)[1] for c in copied}) > 1  # Mid-saving.
+
+
+def test_a_killed_save_and_a_damaged_checkpoint_are_not_copied(tmp_path):
+    population = pbt_population.Population(str(tmp_path), 2)
+    directory = population.checkpoint_dir(1)
+    module = _Filled()
+    module.k.assign(3.0)
+    tf.train.CheckpointManager(tf.train.Checkpoint(m=module), directory,
+                               max_to_keep=5).save(checkpoint_number=3)
+    # A save killed half-way: a temporary directory and an index that the
+    # state file does not name.
+    os.makedirs(os.path.join(directory, "ckpt-9_temp"))
+    with open(os.path.join(directory, "ckpt-9.index"), "wb") as f:
+        f.write(b"half")
+    copy = population.copy_latest_checkpoint(1, str(tmp_path / "copy"))
+    assert copy.endswith("ckpt-3")
+    assert float(tf.train.load_checkpoint(copy).get_tensor(
+        "m/k/.ATTRIBUTES/VARIABLE_VALUE")) == 3.0
+    # The named checkpoint's data damaged: no copy rather than a bad one.
+    data = [n for n in os.listdir(directory) if n.startswith("ckpt-3.data")]
+    with open(os.path.join(directory, data[0]), "r+b") as f:
+        f.seek(100)
+        f.write(b"\xff" * 64)
+    assert population.copy_latest_checkpoint(
+        1, str(tmp_path / "copy"), attempts=2) is None
+    assert population.copy_latest_checkpoint(0, str(tmp_path / "c")) is None
