@@ -14,7 +14,9 @@ import math
 
 import tensorflow as tf
 
-NAMES = ("learning_rate", "entropy_cost", "epsilon", "max_grad_norm")
+from impala_tf import pbt_rule
+
+NAMES = pbt_rule.EVOLVABLE  # Written there: the supervisor loads no TF.
 
 
 class Hyperparameters(tf.Module):

@@ -36,7 +36,6 @@ from absl import app
 from absl import flags
 
 from impala_tf import experiment
-from impala_tf import hyperparameters as hyperparameters_lib
 from impala_tf import pbt_population
 from impala_tf import pbt_rule
 
@@ -65,7 +64,7 @@ flags.DEFINE_float("pbt_perturb_prob", _RULE("perturb_prob"),
                    lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_list("pbt_hyperparameters", None,
                   "Hyperparameters evolved, of "
-                  f"{','.join(hyperparameters_lib.NAMES)} (default: "
+                  f"{','.join(pbt_rule.EVOLVABLE)} (default: "
                   "learning_rate,entropy_cost,epsilon, and max_grad_norm "
                   "for atari57, Appendix F).")
 flags.DEFINE_multi_string("pbt_fixed", [], "MEMBER:NAME=VALUE: member's "
@@ -90,10 +89,10 @@ def rule_from_flags():
     evolved = FLAGS.pbt_hyperparameters or (
         pbt_rule.DEFAULT_EVOLVED + (("max_grad_norm",)
                                     if FLAGS.level_name == "atari57" else ()))
-    unknown = [n for n in evolved if n not in hyperparameters_lib.NAMES]
+    unknown = [n for n in evolved if n not in pbt_rule.EVOLVABLE]
     if unknown:
         raise UsageError(f"--pbt_hyperparameters: unknown {unknown}; known: "
-                         f"{','.join(hyperparameters_lib.NAMES)}")
+                         f"{','.join(pbt_rule.EVOLVABLE)}")
     return pbt_rule.Rule(
         burn_in_frames=FLAGS.pbt_burn_in_frames,
         ready_episodes=FLAGS.pbt_ready_episodes,
@@ -105,7 +104,7 @@ def rule_from_flags():
 def fixed_values(member):
     """{name: value} fixed for `member`: hyperparameter flags given
     explicitly, then its `--pbt_fixed` entries (UsageError if malformed)."""
-    fixed = {n: getattr(FLAGS, n) for n in hyperparameters_lib.NAMES
+    fixed = {n: getattr(FLAGS, n) for n in pbt_rule.EVOLVABLE
              if FLAGS[n].present}
     for entry in FLAGS.pbt_fixed:
         who, _, assignment = entry.partition(":")
@@ -115,9 +114,9 @@ def fixed_values(member):
         except ValueError:
             raise UsageError(f"--pbt_fixed={entry} is not MEMBER:NAME=VALUE"
                              ) from None
-        if name not in hyperparameters_lib.NAMES or value < 0:
+        if name not in pbt_rule.EVOLVABLE or value < 0:
             raise UsageError(f"--pbt_fixed={entry}: NAME is one of "
-                             f"{','.join(hyperparameters_lib.NAMES)} and "
+                             f"{','.join(pbt_rule.EVOLVABLE)} and "
                              "VALUE >= 0")
         if who == member:
             fixed[name] = value

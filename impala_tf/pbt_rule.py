@@ -22,6 +22,9 @@ import dataclasses
 import math
 import typing
 
+# The hyperparameters a learner holds as variables
+# (`hyperparameters.Hyperparameters`), any of which may be evolved.
+EVOLVABLE = ("learning_rate", "entropy_cost", "epsilon", "max_grad_norm")
 LEARNING_RATE_RANGE = (5e-6, 5e-3)
 ENTROPY_COST_RANGE = (5e-5, 1e-2)
 EPSILONS = (1e-1, 1e-3, 1e-5, 1e-7)
@@ -36,7 +39,7 @@ class Rule:
     copy_threshold: float = 0.05
     perturb_factor: float = 1.2
     perturb_prob: float = 1.0 / 3.0
-    # The hyperparameters explored (`hyperparameters.NAMES`).
+    # The hyperparameters explored (of `EVOLVABLE`).
     evolved: typing.Tuple[str, ...] = DEFAULT_EVOLVED
 
     def ready(self, frames, new_episodes):

@@ -51,7 +51,8 @@ class MemberProcesses:
         with open(self._logs[member], "ab") as log:
             self._procs[member] = subprocess.Popen(
                 self._commands[member], stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True)
+                stdin=subprocess.DEVNULL, start_new_session=True,
+                env=dict(os.environ, PYTHONUNBUFFERED="1"))
         self._say(f"[pbt] member {member}: started (pid "
                   f"{self._procs[member].pid}, output in "
                   f"{self._logs[member]})")

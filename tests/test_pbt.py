@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -331,3 +332,93 @@ def test_a_killed_save_and_a_damaged_checkpoint_are_not_copied(tmp_path):
     assert population.copy_latest_checkpoint(
         1, str(tmp_path / "copy"), attempts=2) is None
     assert population.copy_latest_checkpoint(0, str(tmp_path / "c")) is None
+
+
+# -- A real population on the toy level. ------------------------------------
+
+TOTAL = 8000
+
+
+def _member_pid(logdir, member):
+    """The pid of member's learner process, or None."""
+    for pid in testing.processes():
+        line = testing.cmdline(pid) or ""
+        if (f"--pbt_member={member}" in line and f"--logdir={logdir}" in line
+                and "impala_tf.pbt" in line):
+            return pid
+    return None
+
+
+def _frames(logdir):
+    records = progress.read_records(logdir)
+    return records[-1]["env_frames"] if records else 0
+
+
+@pytest.mark.slow
+@procs.requires_netns
+def test_population_replaces_a_member_at_lr_0_and_survives_a_kill(
+        tmp_path):
+    """Three members on the toy level; member 0 starts at learning rate 0
+    (stays at the random policy's 5 of 10) and must copy a better one.
+    Member 1 is SIGKILLed once it has a checkpoint: it is restarted,
+    resumes from it, and the population finishes."""
+    logdir = str(tmp_path / "pop")
+    flags = [f"--logdir={logdir}", "--population_size=3",
+             "--level_name=" + testing.TOY_LEVEL, "--use_lstm=false",
+             "--batch_size=8", "--unroll_length=10", "--num_actors=1",
+             "--log_interval_s=1", "--learning_rate=0.002",
+             "--learning_rate_decay_frames=100000000",
+             f"--total_environment_frames={TOTAL}",
+             "--pbt_burn_in_frames=1000", "--pbt_ready_episodes=40",
+             "--pbt_fixed=0:learning_rate=0", "--checkpoint_interval_s=2"]
+    cmd = testing.isolated_command(
+        [sys.executable, "-m", "impala_tf.pbt"] + flags)
+    proc = subprocess.Popen(cmd, cwd=testing.REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                            start_new_session=True)
+    member_1 = os.path.join(logdir, "member_1")
+    try:
+        killed = None
+        for _ in range(600):  # A bounded wait for a checkpoint, then kill.
+            if proc.poll() is not None:
+                break
+            if (os.path.exists(os.path.join(member_1, "checkpoints",
+                                            "checkpoint"))
+                    and _frames(member_1) < TOTAL - 1000):
+                killed = _member_pid(logdir, 1)
+                if killed is not None:
+                    os.kill(killed, signal.SIGKILL)
+                    break
+            time.sleep(0.5)
+        out, _ = proc.communicate(timeout=600)
+    finally:
+        testing.kill_group(proc)
+    assert killed is not None, out[-3000:]
+    assert proc.returncode == 0, out[-3000:]
+    assert "member 1: exited with status -9; restarting it" in out, out
+    with open(os.path.join(member_1, "console.log")) as f:
+        assert "[impala] resumed from" in f.read()
+    for m in range(3):
+        assert _frames(os.path.join(logdir, f"member_{m}")) >= TOTAL
+    events = pbt_population.read_events(logdir)
+    zero = [e for e in events if e["member"] == 0]
+    copies = [e for e in zero if e["copied"]]
+    assert copies, zero
+    first = copies[0]
+    assert first["picked"] in (1, 2)
+    assert first["picked_fitness"] - first["fitness"] > 0.05
+    # The copy brought the donor's learning rate (0.002, maybe explored).
+    assert first["hyperparameters"]["learning_rate"] == pytest.approx(
+        0.002, rel=0.21)
+    before = [e for e in zero if e["time"] < first["time"]]
+    assert all(e["hyperparameters"]["learning_rate"] == 0 for e in before)
+    for e in events:
+        assert set(e) >= {"time", "member", "frames", "fitness", "picked",
+                          "picked_fitness", "copied", "hyperparameters"}
+    png = str(tmp_path / "pbt.png")
+    result = testing.run_impala(["--plot", f"--logdir={logdir}",
+                                 f"--plot_output={png}"],
+                                module="impala_tf.pbt", isolate=False)
+    assert result.returncode == 0, result.stderr
+    assert os.path.getsize(png) > 10_000
