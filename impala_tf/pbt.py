@@ -126,7 +126,7 @@ def fixed_values(member):
 def _run_member(member):
     """Trains member `member` in this process (see the module doc)."""
     import numpy as np  # pylint: disable=import-outside-toplevel
-    from impala_tf import pbt_member  # pylint: disable=g-import-not-at-top
+    from impala_tf import pbt_member
     rule = rule_from_flags()
     population = pbt_population.Population(FLAGS.logdir,
                                            FLAGS.population_size)
@@ -141,7 +141,7 @@ def _run_member(member):
     FLAGS.logdir = population.member_dir(member)
 
     def make_hooks(learner, checkpoints, say):
-        from impala_tf.envs import registry  # pylint: disable=g-import-not-at-top
+        from impala_tf.envs import registry
         rng = np.random.default_rng(  # A restart draws afresh.
             [seed, member, int(learner.num_frames.numpy())])
         return [pbt_member.PbtHook(
@@ -153,7 +153,7 @@ def _run_member(member):
 
 def _supervise():
     """Runs every member here until all finish (see the module doc)."""
-    from impala_tf import pbt_supervisor  # pylint: disable=g-import-not-at-top
+    from impala_tf import pbt_supervisor
     population = pbt_population.Population(FLAGS.logdir,
                                            FLAGS.population_size)
     say = lambda m: print(m, flush=True)
@@ -203,7 +203,7 @@ def main(argv):
             raise UsageError("--logdir (the population's directory) is "
                              "required")
         if FLAGS.plot:
-            from impala_tf import pbt_plot  # pylint: disable=g-import-not-at-top
+            from impala_tf import pbt_plot
             out = FLAGS.plot_output or os.path.join(FLAGS.logdir, "pbt.png")
             pbt_plot.plot(FLAGS.logdir, out)
             print(f"[pbt] plot written to {out}")

@@ -2,7 +2,8 @@
 
 The learner loop runs the hook after every step (`LearnerLoop(hooks=...)`,
 between steps, in the loop's thread). After the burn-in it gathers the
-returns of finished episodes; once it has `ready_episodes` of them it
+returns of finished episodes (of fresh trajectories only, under replay);
+once it has `ready_episodes` of them it
 
   1. computes the member's fitness (`fitness`);
   2. saves a checkpoint (so others copy recent weights) and writes its
@@ -90,7 +91,10 @@ class PbtHook:
         frames = int(out["num_frames"])
         if frames < self._rule.burn_in_frames:
             return
-        for t, b in zip(*np.nonzero(out["game_over"])):
+        done = np.asarray(out["game_over"], bool)
+        if "replayed" in out:  # Replayed trajectories' episodes: not again.
+            done = done & ~np.asarray(out["replayed"], bool)[None, :]
+        for t, b in zip(*np.nonzero(done)):
             level = self._levels.levels[int(out["level_id"][b])]
             self._returns[level].append(float(out["episode_return"][t, b]))
             self._count += 1

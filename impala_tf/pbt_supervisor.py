@@ -78,7 +78,8 @@ class MemberProcesses:
                 self.done.add(member)
                 self._say(f"[pbt] member {member}: finished")
                 continue
-            if code == BAD_INPUT or self.restarts[member] >= self._max_restarts:
+            if (code == BAD_INPUT
+                    or self.restarts[member] >= self._max_restarts):
                 self.stop()
                 why = ("rejected its flags" if code == BAD_INPUT else
                        f"died {self.restarts[member] + 1} times")

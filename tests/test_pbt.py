@@ -180,8 +180,8 @@ def _batch(seed=0):
 def _learner(**overrides):
     """A built learner whose weights are the same for every call."""
     tf.random.set_seed(0)
-    learner = learner_lib.Learner(agents.make_agent("shallow", A, use_lstm=False),
-                                  _config(**overrides))
+    learner = learner_lib.Learner(
+        agents.make_agent("shallow", A, use_lstm=False), _config(**overrides))
     learner.build(tf.nest.map_structure(tf.TensorSpec.from_tensor,
                                         _batch()))
     return learner
