@@ -1,7 +1,7 @@
 """`python -m impala_tf.pbt --plot`: a population's history as one PNG.
 
-One panel for the fitness and one per hyperparameter in the events
-(log scale), each member a line against its frames, from
+One panel for the fitness and one per hyperparameter that changes in the
+events (log scale), each member a line against its frames, from
 `<logdir>/pbt.jsonl`; a marker where a member copied another. A last panel
 draws each member's running mean return from its progress.jsonl.
 """
@@ -26,7 +26,9 @@ def plot(logdir, output):
     by_member = collections.defaultdict(list)
     for e in events:
         by_member[e["member"]].append(e)
-    names = sorted({n for e in events for n in e["hyperparameters"]})
+    names = sorted(n for n in {n for e in events
+                               for n in e["hyperparameters"]}
+                   if len({e["hyperparameters"][n] for e in events}) > 1)
     panels = ["fitness"] + names + ["episode_return_mean"]
     fig, axes = plt.subplots(len(panels), 1, sharex=True,
                              figsize=(8, 2.2 * len(panels)))
