@@ -23,7 +23,7 @@ explicitly as an experiment flag (`--learning_rate=...`) is every member's,
 and `--pbt_fixed=i:name=value` fixes member i's. Member i's environments
 are seeded with --seed + 1000 i. Its learner evolves them with
 `pbt_member.PbtHook`; a restarted member keeps its evolved values (they are
-in its checkpoints). With `--pbt_burn_in_frames` at or above
+in its checkpoints). With `--pbt_burn_in_frames` above
 `--total_environment_frames` the members train without evolution.
 """
 
