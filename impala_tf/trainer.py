@@ -173,8 +173,10 @@ def check_replay(config, say):
     if c.replay_proportion <= 0:
         return
     k = replay.replayed_per_batch(c.replay_proportion, c.batch_size)
-    traj_spec = actor_lib.trajectory_spec(
-        config.actor, actor_lib.build_agent(config.actor))
+    # An agent without variables gives the spec: none may exist before the
+    # TF server starts (`_start_server`), and `build` makes the real one.
+    traj_spec = actor_lib.trajectory_spec(config.actor,
+                                          config.actor.agent.build())
     typical, most = replay.check_fits(
         traj_spec, c.replay_capacity,
         stacked_frames=config.actor.level_set.kind == "atari")
