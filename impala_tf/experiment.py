@@ -191,7 +191,8 @@ class UsageError(Exception):
     """Bad flags or environment; printed as one sentence, exit status 2."""
 
 
-def _fail(message):
+def fail(message):
+    """Prints `error: message` and exits with status 2 (bad input)."""
     sys.stderr.write(f"error: {message}\n")
     sys.stderr.flush()
     os._exit(2)  # pylint: disable=protected-access
@@ -209,7 +210,7 @@ def parse_flags(argv):
     try:
         return FLAGS(argv)
     except flags.Error as e:
-        _fail(str(e).splitlines()[0])
+        fail(str(e).splitlines()[0])
 
 
 def _level_set():
@@ -429,7 +430,7 @@ def main(argv, make_hooks=None):
     """The entry point (`make_hooks`: for `trainer.train`, `pbt`)."""
     logging.set_verbosity(logging.WARNING)
     if len(argv) > 1:
-        _fail(f"unexpected arguments {' '.join(argv[1:])!r}")
+        fail(f"unexpected arguments {' '.join(argv[1:])!r}")
     _set_learner_threads()
     from impala_tf import runs
     from impala_tf.envs import registry
@@ -442,9 +443,9 @@ def main(argv, make_hooks=None):
     try:
         config = build_configs()
     except known as e:
-        _fail(str(e))
+        fail(str(e))
     except ValueError as e:  # Environment or flag values that do not fit.
-        _fail(str(e).splitlines()[0] if str(e) else repr(e))
+        fail(str(e).splitlines()[0] if str(e) else repr(e))
     except KeyboardInterrupt:
         _interrupted()
     from impala_tf import replay  # TensorFlow is loaded by now.
@@ -452,7 +453,7 @@ def main(argv, make_hooks=None):
     try:
         run(config, make_hooks)
     except known + (replay.ReplayError,) as e:
-        _fail(str(e))
+        fail(str(e))
     except supervisor.ActorsFailing as e:  # Checkpoint saved; not bad input.
         sys.stderr.write(f"error: {e}\n")
         sys.stderr.flush()

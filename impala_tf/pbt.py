@@ -74,14 +74,7 @@ flags.DEFINE_string("plot_output", None, "PNG written by --plot (default: "
                     "<logdir>/pbt.png).")
 
 
-class UsageError(Exception):
-    """Bad flags; one sentence, exit status 2."""
-
-
-def _fail(message):
-    sys.stderr.write(f"error: {message}\n")
-    sys.stderr.flush()
-    os._exit(2)  # pylint: disable=protected-access
+UsageError = experiment.UsageError  # Bad flags: one sentence, exit 2.
 
 
 def rule_from_flags():
@@ -188,7 +181,7 @@ def _supervise():
             seen = len(events)
             time.sleep(1.0)
     except pbt_supervisor.PopulationFailed as e:
-        _fail(str(e))
+        experiment.fail(str(e))
     finally:
         members.stop()
     say(f"[pbt] every member finished; "
@@ -197,7 +190,7 @@ def _supervise():
 
 def main(argv):
     if len(argv) > 1:
-        _fail(f"unexpected arguments {' '.join(argv[1:])!r}")
+        experiment.fail(f"unexpected arguments {' '.join(argv[1:])!r}")
     try:
         if not FLAGS.logdir:
             raise UsageError("--logdir (the population's directory) is "
@@ -223,7 +216,7 @@ def main(argv):
         for m in range(FLAGS.population_size):
             fixed_values(m)
     except (UsageError, ValueError) as e:
-        _fail(str(e))
+        experiment.fail(str(e))
     if FLAGS.pbt_member is None:
         _supervise()
     else:
