@@ -229,7 +229,49 @@ def tiny_train_config(logdir, torso="shallow", num_actions=2, use_lstm=False,
             reward_clipping=reward_clipping))
 
 
-# -- Synthetic runs. -----------------------------------------------------------
+# -- Synthetic data. -----------------------------------------------------------
+
+def random_batch(batch_size, unroll_length, num_actions, frame_size, seed=0,
+                 state_spec=None, reward_scale=1.0):
+    """A fixed random learner batch: `types.Trajectory` of tensors, each
+    [B, T+1, ...] (frames uint8 [B, T+1, S, S, 3]; no gradient). With
+    `state_spec` (the agent's `state_spec(B)`), a random nonzero initial
+    core state, as after an earlier unroll; else none. (Imports
+    TensorFlow.)"""
+    # pylint: disable=import-outside-toplevel
+    import numpy as np
+    import tensorflow as tf
+    from impala_tf import types
+
+    rng = np.random.default_rng(seed)
+    b, n = batch_size, unroll_length + 1
+    state = ()
+    if state_spec is not None:
+        state = tf.nest.map_structure(
+            lambda s: tf.constant(rng.normal(size=s.shape), tf.float32),
+            state_spec)
+    return types.Trajectory(
+        level_id=tf.zeros([b], tf.int32),
+        policy_version=tf.zeros([b], tf.int64),
+        agent_state=state,
+        env_outputs=types.EnvOutput(
+            reward=tf.constant(reward_scale * rng.normal(size=[b, n]),
+                               tf.float32),
+            done=tf.constant(rng.random([b, n]) < 0.2),
+            observation={"frame": tf.constant(
+                rng.integers(0, 256, [b, n, frame_size, frame_size, 3]),
+                tf.uint8)}),
+        agent_outputs=types.AgentOutput(
+            action=tf.constant(rng.integers(0, num_actions, [b, n]),
+                               tf.int32),
+            policy_logits=tf.constant(rng.normal(size=[b, n, num_actions]),
+                                      tf.float32),
+            baseline=tf.constant(rng.normal(size=[b, n]), tf.float32)),
+        game_over=tf.zeros([b, n], tf.bool),
+        episode_return=tf.zeros([b, n], tf.float32),
+        episode_step=tf.zeros([b, n], tf.int32))
+
+
 
 def write_progress(logdir, returns, frames_per_record, level="toy",
                    num_action_repeats=1, episode_steps=10, extra=None):

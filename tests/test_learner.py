@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from impala_tf import agents
 from impala_tf import learner as learner_lib
-from impala_tf import types
+from impala_tf import testing
 
 B, T, A, SIZE = 3, 4, 3, 24  # Batch, unroll, actions, frame side.
 
@@ -25,31 +25,10 @@ def _config(**overrides):
 
 def _batch(seed=0, use_lstm=True, reward_scale=1.0):
     """A fixed random batch: `types.Trajectory`, each [B, T+1, ...]."""
-    rng = np.random.default_rng(seed)
-    n = T + 1
-    state = ()
-    if use_lstm:  # A nonzero start state, as after an earlier unroll.
-        state = tf.nest.map_structure(
-            lambda s: tf.constant(rng.normal(size=s.shape), tf.float32),
-            agents.make_agent("shallow", A).state_spec(B))
-    return types.Trajectory(
-        level_id=tf.zeros([B], tf.int32),
-        policy_version=tf.zeros([B], tf.int64),
-        agent_state=state,
-        env_outputs=types.EnvOutput(
-            reward=tf.constant(reward_scale * rng.normal(size=[B, n]),
-                               tf.float32),
-            done=tf.constant(rng.random([B, n]) < 0.2),
-            observation={"frame": tf.constant(
-                rng.integers(0, 256, [B, n, SIZE, SIZE, 3]), tf.uint8)}),
-        agent_outputs=types.AgentOutput(
-            action=tf.constant(rng.integers(0, A, [B, n]), tf.int32),
-            policy_logits=tf.constant(rng.normal(size=[B, n, A]),
-                                      tf.float32),
-            baseline=tf.constant(rng.normal(size=[B, n]), tf.float32)),
-        game_over=tf.zeros([B, n], tf.bool),
-        episode_return=tf.zeros([B, n], tf.float32),
-        episode_step=tf.zeros([B, n], tf.int32))
+    return testing.random_batch(
+        B, T, A, SIZE, seed=seed, reward_scale=reward_scale,
+        state_spec=(agents.make_agent("shallow", A).state_spec(B)
+                    if use_lstm else None))
 
 
 def _spec(batch):

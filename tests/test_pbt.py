@@ -22,7 +22,6 @@ from impala_tf import pbt_population
 from impala_tf import pbt_rule
 from impala_tf import progress
 from impala_tf import testing
-from impala_tf import types
 from impala_tf.envs import registry
 from tests import procs
 
@@ -157,24 +156,7 @@ def _config(**overrides):
 
 
 def _batch(seed=0):
-    rng = np.random.default_rng(seed)
-    n = T + 1
-    return types.Trajectory(
-        level_id=tf.zeros([B], tf.int32),
-        policy_version=tf.zeros([B], tf.int64), agent_state=(),
-        env_outputs=types.EnvOutput(
-            reward=tf.constant(rng.normal(size=[B, n]), tf.float32),
-            done=tf.constant(rng.random([B, n]) < 0.2),
-            observation={"frame": tf.constant(
-                rng.integers(0, 256, [B, n, SIZE, SIZE, 3]), tf.uint8)}),
-        agent_outputs=types.AgentOutput(
-            action=tf.constant(rng.integers(0, A, [B, n]), tf.int32),
-            policy_logits=tf.constant(rng.normal(size=[B, n, A]),
-                                      tf.float32),
-            baseline=tf.constant(rng.normal(size=[B, n]), tf.float32)),
-        game_over=tf.zeros([B, n], tf.bool),
-        episode_return=tf.zeros([B, n], tf.float32),
-        episode_step=tf.zeros([B, n], tf.int32))
+    return testing.random_batch(B, T, A, SIZE, seed=seed)
 
 
 def _learner(**overrides):
