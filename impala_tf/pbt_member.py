@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from impala_tf import pbt_rule
+from impala_tf import progress
 
 
 def fitness(returns_by_level, level_set):
@@ -91,12 +92,8 @@ class PbtHook:
         frames = int(out["num_frames"])
         if frames < self._rule.burn_in_frames:
             return
-        done = np.asarray(out["game_over"], bool)
-        if "replayed" in out:  # Replayed trajectories' episodes: not again.
-            done = done & ~np.asarray(out["replayed"], bool)[None, :]
-        for t, b in zip(*np.nonzero(done)):
-            level = self._levels.levels[int(out["level_id"][b])]
-            self._returns[level].append(float(out["episode_return"][t, b]))
+        for level_id, ret, _ in progress.finished_episodes(out):
+            self._returns[self._levels.levels[level_id]].append(ret)
             self._count += 1
         if not self._rule.ready(frames, self._count):
             return

@@ -79,6 +79,25 @@ def _fmt_duration(seconds):
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
+def fresh_mask(out):
+    """bool [B]: the trajectories of a learner step's batch (`out`, its
+    numpy results) that came from the actors, not from replay."""
+    if "replayed" not in out:
+        return np.ones(np.shape(out["level_id"]), bool)
+    return ~np.asarray(out["replayed"], bool)
+
+
+def finished_episodes(out):
+    """[(level id, return, agent steps)] of the games that ended in a
+    learner step's batch (`out`: 'game_over', 'episode_return',
+    'episode_step' [T, B], 'level_id' [B], optional 'replayed' [B]).
+    Episodes count once: when their trajectory arrives fresh."""
+    t_idx, b_idx = np.nonzero(np.asarray(out["game_over"], bool)
+                              & fresh_mask(out)[None, :])
+    return [(int(out["level_id"][b]), float(out["episode_return"][t, b]),
+             int(out["episode_step"][t, b])) for t, b in zip(t_idx, b_idx)]
+
+
 class ReplayStats:
     """The replay fields of a record, over the steps since the last one.
 
@@ -189,20 +208,15 @@ class ProgressLogger:
         for k in _LOSS_KEYS:
             if k in out:
                 self._losses[k].append(float(out[k]))
-        replayed = out.get("replayed")
-        fresh = (np.ones_like(out["policy_lag"], bool) if replayed is None
-                 else ~np.asarray(replayed, bool))
+        fresh = fresh_mask(out)
         if fresh.any():
             self._lags.append(float(np.mean(out["policy_lag"][fresh])))
-        if replayed is not None:
+        if "replayed" in out:
             self._replay.add(out, fresh)
         self._nonfinite = int(out["nonfinite_skips"])
-        # Episodes are counted once: when their trajectory arrives fresh.
-        t_idx, b_idx = np.nonzero(out["game_over"] & fresh[None, :])
-        for t, b in zip(t_idx, b_idx):
-            level = self._levels[int(out["level_id"][b])]
-            ret = float(out["episode_return"][t, b])
-            length = int(out["episode_step"][t, b]) * self._repeats
+        for level_id, ret, steps in finished_episodes(out):
+            level = self._levels[level_id]
+            length = steps * self._repeats
             self._recent.append(ret)
             self._per_level[level].append(ret)
             self._episodes_since.append((level, ret, length))

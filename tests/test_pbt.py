@@ -106,11 +106,13 @@ class _CountingSaves:
 
 
 def _episodes_out(frames, returns):
-    """A step's output with one finished episode per entry of `returns`."""
+    """A step's output (the fields `Learner.train_step` gives for
+    episodes) with one finished episode per entry of `returns`."""
     n = len(returns)
     return {"num_frames": np.int64(frames),
             "game_over": np.ones([1, n], bool),
             "episode_return": np.array([returns], np.float32),
+            "episode_step": np.full([1, n], 10, np.int32),
             "level_id": np.zeros([n], np.int32)}
 
 
