@@ -76,7 +76,7 @@ EXPECTED = {
     # Table G.1 but for the deviations the file marks (docs/LEARNING.md).
     "pong_fast.cfg": dict(
         TABLE_G1, level_name="atari/pong", agent="shallow", use_lstm=False,
-        batch_size=16, epsilon=1e-5, total_environment_frames=20_000_000,
+        batch_size=8, epsilon=1e-5, total_environment_frames=20_000_000,
         learning_rate_decay_frames=200_000_000),
     # Table 2 on Atari: Table G.1 with pong_fast's measured deviations.
     "table2_atari.cfg": dict(
