@@ -210,7 +210,7 @@ def test_dry_run_passes_the_configuration_on(tmp_path):
     assert len(commands) == 2
     for seed, command in zip((1, 2), commands):
         assert command[:2] == ["-m", "impala_tf.experiment"]
-        for flag in ("--level_name=atari/pong", "--batch_size=16",
+        for flag in ("--level_name=atari/pong", "--batch_size=8",
                      "--epsilon=0.001", "--nouse_lstm",
                      f"--logdir=/tmp/never/seed_{seed}", f"--seed={seed}",
                      "--total_environment_frames=20000000",
