@@ -272,7 +272,6 @@ def random_batch(batch_size, unroll_length, num_actions, frame_size, seed=0,
         episode_step=tf.zeros([b, n], tf.int32))
 
 
-
 def write_progress(logdir, returns, frames_per_record, level="toy",
                    num_action_repeats=1, episode_steps=10, extra=None):
     """Writes `<logdir>/progress.jsonl` as the trainer does: one record per
