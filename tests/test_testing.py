@@ -4,6 +4,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -47,6 +48,13 @@ def test_proc_stat_process_tree_group_and_cmdline():
         assert stat.ppid == os.getpid() and stat.pgid == child.pid
         assert child.pid in testing.process_tree(os.getpid())
         assert testing.group_members(child.pid) == [child.pid]
+        # Popen returns once exec has begun; the kernel sets the new
+        # command line a moment later (an empty read in between, seen on a
+        # loaded machine), so wait for it, boundedly.
+        deadline = time.monotonic() + 30
+        while (not testing.cmdline(child.pid)
+               and time.monotonic() < deadline):
+            time.sleep(0.01)
         assert "time.sleep(60)" in testing.cmdline(child.pid)
     finally:
         testing.kill_group(child)
