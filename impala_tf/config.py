@@ -52,6 +52,15 @@ class LearnerConfig:
     # release's); 0 is Sonnet 2's and PyTorch's, whose first ~1,000 updates
     # are not shrunk by a mean square decaying from 1 (decay 0.99: 0.99^n).
     rmsprop_initial_mean_square: float = 1.0
+    # Entropy-cost schedule (the paper and the release keep it constant):
+    # from `entropy_cost_decay_start_frames` to
+    # `entropy_cost_decay_end_frames` the entropy cost moves linearly from
+    # `entropy_cost` to `final_entropy_cost`, then stays there. None: no
+    # schedule. The schedule is a factor on the (evolvable) base value, as
+    # the learning-rate schedule is (`learner.current_entropy_cost`).
+    final_entropy_cost: typing.Optional[float] = None
+    entropy_cost_decay_start_frames: int = 0
+    entropy_cost_decay_end_frames: typing.Optional[int] = None
     # Learner-side experience replay (paper Section 5.2.2, `replay.py`): the
     # share of each batch drawn from a FIFO buffer of `replay_capacity`
     # trajectories; 0 turns it off (the release has none; 0.5 and 10,000
@@ -59,9 +68,39 @@ class LearnerConfig:
     replay_proportion: float = 0.0
     replay_capacity: int = 10_000
 
+    def __post_init__(self):
+        check_entropy_schedule(self)
+
     @property
     def frames_per_step(self):
         return self.batch_size * self.unroll_length * self.num_action_repeats
+
+
+def check_entropy_schedule(c):
+    """Raises ValueError (one sentence, in flag names) if the entropy-cost
+    schedule of LearnerConfig `c` is incomplete or inconsistent."""
+    start = c.entropy_cost_decay_start_frames
+    end = c.entropy_cost_decay_end_frames
+    if c.final_entropy_cost is None:
+        if end is not None or start:
+            raise ValueError("--entropy_cost_decay_start_frames and "
+                             "--entropy_cost_decay_end_frames need "
+                             "--final_entropy_cost")
+        return
+    if end is None:
+        raise ValueError("--final_entropy_cost needs "
+                         "--entropy_cost_decay_end_frames (the frame where "
+                         "the entropy cost reaches it)")
+    if start < 0 or end <= start:
+        raise ValueError(f"--entropy_cost_decay_end_frames={end} must be "
+                         "greater than --entropy_cost_decay_start_frames="
+                         f"{start} (and that at least 0)")
+    if c.final_entropy_cost < 0:
+        raise ValueError(f"--final_entropy_cost={c.final_entropy_cost} must "
+                         "be at least 0")
+    if c.entropy_cost <= 0:
+        raise ValueError("--final_entropy_cost needs a positive "
+                         "--entropy_cost: the schedule scales it")
 
 
 @dataclasses.dataclass(frozen=True)

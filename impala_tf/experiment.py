@@ -124,6 +124,18 @@ flags.DEFINE_integer("replay_capacity", _LEARNER("replay_capacity"),
                      "Trajectories the replay buffer holds (FIFO).",
                      lower_bound=1)
 flags.DEFINE_float("entropy_cost", None, "Entropy cost.", lower_bound=0.0)
+flags.DEFINE_float("final_entropy_cost", _LEARNER("final_entropy_cost"),
+                   "Entropy cost reached at --entropy_cost_decay_end_frames, "
+                   "linearly from --entropy_cost (default: no schedule).",
+                   lower_bound=0.0)
+flags.DEFINE_integer("entropy_cost_decay_start_frames",
+                     _LEARNER("entropy_cost_decay_start_frames"),
+                     "Frame where the entropy-cost schedule starts.",
+                     lower_bound=0)
+flags.DEFINE_integer("entropy_cost_decay_end_frames",
+                     _LEARNER("entropy_cost_decay_end_frames"),
+                     "Frame where it reaches --final_entropy_cost.",
+                     lower_bound=1)
 flags.DEFINE_float("baseline_cost", _LEARNER("baseline_cost"),
                    "Baseline cost.", lower_bound=0.0)
 flags.DEFINE_float("discounting", _LEARNER("discounting"), "Discount factor.",

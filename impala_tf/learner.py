@@ -10,7 +10,8 @@ of `types.Trajectory`, each [B, T+1, ...]) and:
      bootstrapping from the value at step T (`losses.compute_loss`);
   4. clips the gradients' global norm and applies RMSProp, whose learning
      rate decays linearly to 0 over `learning_rate_decay_frames`
-     (default `total_environment_frames`);
+     (default `total_environment_frames`); the entropy cost follows its
+     optional schedule (`current_entropy_cost`);
   5. skips the update (and counts it) if the loss or the gradient norm is not
      finite, so NaNs never reach the weights;
   6. publishes the new weights for the actors (`transport`).
@@ -186,6 +187,26 @@ class Learner(tf.Module):
         remaining = tf.maximum(tf.constant(0.0, tf.float64), 1.0 - fraction)
         return tf.cast(self.hparams.learning_rate * remaining, tf.float32)
 
+    def current_entropy_cost(self, frames):
+        """The entropy cost for the next update, a float32 scalar.
+
+        base * f(frames), where base is the entropy-cost variable and f
+        goes linearly from 1 at `entropy_cost_decay_start_frames` to
+        final_entropy_cost / entropy_cost (the config's) at
+        `entropy_cost_decay_end_frames`, constant outside; just base when
+        `final_entropy_cost` is None (the paper's constant cost).
+        """
+        c = self.config
+        base = self.hparams.entropy_cost
+        if c.final_entropy_cost is not None:
+            start = float(c.entropy_cost_decay_start_frames)
+            span = float(c.entropy_cost_decay_end_frames) - start
+            progress = tf.clip_by_value(
+                (tf.cast(frames, tf.float64) - start) / span, 0.0, 1.0)
+            ratio = c.final_entropy_cost / c.entropy_cost
+            base = base * (1.0 + (ratio - 1.0) * progress)
+        return tf.cast(base, tf.float32)
+
     def loss(self, batch):
         """Total loss (scalar, carries gradient) and stats for a batch."""
         c = self.config
@@ -205,17 +226,19 @@ class Learner(tf.Module):
         valid = tf.reduce_all((behaviour.action >= 0)
                               & (behaviour.action < num_actions))
         actions = tf.clip_by_value(behaviour.action, 0, num_actions - 1)
+        entropy_cost = self.current_entropy_cost(self.num_frames)
         total_loss, stats = losses.compute_loss(
             outputs.policy_logits[:-1], outputs.baseline[:-1],
             bootstrap_value, actions, behaviour.policy_logits,
             rewards, discounts, baseline_cost=c.baseline_cost,
-            entropy_cost=tf.cast(self.hparams.entropy_cost, tf.float32),
+            entropy_cost=entropy_cost,
             off_policy_correction=c.off_policy_correction,
             clip_rho_threshold=c.clip_rho_threshold,
             clip_pg_rho_threshold=c.clip_pg_rho_threshold,
             clip_c_threshold=c.clip_c_threshold, lambda_=c.vtrace_lambda)
         total_loss += tf.where(valid, 0.0, float("nan"))
-        return total_loss, dict(stats, total_loss=total_loss)
+        return total_loss, dict(stats, total_loss=total_loss,
+                                entropy_cost=entropy_cost)
 
     def train_step(self, batch):
         """One update. Returns a dict of scalar stats and episode data.

@@ -67,7 +67,7 @@ def repair(logdir):
 
 _LOSS_KEYS = ("total_loss", "policy_gradient_loss", "baseline_loss",
               "entropy_loss", "mean_rho", "mean_clipped_rho", "mean_vs",
-              "grad_norm", "learning_rate")
+              "grad_norm", "learning_rate", "entropy_cost")
 
 
 def _fmt_duration(seconds):

@@ -116,3 +116,29 @@ def test_jit_compile_with_text_observations_is_a_usage_error(parsed_flags):
         experiment.build_configs()
     parsed_flags("--level_name=tests.test_config:text_env")
     assert experiment.build_configs().jit_compile is None
+
+
+def test_entropy_cost_schedule_flags_build_the_schedule(parsed_flags):
+    parsed_flags("--level_name=" + TOY, "--entropy_cost=0.01",
+                 "--final_entropy_cost=0.002",
+                 "--entropy_cost_decay_start_frames=1000",
+                 "--entropy_cost_decay_end_frames=3000")
+    learner = experiment.build_configs().learner
+    assert (learner.final_entropy_cost, learner.entropy_cost_decay_start_frames,
+            learner.entropy_cost_decay_end_frames) == (0.002, 1000, 3000)
+    parsed_flags("--level_name=" + TOY)
+    assert experiment.build_configs().learner.final_entropy_cost is None
+
+
+def test_an_incomplete_entropy_schedule_is_one_sentence_and_exit_2(tmp_path):
+    from impala_tf import testing  # pylint: disable=import-outside-toplevel
+    result = testing.run_impala(
+        ["--level_name=" + TOY, "--final_entropy_cost=0.001",
+         "--logdir=" + str(tmp_path / "never")], timeout=120, isolate=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    lines = [l for l in result.stderr.strip().splitlines() if l.strip()]
+    assert lines[-1] == ("error: --final_entropy_cost needs "
+                         "--entropy_cost_decay_end_frames (the frame where "
+                         "the entropy cost reaches it)"), lines
+    assert not (tmp_path / "never").exists()

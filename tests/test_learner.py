@@ -1,5 +1,5 @@
 """Tests for impala_tf.learner: the update with and without XLA, the
-learning-rate schedule, the non-finite skip, publication and the XLA default.
+learning-rate and entropy-cost schedules, the non-finite skip, publication and the XLA default.
 """
 
 import numpy as np
@@ -127,6 +127,74 @@ def test_steps_count_frames_and_decay_the_learning_rate():
     np.testing.assert_allclose(rates, [0.01, 0.0075, 0.005], rtol=1e-6)
     assert int(learner.num_frames.numpy()) == 3 * B * T
     assert float(learner.learning_rate.numpy()) == pytest.approx(0.005)
+
+
+@pytest.mark.parametrize("schedule,frames,expected", [
+    ({}, 0, 0.01), ({}, 10**9, 0.01),
+    # 0.01 -> 0.002 linearly from frame 100 to frame 300.
+    (dict(final_entropy_cost=0.002, entropy_cost_decay_start_frames=100,
+          entropy_cost_decay_end_frames=300), 0, 0.01),
+    (dict(final_entropy_cost=0.002, entropy_cost_decay_start_frames=100,
+          entropy_cost_decay_end_frames=300), 100, 0.01),
+    (dict(final_entropy_cost=0.002, entropy_cost_decay_start_frames=100,
+          entropy_cost_decay_end_frames=300), 150, 0.008),
+    (dict(final_entropy_cost=0.002, entropy_cost_decay_start_frames=100,
+          entropy_cost_decay_end_frames=300), 300, 0.002),
+    (dict(final_entropy_cost=0.002, entropy_cost_decay_start_frames=100,
+          entropy_cost_decay_end_frames=300), 10**9, 0.002),
+    # Upwards, and from frame 0 (the default start).
+    (dict(final_entropy_cost=0.03, entropy_cost_decay_end_frames=40), 10,
+     0.015)])
+def test_entropy_cost_schedule(schedule, frames, expected):
+    learner = learner_lib.Learner(agents.make_agent("shallow", A),
+                                  _config(**schedule))
+    got = float(learner.current_entropy_cost(tf.constant(frames, tf.int64)))
+    assert got == pytest.approx(expected, rel=1e-6)
+
+
+def test_entropy_cost_schedule_scales_the_evolved_base_value():
+    learner = learner_lib.Learner(
+        agents.make_agent("shallow", A),
+        _config(final_entropy_cost=0.002, entropy_cost_decay_end_frames=100))
+    learner.set_hyperparameters({"entropy_cost": 0.02})  # As PBT does.
+    at = lambda f: float(learner.current_entropy_cost(tf.constant(
+        f, tf.int64)))
+    assert at(0) == pytest.approx(0.02)
+    assert at(50) == pytest.approx(0.012)  # 0.02 * (1 + (0.2 - 1) / 2).
+    assert at(100) == pytest.approx(0.004)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_steps_use_the_scheduled_entropy_cost(jit):
+    # Start 0.01, end 0.002 at the third step's frames: the weighted entropy
+    # loss of the same batch scales with the cost each step reports.
+    learner = _learner(use_lstm=False, final_entropy_cost=0.002,
+                       entropy_cost_decay_end_frames=2 * B * T,
+                       learning_rate=0.0)  # Same weights at every step.
+    step = learner.step_function(jit)
+    batch = _batch(use_lstm=False)
+    outs = [step(batch) for _ in range(4)]
+    costs = [float(o["entropy_cost"]) for o in outs]
+    np.testing.assert_allclose(costs, [0.01, 0.006, 0.002, 0.002], rtol=1e-6)
+    losses = [float(o["entropy_loss"]) for o in outs]
+    np.testing.assert_allclose(np.array(losses) / np.array(costs),
+                               losses[0] / costs[0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("overrides,match", [
+    (dict(final_entropy_cost=0.001), "needs --entropy_cost_decay_end_frames"),
+    (dict(entropy_cost_decay_end_frames=10), "need --final_entropy_cost"),
+    (dict(entropy_cost_decay_start_frames=10), "need --final_entropy_cost"),
+    (dict(final_entropy_cost=0.001, entropy_cost_decay_start_frames=10,
+          entropy_cost_decay_end_frames=10), "must be greater than"),
+    (dict(final_entropy_cost=-1.0, entropy_cost_decay_end_frames=10),
+     "at least 0"),
+    (dict(final_entropy_cost=0.001, entropy_cost_decay_end_frames=10,
+          entropy_cost=0.0), "positive --entropy_cost")])
+def test_entropy_cost_schedule_rejects_inconsistent_settings(overrides,
+                                                             match):
+    with pytest.raises(ValueError, match=match):
+        _config(**overrides)
 
 
 @pytest.mark.parametrize("jit", [False, True])
