@@ -1,5 +1,6 @@
 """Tests for impala_tf.learner: the update with and without XLA, the
-learning-rate and entropy-cost schedules, the non-finite skip, publication and the XLA default.
+learning-rate and entropy-cost schedules, the non-finite skip, publication
+and the XLA default.
 """
 
 import numpy as np
@@ -129,19 +130,15 @@ def test_steps_count_frames_and_decay_the_learning_rate():
     assert float(learner.learning_rate.numpy()) == pytest.approx(0.005)
 
 
+# The entropy cost falls 0.01 -> 0.002 linearly from frame 100 to frame 300.
+LATE = dict(final_entropy_cost=0.002, entropy_cost_decay_start_frames=100,
+            entropy_cost_decay_end_frames=300)
+
+
 @pytest.mark.parametrize("schedule,frames,expected", [
     ({}, 0, 0.01), ({}, 10**9, 0.01),
-    # 0.01 -> 0.002 linearly from frame 100 to frame 300.
-    (dict(final_entropy_cost=0.002, entropy_cost_decay_start_frames=100,
-          entropy_cost_decay_end_frames=300), 0, 0.01),
-    (dict(final_entropy_cost=0.002, entropy_cost_decay_start_frames=100,
-          entropy_cost_decay_end_frames=300), 100, 0.01),
-    (dict(final_entropy_cost=0.002, entropy_cost_decay_start_frames=100,
-          entropy_cost_decay_end_frames=300), 150, 0.008),
-    (dict(final_entropy_cost=0.002, entropy_cost_decay_start_frames=100,
-          entropy_cost_decay_end_frames=300), 300, 0.002),
-    (dict(final_entropy_cost=0.002, entropy_cost_decay_start_frames=100,
-          entropy_cost_decay_end_frames=300), 10**9, 0.002),
+    (LATE, 0, 0.01), (LATE, 100, 0.01), (LATE, 150, 0.008),
+    (LATE, 300, 0.002), (LATE, 10**9, 0.002),
     # Upwards, and from frame 0 (the default start).
     (dict(final_entropy_cost=0.03, entropy_cost_decay_end_frames=40), 10,
      0.015)])
