@@ -56,8 +56,8 @@ class LearnerConfig:
     # from `entropy_cost_decay_start_frames` to
     # `entropy_cost_decay_end_frames` the entropy cost moves linearly from
     # `entropy_cost` to `final_entropy_cost`, then stays there. None: no
-    # schedule. The schedule is a factor on the (evolvable) base value, as
-    # the learning-rate schedule is (`learner.current_entropy_cost`).
+    # schedule. It starts from the (evolvable) entropy-cost variable and
+    # ends at `final_entropy_cost` itself (`learner.current_entropy_cost`).
     final_entropy_cost: typing.Optional[float] = None
     entropy_cost_decay_start_frames: int = 0
     entropy_cost_decay_end_frames: typing.Optional[int] = None
@@ -72,8 +72,9 @@ class LearnerConfig:
         check_entropy_schedule(self)
 
     @property
-    def frames_per_step(self):
-        return self.batch_size * self.unroll_length * self.num_action_repeats
+    def frames_per_trajectory(self):
+        """Environment frames one fresh trajectory adds (T x repeats)."""
+        return self.unroll_length * self.num_action_repeats
 
 
 def check_entropy_schedule(c):
@@ -98,9 +99,6 @@ def check_entropy_schedule(c):
     if c.final_entropy_cost < 0:
         raise ValueError(f"--final_entropy_cost={c.final_entropy_cost} must "
                          "be at least 0")
-    if c.entropy_cost <= 0:
-        raise ValueError("--final_entropy_cost needs a positive "
-                         "--entropy_cost: the schedule scales it")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,8 @@ it. Every step each learner:
 The IMPALA loss is a sum over the batch, so the summed gradient is the
 gradient on the union batch [K*B, ...]: K learners update exactly as one
 learner with batch K*B would (tests/test_distributed.py checks it), and each
-step counts K*B*T*repeats frames. The copies stay identical because they
+step counts the frames of the fresh trajectories of all K batches
+(K*B*T*repeats without replay). The copies stay identical because they
 start identical (`broadcast` copies learner 0's variables, restored from its
 checkpoint if any, to all) and every learner applies bitwise the same summed
 gradients with the same op. Sonnet's optimizers refuse to run inside a
@@ -43,6 +44,7 @@ import time
 
 import tensorflow as tf
 
+from impala_tf import learner as learner_lib
 from impala_tf.transport import grpc
 
 WORKER_JOB = "worker"
@@ -166,15 +168,17 @@ class LearnerCluster:
 
         def replica(b):
             grads, loss, stats = learner.compute_gradients(b)
-            summed = self._sum(grads + [loss, stop_vote.read_value()])
+            fresh = tf.cast(learner_lib.fresh_trajectories(b), tf.float32)
+            summed = self._sum(grads + [loss, stop_vote.read_value(), fresh])
             return summed, stats
 
         with tf.device(self.device):
             summed, stats = self._local(self.strategy.run(replica,
                                                           args=(batch,)))
-            grads, loss, votes = summed[:-2], summed[-2], summed[-1]
+            grads, loss, votes = summed[:-3], summed[-3], summed[-2]
+            fresh = tf.cast(tf.round(summed[-1]), tf.int64)
             out = learner.apply_gradients(list(grads), loss, stats,
-                                          self._local(batch))
+                                          self._local(batch), fresh=fresh)
         out["stop_votes"] = votes
         return out
 

@@ -107,6 +107,12 @@ def time_major(batch):
         episode_step=swap(batch.episode_step))
 
 
+def fresh_trajectories(batch):
+    """int64 scalar: the trajectories of `batch` (`types.Trajectory`,
+    each [B, ...]) that actors played, not the replay buffer."""
+    return tf.reduce_sum(tf.cast(~batch.replayed, tf.int64))
+
+
 class Learner(tf.Module):
     """Owns the optimizer and the counters; the agent is passed in.
 
@@ -115,17 +121,20 @@ class Learner(tf.Module):
       config: `LearnerConfig`.
       publish: optional callable(variables, version) run after each update
         inside the step (the transport's weight publication).
-      num_learners: synchronous learners whose summed gradients each update
-        applies (`distributed.LearnerCluster`); each step counts
-        `num_learners * frames_per_step` frames.
+
+    Counters: `num_steps` (updates), `num_frames` (environment frames
+    *played*: each update adds T x num_action_repeats for every fresh
+    trajectory it trained on, summed over synchronous learners; replayed
+    trajectories, `Trajectory.replayed`, add nothing) and
+    `nonfinite_skips`. The frame counter drives the stop, the
+    learning-rate and entropy schedules and every frames/s.
     """
 
-    def __init__(self, agent, config, publish=None, num_learners=1):
+    def __init__(self, agent, config, publish=None):
         super().__init__(name="learner")
         self.agent = agent
         self.config = config
         self._publish = publish
-        self.num_learners = num_learners
         self.num_steps = tf.Variable(0, dtype=tf.int64, trainable=False,
                                      name="num_steps")
         self.num_frames = tf.Variable(0, dtype=tf.int64, trainable=False,
@@ -190,11 +199,13 @@ class Learner(tf.Module):
     def current_entropy_cost(self, frames):
         """The entropy cost for the next update, a float32 scalar.
 
-        base * f(frames), where base is the entropy-cost variable and f
-        goes linearly from 1 at `entropy_cost_decay_start_frames` to
-        final_entropy_cost / entropy_cost (the config's) at
-        `entropy_cost_decay_end_frames`, constant outside; just base when
-        `final_entropy_cost` is None (the paper's constant cost).
+        The entropy-cost variable (base) until
+        `entropy_cost_decay_start_frames`, then linearly to
+        `final_entropy_cost` itself at `entropy_cost_decay_end_frames`, and
+        that value after: base + (final - base) * progress. Just base when
+        `final_entropy_cost` is None (the paper's constant cost). The end
+        value does not depend on base, so a resumed run or an evolved
+        (`pbt`) base still ends at the configured value.
         """
         c = self.config
         base = self.hparams.entropy_cost
@@ -203,8 +214,7 @@ class Learner(tf.Module):
             span = float(c.entropy_cost_decay_end_frames) - start
             progress = tf.clip_by_value(
                 (tf.cast(frames, tf.float64) - start) / span, 0.0, 1.0)
-            ratio = c.final_entropy_cost / c.entropy_cost
-            base = base * (1.0 + (ratio - 1.0) * progress)
+            base = base + (c.final_entropy_cost - base) * progress
         return tf.cast(base, tf.float32)
 
     def loss(self, batch):
@@ -247,8 +257,9 @@ class Learner(tf.Module):
         queue delivers it). Returns stats (float32/int64 scalars) plus
         'game_over' bool [T, B], 'episode_return' float32 [T, B],
         'episode_step' int32 [T, B], 'level_id' int32 [B],
-        'policy_lag' float32 [B], and 'rho_per_trajectory' and
-        'clipped_rho_per_trajectory' float32 [B] for statistics.
+        'replayed' bool [B], 'policy_lag' float32 [B], and
+        'rho_per_trajectory' and 'clipped_rho_per_trajectory' float32 [B]
+        for statistics.
         """
         grads, total_loss, stats = self.compute_gradients(batch)
         return self.apply_gradients(grads, total_loss, stats, batch)
@@ -300,22 +311,26 @@ class Learner(tf.Module):
         grads = tape.gradient(total_loss, variables)
         return [tf.convert_to_tensor(g) for g in grads], total_loss, stats
 
-    def apply_gradients(self, grads, total_loss, stats, batch):
+    def apply_gradients(self, grads, total_loss, stats, batch, fresh=None):
         """Clips and applies gradients, counts the step, publishes weights.
 
         grads, total_loss: from `compute_gradients`, or their sums over the
         synchronous learners. stats: `compute_gradients`'s. batch: this
         learner's batch ([B, T+1, ...]), for the episode data returned.
-        Returns what `train_step` returns.
+        fresh: int64 scalar, the trajectories played (not replayed) that
+        this update trained on, summed over synchronous learners; default
+        `fresh_trajectories(batch)`. Returns what `train_step` returns.
         """
-        out = self._apply(grads, total_loss, stats, batch)
+        out = self._apply(grads, total_loss, stats, batch, fresh)
         with tf.control_dependencies([out["num_steps"]]):
             self._publish_weights()
         return out
 
-    def _apply(self, grads, total_loss, stats, batch):
+    def _apply(self, grads, total_loss, stats, batch, fresh=None):
         """`apply_gradients` without the weight publication."""
         c = self.config
+        if fresh is None:
+            fresh = fresh_trajectories(batch)
         variables = self.agent.trainable_variables
         lr = self.current_learning_rate(self.num_frames)
         self.learning_rate.assign(lr)
@@ -339,7 +354,8 @@ class Learner(tf.Module):
         with tf.control_dependencies([skipped]):
             self.nonfinite_skips.assign_add(skipped)
             self.num_steps.assign_add(1)
-            self.num_frames.assign_add(c.frames_per_step * self.num_learners)
+            self.num_frames.assign_add(
+                tf.cast(fresh, tf.int64) * c.frames_per_trajectory)
         out = dict(stats)
         out.update(
             learning_rate=lr, grad_norm=grad_norm,
@@ -350,6 +366,7 @@ class Learner(tf.Module):
             episode_return=tf.transpose(batch.episode_return[:, 1:]),
             episode_step=tf.transpose(batch.episode_step[:, 1:]),
             level_id=batch.level_id,
+            replayed=batch.replayed,
             policy_lag=tf.cast(self.num_steps - 1 - batch.policy_version,
                                tf.float32))
         return out

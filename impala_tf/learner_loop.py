@@ -5,8 +5,8 @@
   1. take the next batch from a `transport.BatchSource` ([B, T+1, ...]);
   2. run the step function on it (`make_step`: the update, then the
      weight publication, one `tf.function`);
-  3. hand the step's numbers (with, under replay, which of the batch's
-     trajectories were replayed) to the progress logger, report skipped
+  3. hand the step's numbers (with, under replay, the buffer's size) to
+     the progress logger, report skipped
      non-finite updates, log when due;
   4. run the `hooks` (population-based training's, `pbt_member`);
   5. save a checkpoint every `checkpoint_interval_s` (learner 0 only);
@@ -87,7 +87,8 @@ class LearnerLoop:
         None.
       say: callable(str) for one-line events.
       replay: the `replay.ReplayBatchSource` that `batches` reads through,
-        or None; its `step_stats()` join each step's numbers.
+        or None; its `stats()` join each step's numbers (which rows were
+        replayed travels in the batch: the step's 'replayed').
       hooks: callables(out) run after each step with its numpy results
         (`Learner.train_step`'s dict), in the loop's thread between steps,
         so they may change the learner (`pbt_member.PbtHook`).
@@ -136,7 +137,7 @@ class LearnerLoop:
                 out = self._step(next(self._batches))
                 out = {k: v.numpy() for k, v in out.items()}
                 if self._replay is not None:
-                    out.update(self._replay.step_stats())
+                    out.update(self._replay.stats())
                 self._logger.add(out)
                 self.steps_run += 1
                 self._nonfinite.check(out)

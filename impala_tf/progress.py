@@ -211,7 +211,7 @@ class ProgressLogger:
         fresh = fresh_mask(out)
         if fresh.any():
             self._lags.append(float(np.mean(out["policy_lag"][fresh])))
-        if "replayed" in out:
+        if "replay_size" in out:
             self._replay.add(out, fresh)
         self._nonfinite = int(out["nonfinite_skips"])
         for level_id, ret, steps in finished_episodes(out):

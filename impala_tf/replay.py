@@ -22,12 +22,13 @@ instead of 84), and `decompress_frames` rebuilds them exactly. Other leaves
 are stored as they are.
 
 Shapes: a batch is the `types.Trajectory` nest, each leaf [B, T+1, ...]
-(`tf.Tensor`s, no gradient); replayed trajectories come last in it.
+(`tf.Tensor`s, no gradient); replayed trajectories come last in it and are
+marked in the batch itself (`Trajectory.replayed` True), so the learner
+counts only fresh trajectories as played frames and no stage has to keep
+batches in order for that record to stay right.
 """
 
-import collections
 import math
-import threading
 
 import numpy as np
 import tensorflow as tf
@@ -45,13 +46,21 @@ class ReplayError(ValueError):
 def replayed_per_batch(proportion, batch_size):
     """k = round(proportion * batch_size): replayed trajectories per batch.
 
-    Raises ReplayError unless 0 <= proportion < 1 and k < batch_size (a
-    batch must hold a fresh trajectory, or the buffer never fills).
+    Raises ReplayError unless 0 <= proportion < 1, k < batch_size (a
+    batch must hold a fresh trajectory, or the buffer never fills) and, for
+    a proportion above 0, k >= 1 (else the buffer fills and is never
+    sampled).
     """
     if not 0.0 <= proportion < 1.0:
         raise ReplayError(f"--replay_proportion must be in [0, 1), got "
                           f"{proportion}")
     k = int(round(proportion * batch_size))
+    if proportion > 0 and k == 0:
+        raise ReplayError(
+            f"--replay_proportion={proportion} replays round({proportion} x "
+            f"{batch_size}) = 0 trajectories of a batch of {batch_size}; "
+            f"use at least {0.5 / batch_size:.3g} (one trajectory) or 0 "
+            "to turn replay off")
     if k >= batch_size:
         raise ReplayError(
             f"--replay_proportion={proportion} replays all {batch_size} "
@@ -225,6 +234,11 @@ def _frame_index(traj_spec):
     return tf.nest.flatten(marks).index(True)
 
 
+def _replayed_index(traj_spec):
+    marks = tf.nest.map_structure(lambda _: False, traj_spec)
+    return tf.nest.flatten(marks._replace(replayed=True)).index(True)
+
+
 class ReplayBatchSource(transport.BatchSource):
     """A `transport.BatchSource` mixing fresh and replayed trajectories.
 
@@ -240,8 +254,8 @@ class ReplayBatchSource(transport.BatchSource):
 
     `next()` gives the `types.Trajectory` nest of `tf.Tensor`s, each
     [B, T+1, ...]: fresh trajectories first, in arrival order, then the
-    replayed ones. For each batch handed out, `step_stats()` (called once
-    per learner step, in order) says which were replayed.
+    replayed ones, whose `replayed` leaf is True (the buffer keeps them as
+    they arrived, unmarked). `stats()` describes the buffer.
     """
 
     def __init__(self, fresh, traj_spec, batch_size, proportion, capacity,
@@ -251,9 +265,8 @@ class ReplayBatchSource(transport.BatchSource):
         self.batch_size = int(batch_size)
         self.replayed_per_batch = replayed_per_batch(proportion, batch_size)
         self.buffer = ReplayBuffer(capacity, _frame_index(traj_spec), seed)
+        self._replayed = _replayed_index(traj_spec)
         self._pending = None  # Flat list of arrays [n, ...] not yet used.
-        self._masks = collections.deque()
-        self._lock = threading.Lock()
 
     @property
     def fresh_per_batch(self):
@@ -288,20 +301,14 @@ class ReplayBatchSource(transport.BatchSource):
                 if replayed else f for j, f in enumerate(fresh)]
         mask = np.zeros([self.batch_size], bool)
         mask[self.batch_size - k:] = True
-        with self._lock:
-            self._masks.append(mask)
+        flat[self._replayed] = mask
         return tf.nest.pack_sequence_as(
             self._structure, [tf.convert_to_tensor(x) for x in flat])
 
-    def step_stats(self):
-        """For the oldest batch handed out and not yet reported: dict with
-        'replayed' (bool [B], True where the trajectory came from the
-        buffer), 'replay_size' (int trajectories held) and 'replay_bytes'
-        (int bytes held)."""
-        with self._lock:
-            mask = (self._masks.popleft() if self._masks
-                    else np.zeros([self.batch_size], bool))
-        return {"replayed": mask, "replay_size": self.buffer.size,
+    def stats(self):
+        """The buffer now: dict with 'replay_size' (int trajectories held)
+        and 'replay_bytes' (int bytes held)."""
+        return {"replay_size": self.buffer.size,
                 "replay_bytes": self.buffer.nbytes}
 
     def close(self):

@@ -269,7 +269,8 @@ def random_batch(batch_size, unroll_length, num_actions, frame_size, seed=0,
             baseline=tf.constant(rng.normal(size=[b, n]), tf.float32)),
         game_over=tf.zeros([b, n], tf.bool),
         episode_return=tf.zeros([b, n], tf.float32),
-        episode_step=tf.zeros([b, n], tf.int32))
+        episode_step=tf.zeros([b, n], tf.int32),
+        replayed=tf.zeros([b], tf.bool))
 
 
 def write_progress(logdir, returns, frames_per_record, level="toy",

@@ -104,8 +104,7 @@ def build(config, make_publisher=None):
                  if make_publisher is not None else None)
     learner = learner_lib.Learner(
         agent, config.learner,
-        publish=publisher.publish if publisher is not None else None,
-        num_learners=max(1, len(config.learner_hosts)))
+        publish=publisher.publish if publisher is not None else None)
     learner.build(types.batch_spec(traj_spec, config.learner.batch_size))
     return agent, learner, traj_spec, publisher
 

@@ -39,10 +39,16 @@ AgentOutput = collections.namedtuple(
 #   game_over:      bool [T+1]       a whole game ended at step t (not a life)
 #   episode_return: float32 [T+1]    the finished game's return where game_over
 #   episode_step:   int32 [T+1]      the finished game's agent steps where game_over
+#   replayed:       bool []          False as the actor sends it; True where
+#                                    the learner's replay buffer gave it
+#                                    (`replay.ReplayBatchSource`), so the
+#                                    learner counts played frames from the
+#                                    batch itself
 Trajectory = collections.namedtuple(
     "Trajectory",
     ["level_id", "policy_version", "agent_state", "env_outputs",
-     "agent_outputs", "game_over", "episode_return", "episode_step"])
+     "agent_outputs", "game_over", "episode_return", "episode_step",
+     "replayed"])
 
 
 def observation_spec(env):
@@ -107,7 +113,8 @@ def trajectory_spec(num_actions, obs_spec, unroll_length, state_spec):
             baseline=tf.TensorSpec([n], tf.float32)),
         game_over=tf.TensorSpec([n], tf.bool),
         episode_return=tf.TensorSpec([n], tf.float32),
-        episode_step=tf.TensorSpec([n], tf.int32))
+        episode_step=tf.TensorSpec([n], tf.int32),
+        replayed=tf.TensorSpec([], tf.bool))
 
 
 def batch_spec(spec, batch_size):

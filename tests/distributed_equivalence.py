@@ -50,7 +50,10 @@ def _batch(step, part):
             baseline=rng.randn(B, n).astype(np.float32)),
         game_over=np.zeros([B, n], bool),
         episode_return=np.zeros([B, n], np.float32),
-        episode_step=np.zeros([B, n], np.int32))
+        episode_step=np.zeros([B, n], np.int32),
+        # Some rows marked replayed: the frame counter sums the fresh ones
+        # over learners (the update itself does not look at the mark).
+        replayed=np.arange(B) < (step + part) % 3)
 
 
 def _union(step):
@@ -58,7 +61,7 @@ def _union(step):
                                  _batch(step, 0), _batch(step, 1))
 
 
-def _learner(batch_size, num_learners, seed=0):
+def _learner(batch_size, seed=0):
     """A built learner; its initial weights depend only on `seed`."""
     from impala_tf import agents
     from impala_tf import learner as learner_lib
@@ -75,7 +78,7 @@ def _learner(batch_size, num_learners, seed=0):
     spec = types.trajectory_spec(
         3, {"frame": tf.TensorSpec([24, 24, 3], tf.uint8)}, T,
         agent.state_spec(None))
-    learner = learner_lib.Learner(agent, config, num_learners=num_learners)
+    learner = learner_lib.Learner(agent, config)
     learner.build(tf.nest.map_structure(
         lambda s: tf.TensorSpec([batch_size] + s.shape.as_list(), s.dtype),
         spec))
@@ -99,7 +102,7 @@ def main(argv):
     mode, out = argv[1], argv[2]
     from impala_tf import distributed
     if mode == "single":
-        learner = _learner(K * B, 1)
+        learner = _learner(K * B)
         init = {"init_" + k: v for k, v in _weights(learner).items()}
         step = tf.function(learner.train_step)
         for s in range(STEPS):
@@ -118,7 +121,7 @@ def main(argv):
     else:
         cluster = distributed.LearnerCluster(argv[3].split(","),
                                              int(argv[4]))
-    learner = _learner(B, cluster.num_learners, seed=cluster.task)
+    learner = _learner(B, seed=cluster.task)
     cluster.broadcast(learner.variables)
     init = {"init_" + k: v for k, v in _weights(learner).items()}
 

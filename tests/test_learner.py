@@ -130,6 +130,23 @@ def test_steps_count_frames_and_decay_the_learning_rate():
     assert float(learner.learning_rate.numpy()) == pytest.approx(0.005)
 
 
+@pytest.mark.parametrize("jit", [False, True])
+def test_replayed_trajectories_add_no_frames(jit):
+    # num_action_repeats 4: each fresh trajectory adds T * 4 frames.
+    learner = _learner(use_lstm=False, num_action_repeats=4)
+    step = learner.step_function(jit)
+    batch = _batch(use_lstm=False)
+    counted = []
+    for replayed in ([False, False, False], [False, True, True],
+                     [True, True, True], [True, False, True]):
+        out = step(batch._replace(replayed=tf.constant(replayed)))
+        counted.append(int(out["num_frames"]))
+        np.testing.assert_array_equal(out["replayed"], replayed)
+    fresh = np.cumsum([3, 1, 0, 1])
+    assert counted == (fresh * T * 4).tolist()
+    assert int(learner.num_steps.numpy()) == 4
+
+
 # The entropy cost falls 0.01 -> 0.002 linearly from frame 100 to frame 300.
 LATE = dict(final_entropy_cost=0.002, entropy_cost_decay_start_frames=100,
             entropy_cost_decay_end_frames=300)
@@ -149,7 +166,9 @@ def test_entropy_cost_schedule(schedule, frames, expected):
     assert got == pytest.approx(expected, rel=1e-6)
 
 
-def test_entropy_cost_schedule_scales_the_evolved_base_value():
+def test_entropy_cost_schedule_ends_at_the_final_value_whatever_the_base():
+    # An evolved (PBT) or resumed base moves the start, never the end: the
+    # schedule goes linearly from the base to --final_entropy_cost itself.
     learner = learner_lib.Learner(
         agents.make_agent("shallow", A),
         _config(final_entropy_cost=0.002, entropy_cost_decay_end_frames=100))
@@ -157,8 +176,11 @@ def test_entropy_cost_schedule_scales_the_evolved_base_value():
     at = lambda f: float(learner.current_entropy_cost(tf.constant(
         f, tf.int64)))
     assert at(0) == pytest.approx(0.02)
-    assert at(50) == pytest.approx(0.012)  # 0.02 * (1 + (0.2 - 1) / 2).
-    assert at(100) == pytest.approx(0.004)
+    assert at(50) == pytest.approx(0.011)  # 0.02 + (0.002 - 0.02) / 2.
+    assert at(100) == pytest.approx(0.002)
+    assert at(10**9) == pytest.approx(0.002)
+    learner.set_hyperparameters({"entropy_cost": 0.001})  # Below the end.
+    assert at(100) == pytest.approx(0.002)
 
 
 @pytest.mark.parametrize("jit", [False, True])
@@ -185,9 +207,7 @@ def test_steps_use_the_scheduled_entropy_cost(jit):
     (dict(final_entropy_cost=0.001, entropy_cost_decay_start_frames=10,
           entropy_cost_decay_end_frames=10), "must be greater than"),
     (dict(final_entropy_cost=-1.0, entropy_cost_decay_end_frames=10),
-     "at least 0"),
-    (dict(final_entropy_cost=0.001, entropy_cost_decay_end_frames=10,
-          entropy_cost=0.0), "positive --entropy_cost")])
+     "at least 0")])
 def test_entropy_cost_schedule_rejects_inconsistent_settings(overrides,
                                                              match):
     with pytest.raises(ValueError, match=match):

@@ -62,7 +62,7 @@ def _trajectories(spec, n, first_id, seed=0):
             return rng.normal(size=shape).astype(s.dtype.as_numpy_dtype)
         traj = tf.nest.map_structure(leaf, spec)
         traj = traj._replace(policy_version=np.int64(first_id + i),
-                             level_id=np.int32(0))
+                             level_id=np.int32(0), replayed=np.bool_(False))
         batch.append(tf.nest.flatten(traj))
     return batch
 
@@ -155,20 +155,21 @@ def test_exact_share_fresh_in_order_and_all_fresh_while_warming_up():
     seen_fresh = []
     for n in range(12):
         batch = next(mixer)
-        stats = mixer.step_stats()
+        mask = batch.replayed.numpy()  # The record travels in the batch.
         ids = _ids(batch)
         assert len(ids) == 8
         if n == 0:  # The buffer is empty: a whole batch of fresh ones.
-            assert not stats["replayed"].any()
+            assert not mask.any()
         else:       # Exactly round(0.5 * 8) = 4 replayed, last.
-            assert stats["replayed"].tolist() == [False] * 4 + [True] * 4
-        fresh = [i for i, r in zip(ids, stats["replayed"]) if not r]
+            assert mask.tolist() == [False] * 4 + [True] * 4
+        fresh = [i for i, r in zip(ids, mask) if not r]
         seen_fresh += fresh
         # Replayed ones were all seen fresh in an earlier batch.
-        assert set(i for i, r in zip(ids, stats["replayed"]) if r) <= set(
+        assert set(i for i, r in zip(ids, mask) if r) <= set(
             seen_fresh[:-len(fresh)])
         assert len(set(ids)) == len(ids)  # Uniform without replacement.
     assert seen_fresh == list(range(len(seen_fresh)))  # Arrival order.
+    stats = mixer.stats()
     assert stats["replay_size"] == len(seen_fresh)
     assert stats["replay_bytes"] > 0
 
@@ -179,9 +180,10 @@ def test_replayed_trajectories_are_bit_for_bit_what_the_actor_sent():
     replayed_count = 0
     for _ in range(15):
         batch = next(mixer)
-        mask = mixer.step_stats()["replayed"]
+        mask = batch.replayed.numpy()
         for b, traj_id in enumerate(_ids(batch)):
-            got = [x.numpy()[b] for x in tf.nest.flatten(batch)]
+            got = [x.numpy()[b] for x in tf.nest.flatten(
+                batch._replace(replayed=tf.zeros_like(batch.replayed)))]
             for g, want in zip(got, originals[traj_id]):
                 assert g.dtype == want.dtype
                 np.testing.assert_array_equal(g, want)
@@ -196,7 +198,7 @@ def test_eviction_is_first_in_first_out():
     arrived = []
     for _ in range(30):
         batch = next(mixer)
-        mask = mixer.step_stats()["replayed"]
+        mask = batch.replayed.numpy()
         ids = _ids(batch)
         replayed = [i for i, r in zip(ids, mask) if r]
         # Sampled before this batch's fresh ones entered: only the last
@@ -215,7 +217,7 @@ def test_uneven_fresh_batches_are_regrouped():
     ids = []
     for _ in range(8):
         batch = next(mixer)
-        mask = mixer.step_stats()["replayed"]
+        mask = batch.replayed.numpy()
         ids += [i for i, r in zip(_ids(batch), mask) if not r]
     assert ids == list(range(len(ids)))
 
@@ -275,7 +277,7 @@ def test_replayed_batches_have_rho_below_one_once_weights_moved(use_lstm):
     rho = {"fresh": [], "replayed": []}
     for _ in range(12):
         out = step(next(mixer))
-        mask = mixer.step_stats()["replayed"]
+        mask = out["replayed"].numpy()
         clipped = out["clipped_rho_per_trajectory"].numpy()
         rho["fresh"] += clipped[~mask].tolist()
         rho["replayed"] += clipped[mask].tolist()
@@ -284,6 +286,35 @@ def test_replayed_batches_have_rho_below_one_once_weights_moved(use_lstm):
     assert len(rho["replayed"]) == 11 * 4
     # Replayed trajectories were acted by older weights.
     assert np.mean(rho["replayed"][-8:]) < 0.999, rho["replayed"]
+
+
+@pytest.mark.parametrize("repeats", [1, 4])
+def test_frames_counted_are_the_fresh_trajectories_played(repeats):
+    # B = 8, p = 0.5: once the buffer holds a batch, 4 of 8 are replayed.
+    spec = _spec()
+    learner = learner_lib.Learner(
+        agents.make_agent("shallow", A, use_lstm=False),
+        _learner_config(num_action_repeats=repeats))
+    learner.build(types.batch_spec(spec, 8))
+    step = learner.step_function(False)
+    source = testing.ListBatches([_batch(spec, _trajectories(spec, 4, 4 * i))
+                                  for i in range(40)])
+    mixer = replay.ReplayBatchSource(source, spec, 8, 0.5, 1000)
+    replayed = 0
+    for _ in range(10):
+        out = step(next(mixer))
+        replayed += int(out["replayed"].numpy().sum())
+    # Fresh trajectories the mixer read: 8 (warm-up) + 9 x 4; the rest of
+    # the 80 trained on came from the buffer and add no frames.
+    assert replayed == 9 * 4
+    played = 8 + 9 * 4
+    assert int(learner.num_frames.numpy()) == played * T * repeats
+    assert int(learner.num_steps.numpy()) == 10
+
+
+def test_a_proportion_that_replays_nothing_is_refused():
+    with pytest.raises(replay.ReplayError, match="= 0 trajectories"):
+        replay.replayed_per_batch(0.05, 8)  # round(0.4) = 0.
 
 
 # -- Real runs. --------------------------------------------------------------
