@@ -208,6 +208,12 @@ def main(argv):
                 "python -m impala_tf.pbt trains; test or export a member "
                 "with python -m impala_tf.experiment --mode=test "
                 "--logdir=<logdir>/member_<i> and the same flags")
+        learners = [h for h in FLAGS.learner_hosts.split(",") if h.strip()]
+        if len(learners) > 1:
+            raise UsageError(
+                "population-based training runs one learner per member, "
+                f"but --learner_hosts lists {len(learners)} (several "
+                "synchronous learners per member are not supported)")
         if (FLAGS.pbt_member is not None
                 and FLAGS.pbt_member >= FLAGS.population_size):
             raise UsageError(f"--pbt_member={FLAGS.pbt_member} but the "

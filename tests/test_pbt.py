@@ -318,6 +318,27 @@ def test_a_killed_save_and_a_damaged_checkpoint_are_not_copied(tmp_path):
     assert population.copy_latest_checkpoint(0, str(tmp_path / "c")) is None
 
 
+# -- Refused input: one sentence, exit status 2. ----------------------------
+
+def _refused(tmp_path, *flags):
+    """Runs `python -m impala_tf.pbt` with `flags`; returns its one error
+    line after checking the exit status 2 and that nothing else was said."""
+    result = testing.run_impala(
+        [f"--logdir={tmp_path / 'pop'}", "--population_size=2", *flags],
+        timeout=60, module="impala_tf.pbt", isolate=False)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    return lines[0]
+
+
+def test_several_synchronous_learners_are_refused(tmp_path):
+    line = _refused(tmp_path, "--learner_hosts=h0:7001,h1:7002",
+                    "--job_name=learner", "--task=0", "--pbt_member=0")
+    assert "one learner per member" in line and "lists 2" in line, line
+
+
 # -- A real population on the toy level. ------------------------------------
 
 TOTAL = 8000
