@@ -132,6 +132,8 @@ def _run_member(member):
     seed = FLAGS.seed
     FLAGS.seed = seed + 1000 * member
     FLAGS.logdir = population.member_dir(member)
+    # A restarted member keeps its evolved values, not its initial draw.
+    FLAGS.resume_hyperparameters = "checkpoint"
 
     def make_hooks(learner, checkpoints, say):
         from impala_tf.envs import registry
@@ -164,7 +166,7 @@ def _supervise():
     say(f"[pbt] {FLAGS.population_size} members in {FLAGS.logdir}; events "
         f"in {population.events_path}")
     members.start()
-    seen = len(population.events())
+    printer = pbt_supervisor.EventPrinter(population, say)
     try:
         while members.poll():
             if stop:
@@ -172,13 +174,7 @@ def _supervise():
                     "member (each saves a checkpoint)")
                 members.stop()
                 sys.exit(130 if stop[0] == signal.SIGINT else 143)
-            events = population.events()
-            for e in events[seen:]:
-                say(f"[pbt] member {e['member']} at {e['frames']:,} frames: "
-                    f"fitness {e['fitness']:.4g}"
-                    + (f", copied member {e['picked']}" if e["copied"]
-                       else ""))
-            seen = len(events)
+            printer.poll()
             time.sleep(1.0)
     except pbt_supervisor.PopulationFailed as e:
         experiment.fail(str(e))
@@ -198,7 +194,9 @@ def main(argv):
         if FLAGS.plot:
             from impala_tf import pbt_plot
             out = FLAGS.plot_output or os.path.join(FLAGS.logdir, "pbt.png")
-            pbt_plot.plot(FLAGS.logdir, out)
+            torn = pbt_plot.plot(FLAGS.logdir, out)
+            if torn:
+                print(pbt_population.torn_lines_sentence(FLAGS.logdir, torn))
             print(f"[pbt] plot written to {out}")
             return
         if FLAGS.population_size is None:

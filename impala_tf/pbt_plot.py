@@ -14,15 +14,18 @@ from impala_tf import progress
 
 def plot(logdir, output):
     """Draws the population in `logdir` to the PNG `output` (matplotlib,
-    Agg). Raises ValueError if pbt.jsonl has no event yet."""
+    Agg); returns the number of torn lines of pbt.jsonl it skipped
+    (`pbt_population.read_event_log`). Raises ValueError if pbt.jsonl has
+    no event yet."""
     import matplotlib  # pylint: disable=import-outside-toplevel
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
 
-    events = pbt_population.read_events(logdir)
+    events, torn = pbt_population.read_event_log(logdir)
     if not events:
         raise ValueError(f"{logdir}/{pbt_population.EVENTS_FILE} has no "
-                         "event yet")
+                         "event yet" + (f" ({torn} torn lines skipped)"
+                                        if torn else ""))
     by_member = collections.defaultdict(list)
     for e in events:
         by_member[e["member"]].append(e)
@@ -60,3 +63,4 @@ def plot(logdir, output):
     fig.tight_layout()
     fig.savefig(output, dpi=90)
     plt.close(fig)
+    return torn

@@ -6,7 +6,9 @@ Layout of a population's `--logdir` (a shared filesystem across hosts):
   fitness/member_<i>.json   member i's latest fitness record, replaced by an
                             atomic rename (a reader sees the old or the new)
   pbt.jsonl                 every PBT event, one JSON object per line,
-                            each appended with one write
+                            each appended with one write (a torn line,
+                            possible on a network filesystem, is skipped
+                            and counted by the reader: `read_event_log`)
 
 Copying a donor's weights (`copy_latest_checkpoint`): the donor's
 'checkpoint' state file only ever names a complete checkpoint (the
@@ -26,6 +28,7 @@ import os
 import re
 import shutil
 import time
+import typing
 
 EVENTS_FILE = "pbt.jsonl"
 
@@ -113,8 +116,12 @@ class Population:
 
     def events(self):
         """The events of pbt.jsonl, oldest first (a line still being
-        written, without its newline, is left out)."""
+        written, without its newline, and torn lines are left out)."""
         return read_events(self.logdir)
+
+    def event_log(self):
+        """`read_event_log` of this population: (events, torn)."""
+        return read_event_log(self.logdir)
 
     def copy_latest_checkpoint(self, member, dest_dir, attempts=10):
         """Copies member's latest complete checkpoint into `dest_dir` (made
@@ -144,12 +151,67 @@ class Population:
         return None
 
 
-def read_events(logdir):
-    """The events of `<logdir>/pbt.jsonl` (see `Population.events`)."""
+# The fields every event has (`pbt_member.PbtHook.evolve`) that the
+# supervisor and the plot read.
+EVENT_FIELDS = ("member", "frames", "fitness", "copied", "hyperparameters")
+
+
+class EventLog(typing.NamedTuple):
+    """pbt.jsonl as read: its whole events and the torn lines skipped."""
+    events: list
+    torn: int
+
+
+def _event(line):
+    """The event of one complete line of pbt.jsonl (bytes), or None if it
+    is torn: not UTF-8 JSON of an object with `EVENT_FIELDS`."""
     try:
-        with open(os.path.join(logdir, EVENTS_FILE)) as f:
-            text = f.read()
+        event = json.loads(line.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError too.
+        return None
+    if (not isinstance(event, dict)
+            or any(k not in event for k in EVENT_FIELDS)
+            or not isinstance(event["hyperparameters"], dict)):
+        return None
+    return event
+
+
+def read_event_log(logdir):
+    """`<logdir>/pbt.jsonl`: its events, oldest first, and the number of
+    torn lines skipped.
+
+    An append is one write, atomic on a local filesystem; a network
+    filesystem (NFS) does not promise it, so two members' lines may be
+    mixed or a line cut short. Such a line is skipped and counted, not
+    raised. A last line without its newline is still being written: left
+    out, not counted.
+    """
+    try:
+        with open(os.path.join(logdir, EVENTS_FILE), "rb") as f:
+            data = f.read()
     except FileNotFoundError:
-        return []
-    return [json.loads(line) for line in text.split("\n")[:-1]
-            if line.strip()]
+        return EventLog([], 0)
+    events, torn = [], 0
+    for line in data.split(b"\n")[:-1]:
+        if not line.strip():
+            continue
+        event = _event(line)
+        if event is None:
+            torn += 1
+        else:
+            events.append(event)
+    return EventLog(events, torn)
+
+
+def torn_lines_sentence(logdir, torn):
+    """The one line that says `torn` lines of pbt.jsonl were skipped."""
+    return (f"[pbt] {os.path.join(logdir, EVENTS_FILE)}: skipped {torn} "
+            f"torn line{'s' if torn != 1 else ''} (not one whole event; "
+            "appends from several hosts are not atomic on a network "
+            "filesystem)")
+
+
+def read_events(logdir):
+    """The events of `<logdir>/pbt.jsonl`, torn lines skipped
+    (`read_event_log`)."""
+    return read_event_log(logdir).events

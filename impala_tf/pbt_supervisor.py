@@ -7,7 +7,8 @@ restarts a member that died (a signal, a crash): it resumes from its
 checkpoint like any run. A member that exits 0 is done; one that exits 2
 (bad input) stops the population. `stop()` asks every member to stop
 (SIGTERM: it saves a checkpoint) and kills what is left after a grace
-period. No TensorFlow here.
+period. `EventPrinter` says each new event of pbt.jsonl. No TensorFlow
+here.
 """
 
 import os
@@ -15,7 +16,37 @@ import signal
 import subprocess
 import time
 
+from impala_tf import pbt_population
+
 BAD_INPUT = 2
+
+
+class EventPrinter:
+    """Says each new event of a population's pbt.jsonl in one line, and
+    how many torn lines it skipped whenever that number grows.
+
+    Args:
+      population: the `pbt_population.Population`.
+      say: callable(str).
+    """
+
+    def __init__(self, population, say=print):
+        self._population, self._say = population, say
+        self._seen = population.event_log().events  # Said before.
+        self._torn = 0
+
+    def poll(self):
+        """Says what was appended since the last call."""
+        events, torn = self._population.event_log()
+        for e in events[len(self._seen):]:
+            self._say(f"[pbt] member {e['member']} at {e['frames']:,} "
+                      f"frames: fitness {e['fitness']:.4g}"
+                      + (f", copied member {e['picked']}" if e["copied"]
+                         else ""))
+        if torn > self._torn:
+            self._say(pbt_population.torn_lines_sentence(
+                self._population.logdir, torn))
+        self._seen, self._torn = events, torn
 
 
 class PopulationFailed(Exception):

@@ -2,6 +2,7 @@
 the exploit/explore rule, hyperparameters as learner variables, the donor
 checkpoint copy, and a real population on the toy level."""
 
+import json
 import math
 import os
 import signal
@@ -20,6 +21,7 @@ from impala_tf import learner as learner_lib
 from impala_tf import pbt_member
 from impala_tf import pbt_population
 from impala_tf import pbt_rule
+from impala_tf import pbt_supervisor
 from impala_tf import progress
 from impala_tf import testing
 from impala_tf.envs import registry
@@ -316,6 +318,78 @@ def test_a_killed_save_and_a_damaged_checkpoint_are_not_copied(tmp_path):
     assert population.copy_latest_checkpoint(
         1, str(tmp_path / "copy"), attempts=2) is None
     assert population.copy_latest_checkpoint(0, str(tmp_path / "c")) is None
+
+
+# -- pbt.jsonl with torn lines (appends from hosts over NFS). ---------------
+
+def _event(member, frames, fitness, copied=False):
+    return {"time": 1.0 + frames, "member": member, "frames": frames,
+            "fitness": fitness, "picked": 1 - member,
+            "picked_fitness": None, "copied": copied,
+            "donor_checkpoint": None,
+            "hyperparameters": {"learning_rate": 1e-3 * (1 + frames / 100),
+                                "entropy_cost": 1e-2, "epsilon": 1e-3,
+                                "max_grad_norm": 40.0}}
+
+
+def _torn_log(logdir):
+    """pbt.jsonl of two members: three torn lines among four whole
+    events."""
+    whole = [json.dumps(_event(m, f, f / 100)).encode()
+             for m, f in ((0, 100), (1, 100), (0, 200), (1, 200), (0, 300))]
+    lines = [whole[0],
+             whole[1][:40] + whole[2],  # Cut short, then another's line.
+             whole[3],
+             b"\x00" * 17 + b"\xff\xfe",  # Zeros and bytes of no UTF-8.
+             b'{"member": 1, "frames": 300}',  # JSON, not an event.
+             whole[4]]
+    os.makedirs(logdir, exist_ok=True)
+    with open(os.path.join(logdir, pbt_population.EVENTS_FILE), "wb") as f:
+        f.write(b"\n".join(lines) + b"\n")
+
+
+def test_torn_lines_are_skipped_and_counted(tmp_path):
+    logdir = str(tmp_path)
+    _torn_log(logdir)
+    events = pbt_population.read_events(logdir)
+    assert [(e["member"], e["frames"]) for e in events] == [
+        (0, 100), (1, 200), (0, 300)]
+    assert pbt_population.read_event_log(logdir) == (events, 3)
+    # A last line still being written is left out, not counted.
+    path = os.path.join(logdir, pbt_population.EVENTS_FILE)
+    line = json.dumps(_event(1, 300, 3.0)).encode() + b"\n"
+    with open(path, "ab") as f:
+        f.write(line[:25])
+    assert pbt_population.read_event_log(logdir) == (events, 3)
+    # The supervisor says the torn lines once and each new event.
+    population = pbt_population.Population(logdir, 2)
+    said = []
+    printer = pbt_supervisor.EventPrinter(population, said.append)
+    printer.poll()
+    assert said == [pbt_population.torn_lines_sentence(logdir, 3)], said
+    assert "pbt.jsonl: skipped 3 torn lines" in said[0]
+    printer.poll()
+    assert len(said) == 1
+    with open(path, "ab") as f:
+        f.write(line[25:])
+    population.append_event(_event(0, 400, 2.5, copied=True))
+    printer.poll()
+    assert said[1:] == [
+        "[pbt] member 1 at 300 frames: fitness 3",
+        "[pbt] member 0 at 400 frames: fitness 2.5, copied member 1"], said
+    # The plot draws the whole events and says how many lines it skipped,
+    # once.
+    with open(path, "ab") as f:
+        f.write(b"]]\n")
+    png = str(tmp_path / "pbt.png")
+    result = testing.run_impala(["--plot", f"--logdir={logdir}",
+                                 f"--plot_output={png}"],
+                                timeout=120, module="impala_tf.pbt",
+                                isolate=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("torn line") == 1, result.stdout
+    assert "skipped 4 torn lines" in result.stdout, result.stdout
+    assert os.path.getsize(png) > 10_000
 
 
 # -- Refused input: one sentence, exit status 2. ----------------------------
