@@ -144,3 +144,7 @@ class TrainConfig:
     # side, `transport.shared_memory`; numeric observations only, else
     # gRPC) or "grpc" (the learner's queue, as remote actors do).
     local_transport: str = "shared_memory"
+    # A resumed run's evolvable hyperparameters (learning rate, entropy
+    # cost, epsilon, gradient clip): "flags" sets them from the flags,
+    # "checkpoint" keeps the checkpoint's (PBT members; `resume`).
+    resume_hyperparameters: str = "flags"

@@ -174,6 +174,12 @@ flags.DEFINE_enum("local_transport", _TRAIN("local_transport"),
                   "trajectories: shared memory (one copy each side; levels "
                   "with text observations use gRPC anyway) or the learner's "
                   "gRPC queue, as remote actors do.")
+flags.DEFINE_enum("resume_hyperparameters",
+                  _TRAIN("resume_hyperparameters"), ["flags", "checkpoint"],
+                  "A resumed run's learning rate, entropy cost, epsilon and "
+                  "gradient clip: the flags' (one line names each that "
+                  "differs from the checkpoint's) or the checkpoint's "
+                  "(population-based training's members).")
 flags.DEFINE_float("checkpoint_interval_s",
                    _TRAIN("checkpoint_interval_s"),
                    "Seconds between checkpoints.", lower_bound=1.0)

@@ -143,6 +143,14 @@ class Learner(tf.Module):
                                            trainable=False,
                                            name="nonfinite_skips")
         self.hparams = hyperparameters_lib.Hyperparameters(config)
+        # Where the learning rate reaches 0 (`resume.resolve_horizon` fixes
+        # it for a run). A variable, so synchronous learners take learner
+        # 0's (`distributed.LearnerCluster.broadcast`); not checkpointed:
+        # run_config.json records it.
+        self.learning_rate_horizon = tf.Variable(
+            config.learning_rate_decay_frames
+            or config.total_environment_frames, dtype=tf.int64,
+            trainable=False, name="learning_rate_horizon")
         # The scheduled learning rate of the last update.
         self.learning_rate = tf.Variable(
             config.learning_rate, dtype=tf.float32, trainable=False,
@@ -186,13 +194,13 @@ class Learner(tf.Module):
     def current_learning_rate(self, frames):
         """lr * max(0, 1 - frames / decay_frames), a float32 scalar.
 
-        lr is the base learning rate variable; decay_frames is
+        lr is the base learning rate variable; decay_frames is the
+        `learning_rate_horizon` variable (the config's
         `learning_rate_decay_frames`, or `total_environment_frames` when
-        that is None.
+        that is None).
         """
-        c = self.config
-        horizon = c.learning_rate_decay_frames or c.total_environment_frames
-        fraction = tf.cast(frames, tf.float64) / float(horizon)
+        fraction = (tf.cast(frames, tf.float64)
+                    / tf.cast(self.learning_rate_horizon, tf.float64))
         remaining = tf.maximum(tf.constant(0.0, tf.float64), 1.0 - fraction)
         return tf.cast(self.hparams.learning_rate * remaining, tf.float32)
 

@@ -134,6 +134,8 @@ def _run_member(member):
     FLAGS.logdir = population.member_dir(member)
     # A restarted member keeps its evolved values, not its initial draw.
     FLAGS.resume_hyperparameters = "checkpoint"
+    # A restarted member keeps its evolved values, not its initial draw.
+    FLAGS.resume_hyperparameters = "checkpoint"
 
     def make_hooks(learner, checkpoints, say):
         from impala_tf.envs import registry

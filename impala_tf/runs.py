@@ -1,7 +1,9 @@
 """A run directory: its checks, its saved configuration, its checkpoints.
 
 Layout of `--logdir`:
-  run_config.json   the network and level the run was started with
+  run_config.json   the network, the level and the learner settings the
+                    run trains with now (`resume`), and a history of the
+                    learner settings that changed at each resume
   checkpoints/      `tf.train.CheckpointManager` files (atomic state file;
                     saved and restored by `checkpoints`)
   progress.jsonl    one JSON record per log interval (`progress`)
@@ -81,13 +83,31 @@ class RunDirectory:
                     f"{have.get(key)!r} but this run has {key}={want[key]!r};"
                     " use another --logdir or the same agent and level")
 
-    def write_config(self, config):
+    def write_config(self, config, frames=0):
+        """Writes run_config.json: what `config` trains with from `frames`
+        on (the restored checkpoint's frames, 0 for a new run).
+
+        'learner' holds every `LearnerConfig` field as trained with;
+        'history' lists, oldest first, each start whose learner settings
+        differ from the previous start's: {'frames': N, 'changed': {field:
+        [before, after]}} (carried over from the file it replaces).
+        """
+        learner = {k: getattr(config.learner, k)
+                   for k in config.learner.__dataclass_fields__}
+        saved = self.saved_config() or {}
+        history = list(saved.get("history", []))
+        before = saved.get("learner")
+        if before is not None:
+            changed = {k: [before.get(k), v] for k, v in learner.items()
+                       if before.get(k) != v}
+            if changed:
+                history.append({"frames": int(frames), "changed": changed})
         record = {
             "network": _network_description(config),
             "level_name": config.actor.level_set.name,
             "unroll_length": config.actor.unroll_length,
-            "learner": {k: getattr(config.learner, k)
-                        for k in config.learner.__dataclass_fields__},
+            "learner": learner,
+            "history": history,
         }
         tmp = self.config_path + ".tmp"
         with open(tmp, "w") as f:

@@ -6,7 +6,9 @@
   2. starts the TF server (`transport.grpc`), builds the agent, the
      learner and the `grpc.LearnerServer` that publishes its weights, and
      restores the latest checkpoint if there is one (`checkpoints`:
-     "resumed from ... at N frames");
+     "resumed from ... at N frames"; what a resumed run trains with, the
+     flags' or the checkpoint's hyperparameters and the learning-rate
+     horizon it started with, is decided in `resume`);
   3. starts `num_actors` actor processes under a supervisor that restarts
      any that die (`supervisor`); they send trajectories through shared
      memory (`transport.shared_memory`) or the gRPC queue;
@@ -26,6 +28,7 @@ several `learner_hosts` it is one of K synchronous learners
 checkpoints, all stop after the same step.
 """
 
+import dataclasses
 import functools
 import signal
 import sys
@@ -42,6 +45,7 @@ from impala_tf import policy
 from impala_tf import prefetch
 from impala_tf import progress
 from impala_tf import replay
+from impala_tf import resume
 from impala_tf import runs
 from impala_tf import supervisor as supervisor_lib
 from impala_tf import types
@@ -203,27 +207,40 @@ def _jit_compile(config, cluster, say):
     return jit
 
 
+def _resolve_horizon(config, run_dir, say):
+    """`config` with the learning-rate horizon of this run fixed
+    (`resume.resolve_horizon`: a resumed run keeps the one it started
+    with unless --learning_rate_decay_frames is given)."""
+    resuming = checkpoints.latest(run_dir.checkpoint_dir) is not None
+    learner, note = resume.resolve_horizon(
+        config.learner, run_dir.saved_config(), resuming)
+    if note:
+        say(note)
+    return dataclasses.replace(config, learner=learner)
+
+
 def _restore(config, run_dir, learner, cluster, say):
     """Restores the latest checkpoint (learner 0's everywhere with a
-    cluster); returns the `checkpoints.Checkpoints` that saves the run."""
+    cluster) and settles the hyperparameters it trains with
+    (`resume.reconcile_hyperparameters`); records them in run_config.json.
+    Returns (the `checkpoints.Checkpoints` that saves the run, the config
+    trained with)."""
     saver = checkpoints.Checkpoints(run_dir.checkpoint_dir, learner, say)
     restored = saver.restore()  # First: it words a bad state file.
     if restored:
         say(f"[impala] resumed from {restored} at "
             f"{int(learner.num_frames.numpy()):,} frames "
             f"(step {int(learner.num_steps.numpy()):,})")
-        held = learner.hyperparameters()  # Evolved ones (`pbt`) win.
-        changed = {k: v for k, v in held.items()
-                   if v != float(getattr(config.learner, k))}
-        if changed:
-            say("[impala] hyperparameters from the checkpoint, not the "
-                "flags: " + ", ".join(f"{k}={v:.4g}"
-                                      for k, v in changed.items()))
+        learner_config, note = resume.reconcile_hyperparameters(
+            config.learner, learner, config.resume_hyperparameters)
+        if note:
+            say(note)
+        config = dataclasses.replace(config, learner=learner_config)
     run_dir.repair_progress()
-    run_dir.write_config(config)
+    run_dir.write_config(config, frames=int(learner.num_frames.numpy()))
     if cluster is not None:
         cluster.broadcast(learner.variables)  # Learner 0's, everywhere.
-    return saver
+    return saver, config
 
 
 def _remote_actor_counter(config, server, cluster, address, say):
@@ -255,11 +272,12 @@ def train(config, console=sys.stdout, make_hooks=None):
     check_replay(config, say)
     run_dir = runs.RunDirectory(config.logdir)
     run_dir.check_compatible(config)
+    config = _resolve_horizon(config, run_dir, say)
     address, cluster = _start_server(config, say)
     chief = cluster is None or cluster.is_chief
     _, learner, traj_spec, server = build(config,
                                           _server_maker(config, cluster))
-    saver = _restore(config, run_dir, learner, cluster, say)
+    saver, config = _restore(config, run_dir, learner, cluster, say)
     server.publish(learner.agent.trainable_variables, learner.num_steps)
     say(f"[impala] learner serving on {address} (TensorFlow gRPC, no "
         "authentication: keep this port on a private network)")

@@ -80,8 +80,11 @@ def test_resume_continues_counters(trained, tmp_path):
     copy = str(tmp_path / "resumed")
     subprocess.run(["cp", "-r", logdir, copy], check=True)
     before = _records(copy)[-1]
+    # Later flags (SMALL's learning rate 0.002 overridden) and a larger
+    # frame target than the run started with.
     result = testing.run_impala(
-        SMALL + ["--logdir=" + copy, "--total_environment_frames=20000"])
+        SMALL + ["--logdir=" + copy, "--total_environment_frames=20000",
+                 "--learning_rate=0.001", "--entropy_cost=0.02"])
     assert result.returncode == 0, result.stderr[-3000:]
     assert "resumed from" in result.stdout
     assert f"at {before['env_frames']:,} frames" in result.stdout
@@ -90,6 +93,27 @@ def test_resume_continues_counters(trained, tmp_path):
     assert new and min(r["env_frames"] for r in new) > before["env_frames"]
     assert min(r["learner_steps"] for r in new) > before["learner_steps"]
     assert records[-1]["env_frames"] >= 20000
+    # The flags win, each change named once; the schedule keeps the
+    # horizon the run started with (16,000 frames), so the learning rate
+    # does not rise again: it is 0 past 16,000 frames.
+    assert ("[impala] resumed with the flags' hyperparameters (checkpoint "
+            "-> flags): learning_rate 0.002 -> 0.001, entropy_cost 0.01 -> "
+            "0.02") in result.stdout
+    assert "decays to 0 at 16,000 frames" in result.stdout
+    assert before["env_frames"] >= 16000
+    for r in new:
+        assert r["learning_rate"] == 0.0, r
+        assert r["entropy_cost"] == pytest.approx(0.02), r
+    # run_config.json says what trains now and what changed at the resume.
+    with open(os.path.join(copy, "run_config.json")) as f:
+        saved = json.load(f)
+    assert saved["learner"]["learning_rate"] == 0.001
+    assert saved["learner"]["learning_rate_decay_frames"] == 16000
+    assert saved["history"] == [{
+        "frames": before["env_frames"],
+        "changed": {"learning_rate": [0.002, 0.001],
+                    "entropy_cost": [0.01, 0.02],
+                    "total_environment_frames": [16000, 20000]}}]
 
 
 @real_processes
