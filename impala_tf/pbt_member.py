@@ -6,15 +6,23 @@ returns of finished episodes (of fresh trajectories only, under replay);
 once it has `ready_episodes` of them it
 
   1. computes the member's fitness (`fitness`);
-  2. saves a checkpoint (so others copy recent weights) and writes its
-     fitness record (`pbt_population.Population.write_fitness`);
-  3. exploit: picks another member at random and, if that one's fitness is
+  2. exploit: picks another member at random and, if that one's fitness is
      more than `copy_threshold` higher, loads its latest complete checkpoint
      into the running learner (`copy_from`);
-  4. explore: multiplies each evolved hyperparameter by the factor or its
+  3. explore: multiplies each evolved hyperparameter by the factor or its
      inverse with the perturbation probability (`pbt.explore`) and sets them
      for the next update (`Learner.set_hyperparameters`);
-  5. appends the event to pbt.jsonl.
+  4. saves a checkpoint: the state after the copy and the exploration;
+  5. writes its fitness record (`pbt_population.Population.write_fitness`;
+     after the save, so others copy recent weights);
+  6. appends the event to pbt.jsonl.
+
+Save first, then log: a member killed before step 4 resumes from before
+the copy and pbt.jsonl has no event of it; one killed after step 6
+resumes from the checkpoint that the event names, with its weights and
+hyperparameters; one killed in between resumes with the copy but without
+its event. pbt.jsonl may miss an event; it never records a copy or a
+change that a restarted member lost.
 """
 
 import os
@@ -69,8 +77,8 @@ class PbtHook:
 
     Args:
       learner: the member's `learner.Learner`.
-      checkpoints: its `checkpoints.Checkpoints` (saved before each fitness
-        record, so others copy recent weights).
+      checkpoints: its `checkpoints.Checkpoints` (saved after each
+        exploit and explore, before the fitness record and the event).
       population: the `pbt_population.Population`.
       member: this member's index.
       rule: a `pbt_rule.Rule`.
@@ -103,14 +111,10 @@ class PbtHook:
         self.evolve(frames, value)
 
     def evolve(self, frames, value):
-        """Steps 2-5 above for fitness `value` at `frames`; returns the
+        """Steps 2-6 above for fitness `value` at `frames`; returns the
         event written to pbt.jsonl (dict)."""
         pop, me = self._population, self._member
-        self._checkpoints.save()
         before = self._learner.hyperparameters()
-        pop.write_fitness(me, {"member": me, "frames": frames,
-                               "fitness": value, "time": time.time(),
-                               "hyperparameters": before})
         others = [m for m in range(pop.size) if m != me]
         picked = int(self._rng.choice(others))
         record = pop.read_fitness(picked)
@@ -126,11 +130,16 @@ class PbtHook:
         new = pbt_rule.explore(self._learner.hyperparameters(), self._rng,
                                self._rule)
         self._learner.set_hyperparameters(new)
+        saved = self._checkpoints.save()  # Before anything says so.
+        pop.write_fitness(me, {"member": me, "frames": frames,
+                               "fitness": value, "time": time.time(),
+                               "hyperparameters": before})
         event = {"time": time.time(), "member": me, "frames": frames,
                  "fitness": value, "picked": picked,
                  "picked_fitness": other, "copied": copied,
                  "donor_checkpoint": (os.path.basename(donor)
                                       if copied else None),
+                 "checkpoint": saved and os.path.basename(saved),
                  "hyperparameters": new}
         pop.append_event(event)
         self._say(f"[pbt] member {me} at {frames:,} frames: fitness "

@@ -243,6 +243,96 @@ def test_copy_loads_weights_optimizer_and_hyperparameters(tmp_path):
     assert int(recipient.num_steps.numpy()) == 0
 
 
+# -- Save first, then log: a killed member and pbt.jsonl agree. --------------
+
+class _Killed(BaseException):
+    """The member's process dying at this point (nothing after it runs)."""
+
+
+class _KilledAfterLog(pbt_population.Population):
+    """A population whose member dies right after appending its event."""
+
+    def append_event(self, record):
+        super().append_event(record)
+        raise _Killed()
+
+
+class _KilledAtSave(checkpoints_lib.Checkpoints):
+    """A member's checkpoints; the member dies when it next saves."""
+
+    def save(self):
+        raise _Killed()
+
+
+def _member_and_donor(tmp_path, population_class):
+    """Member 0 (the config's hyperparameters, a checkpoint at step 1,
+    then 2 steps) and member 1 (NEW, one step, a checkpoint and fitness
+    100) of a population; returns (population, member 0's learner, its
+    weights at its checkpoint, member 1's learner)."""
+    population = population_class(str(tmp_path), 2)
+    donor = _learner(**NEW)
+    donor.step_function(jit_compile=False)(_batch(3))
+    checkpoints_lib.Checkpoints(population.checkpoint_dir(1), donor).save()
+    population.write_fitness(1, {"fitness": 100.0})
+    member = _learner()
+    member.num_steps.assign(1)
+    checkpoints_lib.Checkpoints(population.checkpoint_dir(0), member).save()
+    saved = _weights(member)
+    member.num_steps.assign(2)
+    return population, member, saved, donor
+
+
+def _resumed(population):
+    """Member 0 as its restart restores it from its checkpoints."""
+    learner = _learner()
+    assert checkpoints_lib.Checkpoints(population.checkpoint_dir(0),
+                                       learner).restore()
+    return learner
+
+
+def test_a_member_killed_after_logging_a_copy_resumes_with_it(tmp_path):
+    population, member, _, donor = _member_and_donor(tmp_path,
+                                                     _KilledAfterLog)
+    hook = pbt_member.PbtHook(
+        member, checkpoints_lib.Checkpoints(population.checkpoint_dir(0),
+                                            member),
+        population, 0, pbt_rule.Rule(), registry.parse_level_name(
+            testing.TOY_LEVEL), np.random.default_rng(0), say=lambda m: None)
+    with pytest.raises(_Killed):
+        hook.evolve(frames=5000, value=1.0)
+    [event] = population.events()
+    assert event["copied"] and event["picked"] == 1
+    resumed = _resumed(population)
+    assert resumed.hyperparameters() == event["hyperparameters"]
+    for name, value in event["hyperparameters"].items():  # NEW, explored.
+        assert min(abs(value / NEW[name] - r) for r in (1, 1.2, 1 / 1.2)
+                   ) < 1e-6, (name, value)
+    for a, b in zip(_weights(donor), _weights(resumed)):
+        np.testing.assert_array_equal(a, b)
+    assert event["checkpoint"] == os.path.basename(  # It names it.
+        checkpoints_lib.latest(population.checkpoint_dir(0)))
+    assert population.read_fitness(0)["fitness"] == 1.0
+
+
+def test_a_member_killed_between_copy_and_save_logs_nothing(tmp_path):
+    population, member, saved, _ = _member_and_donor(
+        tmp_path, pbt_population.Population)
+    before = member.hyperparameters()
+    hook = pbt_member.PbtHook(
+        member, _KilledAtSave(population.checkpoint_dir(0), member),
+        population, 0, pbt_rule.Rule(), registry.parse_level_name(
+            testing.TOY_LEVEL), np.random.default_rng(0), say=lambda m: None)
+    with pytest.raises(_Killed):
+        hook.evolve(frames=5000, value=1.0)
+    assert member.hyperparameters() != before  # It had copied.
+    assert population.events() == []  # pbt.jsonl: nothing happened ...
+    assert population.read_fitness(0) is None
+    resumed = _resumed(population)  # ... and the restart agrees.
+    assert resumed.hyperparameters() == before
+    for a, b in zip(saved, _weights(resumed)):
+        np.testing.assert_array_equal(a, b)
+
+
 # -- The donor's checkpoint, copied while it saves. ---------------------------
 
 class _Filled(tf.Module):
