@@ -56,7 +56,10 @@ flags.DEFINE_integer("pbt_ready_episodes", _RULE("ready_episodes"),
                      lower_bound=1)
 flags.DEFINE_float("pbt_copy_threshold", _RULE("copy_threshold"),
                    "Copy the picked member if its fitness is more than this "
-                   "(absolute) higher.", lower_bound=0.0)
+                   "(absolute) higher: fractions of human-normalised score "
+                   "(0.05 = 5 points), or units of the mean return on a "
+                   "level without human and random scores.",
+                   lower_bound=0.0)
 flags.DEFINE_float("pbt_perturb_factor", _RULE("perturb_factor"),
                    "Explore: multiply or divide by this.", lower_bound=1.0)
 flags.DEFINE_float("pbt_perturb_prob", _RULE("perturb_prob"),
@@ -132,8 +135,6 @@ def _run_member(member):
     seed = FLAGS.seed
     FLAGS.seed = seed + 1000 * member
     FLAGS.logdir = population.member_dir(member)
-    # A restarted member keeps its evolved values, not its initial draw.
-    FLAGS.resume_hyperparameters = "checkpoint"
     # A restarted member keeps its evolved values, not its initial draw.
     FLAGS.resume_hyperparameters = "checkpoint"
 

@@ -39,16 +39,21 @@ from impala_tf import progress
 def fitness(returns_by_level, level_set):
     """The member's fitness from {level name: [episode returns]}.
 
-    One level: the mean return. dmlab30: the mean capped human-normalised
-    score and atari57: the median human-normalised score, as fractions (1.0
-    = human), so that an absolute threshold of 0.05 is the paper's 5%
-    (Appendix F; `LevelSet.suite_scores`). Other level sets: the mean of the
-    per-level mean returns.
+    Human-normalised scores as fractions (0 = random, 1.0 = human), so that
+    the absolute copy threshold of 0.05 is the paper's 5 points of it on
+    every game and level (Appendix F): one Atari game or DMLab-30 level,
+    its mean return normalised (`LevelSet.human_normalized`, uncapped);
+    dmlab30, the mean capped score and atari57, the median score
+    (`LevelSet.suite_scores`). A level without reference scores (a
+    `MODULE:FUNCTION` level): its mean return. Other level sets: the mean
+    of the per-level mean returns.
     """
     means = {level: float(np.mean(r)) for level, r in returns_by_level.items()
              if r}
     if len(level_set.levels) == 1:
-        return next(iter(means.values()))
+        [(level, mean)] = means.items()
+        score = level_set.human_normalized(level, mean)
+        return mean if score is None else score / 100.0
     scores = level_set.suite_scores(means)
     for key in ("dmlab30_mean_capped", "atari57_median_human_normalized"):
         if key in scores:

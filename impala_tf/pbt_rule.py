@@ -8,7 +8,8 @@
   `ready_episodes` (5,000) new finished episodes.
 * Exploit (`should_copy`): copy the picked member's weights and
   hyperparameters if its fitness is more than `copy_threshold` (0.05,
-  absolute) higher.
+  absolute: 5 points of human-normalised score, `pbt_member.fitness`)
+  higher.
 * Explore (`explore`): copied or not, each evolved hyperparameter is
   multiplied by `perturb_factor` (1.2) or its inverse, with probability
   `perturb_prob` (1/3) and each direction equally likely. This is unbiased

@@ -85,6 +85,24 @@ def test_initial_values_come_from_table_d1():
     assert fixed["entropy_cost"] == draws[0]["entropy_cost"]
 
 
+def test_fitness_is_human_normalised_where_the_scores_are_known():
+    fitness = pbt_member.fitness
+    pong = registry.parse_level_name("atari/pong")  # Random -20.7, human 14.6.
+    assert fitness({"pong": [-20.7, 14.6]}, pong) == pytest.approx(0.5)
+    # 5 points of return are 0.14 of human on Pong, 0.0007 on Ms. Pac-Man:
+    # the threshold of 0.05 means the same on both.
+    assert fitness({"pong": [-15.7]}, pong) == pytest.approx(5 / 35.3)
+    pacman = registry.parse_level_name("atari/ms_pacman")
+    assert (fitness({"ms_pacman": [312.0]}, pacman)
+            - fitness({"ms_pacman": [307.0]}, pacman)) < 0.001
+    lab = registry.parse_level_name("dmlab/rooms_watermaze")
+    assert fitness({"rooms_watermaze": [10.0]}, lab) == pytest.approx(
+        lab.human_normalized("rooms_watermaze", 10.0) / 100)
+    assert 0 < fitness({"rooms_watermaze": [10.0]}, lab) < 0.5
+    toy = registry.parse_level_name(testing.TOY_LEVEL)  # No references.
+    assert fitness({toy.levels[0]: [4.0, 6.0]}, toy) == 5.0
+
+
 class _FakeLearner:
     """The hook's view of a learner: hyperparameters only."""
 

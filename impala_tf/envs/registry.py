@@ -144,6 +144,19 @@ class LevelSet:
                     "atari57_mean_human_normalized": float(np.mean(scores))}
         return {}
 
+    def human_normalized(self, level, mean_return):
+        """`level`'s human-normalised score in % (uncapped: 0 = random, 100
+        = human) where the project has its human and random scores (an
+        Atari-57 game, a DMLab-30 level); None for any other level."""
+        if self.kind == "atari" and level in atari57.ALL_GAMES:
+            return atari57.human_normalized_score(level, mean_return)
+        if self.kind == "dmlab":
+            try:
+                return dmlab30.human_normalized_score(level, mean_return)
+            except ValueError:  # Not a DMLab-30 level.
+                return None
+        return None
+
     def make(self, level_id, seed, is_test=False):
         """Builds the `dm_env.Environment` for `levels[level_id]`."""
         level = self.levels[level_id]
