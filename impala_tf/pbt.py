@@ -17,10 +17,13 @@ experiment flag is passed through to the members.
 * With `--plot` it draws each member's fitness and hyperparameters against
   frames from pbt.jsonl (`pbt_plot`).
 
-A member's initial hyperparameters are drawn from Table D.1's ranges by a
-generator seeded with (--seed, i) (`pbt_rule.sample_initial`); one given
-explicitly as an experiment flag (`--learning_rate=...`) is every member's,
-and `--pbt_fixed=i:name=value` fixes member i's. Member i's environments
+A member's initial learning rate, entropy cost and epsilon are drawn from
+Table D.1's ranges by a generator seeded with (--seed, i)
+(`pbt_rule.sample_initial`), whatever the flags or a --flagfile set, unless
+`--pbt_hold` names them: a held one starts at the flag's value (or the
+level's default) in every member; `--pbt_fixed=i:name=value` fixes member
+i's. One line at start says which were drawn and which held. Member i's
+environments
 are seeded with --seed + 1000 i. Its learner evolves them with
 `pbt_member.PbtHook`; a restarted member keeps its evolved values (they are
 in its checkpoints). With `--pbt_burn_in_frames` above
@@ -70,6 +73,12 @@ flags.DEFINE_list("pbt_hyperparameters", None,
                   f"{','.join(pbt_rule.EVOLVABLE)} (default: "
                   "learning_rate,entropy_cost,epsilon, and max_grad_norm "
                   "for atari57, Appendix F).")
+flags.DEFINE_list("pbt_hold", [],
+                  "Hyperparameters every member starts at the flag's value "
+                  "(given, from a --flagfile, or the level's default) "
+                  "instead of a Table D.1 draw, of "
+                  f"{','.join(pbt_rule.SAMPLED)} (max_grad_norm is never "
+                  "drawn). Whether they evolve is --pbt_hyperparameters.")
 flags.DEFINE_multi_string("pbt_fixed", [], "MEMBER:NAME=VALUE: member's "
                           "initial value of a hyperparameter (repeatable).")
 flags.DEFINE_bool("plot", False, "Draw pbt.jsonl to --plot_output and exit.")
@@ -97,11 +106,37 @@ def rule_from_flags():
         perturb_prob=FLAGS.pbt_perturb_prob, evolved=tuple(evolved))
 
 
+def held():
+    """{name: value} every member starts at: those `--pbt_hold` names and
+    the hyperparameters Table D.1 does not draw, each at its flag's value
+    or the level's default (UsageError on an unknown name)."""
+    unknown = [n for n in FLAGS.pbt_hold if n not in pbt_rule.EVOLVABLE]
+    if unknown:
+        raise UsageError(f"--pbt_hold names {','.join(unknown)}, not one of "
+                         f"{','.join(pbt_rule.EVOLVABLE)}")
+    names = [n for n in pbt_rule.EVOLVABLE
+             if n in FLAGS.pbt_hold or n not in pbt_rule.SAMPLED]
+    values = {n: getattr(FLAGS, n) for n in names}
+    if None in values.values():  # Unset: the level's default.
+        from impala_tf.envs import registry
+        try:
+            defaults = registry.parse_level_name(FLAGS.level_name).defaults
+        except registry.LevelError as e:
+            raise UsageError(str(e)) from None
+        values = {n: defaults[n] if v is None else v
+                  for n, v in values.items()}
+    return {n: float(v) for n, v in values.items()}
+
+
+def drawn():
+    """The hyperparameters each member draws from Table D.1."""
+    return [n for n in pbt_rule.SAMPLED if n not in FLAGS.pbt_hold]
+
+
 def fixed_values(member):
-    """{name: value} fixed for `member`: hyperparameter flags given
-    explicitly, then its `--pbt_fixed` entries (UsageError if malformed)."""
-    fixed = {n: getattr(FLAGS, n) for n in pbt_rule.EVOLVABLE
-             if FLAGS[n].present}
+    """{name: value} fixed for `member`: `held()`, then its `--pbt_fixed`
+    entries (UsageError if malformed)."""
+    fixed = held()
     for entry in FLAGS.pbt_fixed:
         who, _, assignment = entry.partition(":")
         name, _, value = assignment.partition("=")
@@ -119,6 +154,45 @@ def fixed_values(member):
     return fixed
 
 
+def initial_values(member):
+    """Member `member`'s initial hyperparameters ({name: float}): Table
+    D.1 draws of a generator seeded with (--seed, member), `fixed_values`
+    where they apply."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    return pbt_rule.sample_initial(np.random.default_rng([FLAGS.seed, member]),
+                                   {}, fixed_values(member))
+
+
+def describe_initial(member=None):
+    """One line: which initial hyperparameters are drawn from Table D.1
+    and which held at the flags' values; for `member`, with its values."""
+    if member is None:
+        values, fixed, note = held(), [], " for each member"
+        extra = ("; --pbt_fixed: " + ", ".join(FLAGS.pbt_fixed)
+                 if FLAGS.pbt_fixed else "")
+    else:
+        values, note = initial_values(member), ""
+        fixed = [e.partition(":")[2].partition("=")[0]
+                 for e in FLAGS.pbt_fixed
+                 if int(e.partition(":")[0]) == member]
+        extra = ("; " + ", ".join(f"{n}={values[n]:.4g}" for n in fixed)
+                 + " from --pbt_fixed" if fixed else "")
+    show = lambda n: f"{n}={values[n]:.4g}" if n in values else n
+    draws = [show(n) for n in drawn() if n not in fixed]
+    holds = [show(n) for n in held() if n not in fixed]
+    given = [n for n in drawn() if FLAGS[n].present and n not in fixed]
+    return ("[pbt] " + (f"member {member}'s " if member is not None else "")
+            + "initial hyperparameters: "
+            + (", ".join(draws) + " drawn from Table D.1" + note
+               if draws else "none drawn")
+            + "; " + (", ".join(holds) or "none")
+            + " held at the flags' values" + extra
+            + ("; set by the flags but drawn: "
+               + ", ".join(f"--{n}" for n in given)
+               + f" (--pbt_hold={','.join(given)} would hold them)"
+               if given else ""))
+
+
 def _run_member(member):
     """Trains member `member` in this process (see the module doc)."""
     import numpy as np  # pylint: disable=import-outside-toplevel
@@ -126,10 +200,8 @@ def _run_member(member):
     rule = rule_from_flags()
     population = pbt_population.Population(FLAGS.logdir,
                                            FLAGS.population_size)
-    defaults = {"max_grad_norm": FLAGS.max_grad_norm}
-    initial = pbt_rule.sample_initial(
-        np.random.default_rng([FLAGS.seed, member]), defaults,
-        fixed_values(member))
+    initial = initial_values(member)
+    print(describe_initial(member), flush=True)
     for name, value in initial.items():
         setattr(FLAGS, name, value)
     seed = FLAGS.seed
@@ -168,6 +240,7 @@ def _supervise():
         signal.signal(s, handler)
     say(f"[pbt] {FLAGS.population_size} members in {FLAGS.logdir}; events "
         f"in {population.events_path}")
+    say(describe_initial())
     members.start()
     printer = pbt_supervisor.EventPrinter(population, say)
     try:

@@ -29,6 +29,8 @@ EVOLVABLE = ("learning_rate", "entropy_cost", "epsilon", "max_grad_norm")
 LEARNING_RATE_RANGE = (5e-6, 5e-3)
 ENTROPY_COST_RANGE = (5e-5, 1e-2)
 EPSILONS = (1e-1, 1e-3, 1e-5, 1e-7)
+# Those Table D.1 draws a member's initial value of (`sample_initial`).
+SAMPLED = ("learning_rate", "entropy_cost", "epsilon")
 DEFAULT_EVOLVED = ("learning_rate", "entropy_cost", "epsilon")
 
 
@@ -58,7 +60,7 @@ def sample_initial(rng, defaults, fixed=None):
 
     rng: numpy Generator. defaults: {name: float} for every name that is not
     sampled (the gradient-norm clip). fixed: {name: float} that override
-    the sample (flags given explicitly, `--pbt_fixed`). The learning rate,
+    the sample (`--pbt_hold`, `--pbt_fixed`). The learning rate,
     entropy cost and epsilon are drawn in that order whether fixed or not,
     so fixing one leaves the others' draws unchanged.
     """

@@ -103,6 +103,66 @@ def test_fitness_is_human_normalised_where_the_scores_are_known():
     assert fitness({toy.levels[0]: [4.0, 6.0]}, toy) == 5.0
 
 
+@pytest.fixture
+def pbt_flags():
+    """parse(*args): parses `python -m impala_tf.pbt` args in this process,
+    from the defaults (absl's FLAGS is process-wide: back to them after)."""
+    from impala_tf import pbt  # pylint: disable=import-outside-toplevel
+
+    def parse(*args):
+        pbt.FLAGS.unparse_flags()
+        pbt.FLAGS(["impala_tf.pbt", "--logdir=pop", "--population_size=3",
+                   *args])
+    yield parse
+    pbt.FLAGS.unparse_flags()
+
+
+def test_a_flagfile_does_not_fix_what_members_draw(pbt_flags):
+    """Every configs/ file sets the learning rate, entropy cost and epsilon
+    (flags 'given' in absl): the members still draw them from Table D.1
+    unless --pbt_hold names them, and one line says which."""
+    from impala_tf import pbt  # pylint: disable=import-outside-toplevel
+    flagfile = "--flagfile=" + os.path.join(testing.REPO, "configs",
+                                            "pong_fast.cfg")
+    pbt_flags(flagfile)
+    drawn = [pbt.initial_values(m) for m in range(3)]
+    for name in ("learning_rate", "entropy_cost"):
+        assert len({d[name] for d in drawn}) == 3, (name, drawn)
+    for d in drawn:
+        assert 5e-6 <= d["learning_rate"] <= 5e-3
+        assert 5e-5 <= d["entropy_cost"] <= 1e-2
+        assert d["epsilon"] in pbt_rule.EPSILONS
+        assert d["max_grad_norm"] == 40.0  # Never drawn.
+    line = pbt.describe_initial()
+    assert line.startswith("[pbt] initial hyperparameters: learning_rate, "
+                           "entropy_cost, epsilon drawn from Table D.1"), line
+    assert "max_grad_norm=40 held" in line
+    assert "set by the flags but drawn: --learning_rate, --entropy_cost, " \
+        "--epsilon" in line, line
+    assert "learning_rate=" + format(drawn[1]["learning_rate"], ".4g") \
+        in pbt.describe_initial(1)
+
+    pbt_flags(flagfile, "--pbt_hold=learning_rate,epsilon",
+              "--pbt_fixed=2:learning_rate=0")
+    held = [pbt.initial_values(m) for m in range(3)]
+    assert [h["learning_rate"] for h in held] == [0.0006, 0.0006, 0.0]
+    assert [h["epsilon"] for h in held] == [1e-5] * 3
+    # The others' draws are those they would have been.
+    assert [h["entropy_cost"] for h in held] == [d["entropy_cost"]
+                                                 for d in drawn]
+    line = pbt.describe_initial()
+    assert ("entropy_cost drawn from Table D.1 for each member; "
+            "learning_rate=0.0006, epsilon=1e-05, max_grad_norm=40 held at "
+            "the flags' values; --pbt_fixed: 2:learning_rate=0") in line, line
+    assert line.endswith("set by the flags but drawn: --entropy_cost "
+                         "(--pbt_hold=entropy_cost would hold them)"), line
+    assert "learning_rate=0 from --pbt_fixed" in pbt.describe_initial(2)
+
+    pbt_flags("--level_name=dmlab30", "--pbt_hold=learning_rate")
+    assert pbt.initial_values(0)["learning_rate"] == pytest.approx(
+        registry.DMLAB30_DEFAULTS["learning_rate"])  # The level's default.
+
+
 class _FakeLearner:
     """The hook's view of a learner: hyperparameters only."""
 
@@ -515,6 +575,12 @@ def _refused(tmp_path, *flags):
     return lines[0]
 
 
+def test_an_unknown_hold_is_refused(tmp_path):
+    line = _refused(tmp_path, "--pbt_hold=learning_rate,lr")
+    assert line == ("error: --pbt_hold names lr, not one of learning_rate,"
+                    "entropy_cost,epsilon,max_grad_norm"), line
+
+
 def test_several_synchronous_learners_are_refused(tmp_path):
     line = _refused(tmp_path, "--learner_hosts=h0:7001,h1:7002",
                     "--job_name=learner", "--task=0", "--pbt_member=0")
@@ -555,6 +621,7 @@ def test_population_replaces_a_member_at_lr_0_and_survives_a_kill(
              "--level_name=" + testing.TOY_LEVEL, "--use_lstm=false",
              "--batch_size=8", "--unroll_length=10", "--num_actors=1",
              "--log_interval_s=1", "--learning_rate=0.002",
+             "--pbt_hold=learning_rate",
              "--learning_rate_decay_frames=100000000",
              f"--total_environment_frames={TOTAL}",
              "--pbt_burn_in_frames=1000", "--pbt_ready_episodes=40",
