@@ -19,6 +19,15 @@ so actors never use remote eager. The public `tf.queue.FIFOQueue` does not
 share by name in eager mode, so both sides create the queue with the raw
 `FIFOQueueV2` op in an explicit container.
 
+An actor's enqueue of N unrolls is one `enqueue_many`, which TF applies one
+unroll at a time as the queue frees space, so a cancelled one leaves part of
+the batch in the queue. It therefore has no deadline: it waits in a helper
+thread while the actor checks every ENQUEUE_TIMEOUT_MS that the learner still
+answers, so a learner that stops dequeuing for a while (first compile, a
+checkpoint, a PBT copy) gets every unroll exactly once, and one that is gone
+or closed its queue ends the enqueue with an error (the unrolls not yet in
+are lost with it).
+
 Nothing here names a host: the learner listens on the address it is given
 (TF's server binds every interface whatever the host part says) and actors
 connect to whatever address they are given. A single learner's server is
@@ -49,7 +58,7 @@ VERSION_NAME = WEIGHT_PREFIX + "version"
 ACTORS_NAME = "impala/actors/unrolls"
 ACTOR_SLOTS = 4096
 PULL_TIMEOUT_MS = 20_000  # A weight pull takes milliseconds.
-ENQUEUE_TIMEOUT_MS = 20_000  # Then check that the learner is still there.
+ENQUEUE_TIMEOUT_MS = 20_000  # A blocked enqueue checks the learner this often.
 LEARNER_JOB = "learner"
 
 
@@ -210,12 +219,16 @@ class ActorClient(ActorTransport):
       actor_id: if not None, every `pull_weights` also adds 1 to the
         learner's `impala/actors/unrolls[actor_id % ACTOR_SLOTS]` (the
         learner's count of remote actors).
+      enqueue_timeout_ms: how often an enqueue blocked on a full queue
+        checks that the learner is still there (`enqueue`).
     """
 
     def __init__(self, learner_address, trajectory_spec, variable_specs,
                  capacity, connect_timeout_s=120.0, task=0,
-                 job=LEARNER_JOB, actor_id=None):
+                 job=LEARNER_JOB, actor_id=None,
+                 enqueue_timeout_ms=ENQUEUE_TIMEOUT_MS):
         self._spec = trajectory_spec
+        self._enqueue_timeout_s = enqueue_timeout_ms / 1000
         self._graph = tf.Graph()
         dtypes, shapes = flat_specs(trajectory_spec)
         with self._graph.as_default(), tf.device(learner_device(task, job)):
@@ -241,8 +254,6 @@ class ActorClient(ActorTransport):
                     updates=tf.constant([1], tf.int64)))
         self._pull_options = tf.compat.v1.RunOptions(
             timeout_in_ms=PULL_TIMEOUT_MS)
-        self._enqueue_options = tf.compat.v1.RunOptions(
-            timeout_in_ms=ENQUEUE_TIMEOUT_MS)
         config = tf.compat.v1.ConfigProto(
             intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
         # Only this learner's task: never wait for the other tasks of a
@@ -293,21 +304,26 @@ class ActorClient(ActorTransport):
         Blocks while the queue is full (the only back-pressure on actors).
         Raises `tf.errors.CancelledError` or `tf.errors.AbortedError` once
         the learner closed the queue, `tf.errors.DeadlineExceededError` or
-        `tf.errors.UnavailableError` if the learner is gone. (TF's gRPC
-        client retries a vanished server for ever, so a blocked enqueue
-        gives up every ENQUEUE_TIMEOUT_MS to check that the learner still
-        answers, and then waits again.)
+        `tf.errors.UnavailableError` if the learner is gone.
+
+        The enqueue itself has no deadline: TF's `enqueue_many` puts the
+        unrolls in one at a time as space frees, so cancelling it part way
+        would leave some in the queue and a retry would send them twice.
+        It runs in a helper thread while this one checks, every
+        `enqueue_timeout_ms`, that the learner still answers (TF's gRPC
+        client retries a vanished server for ever); if it does not, the
+        enqueue is abandoned and its error raised.
         """
         feed = dict(zip(self._placeholders, tf.nest.flatten(trajectories)))
-        while True:
-            try:
-                self._session.run(self._enqueue, feed,
-                                  options=self._enqueue_options)
-                return
-            except tf.errors.DeadlineExceededError:
-                if self.queue_closed():  # Raises if the learner is gone.
-                    raise tf.errors.CancelledError(
-                        None, None, "the learner closed its queue") from None
+        call = _Call(lambda: self._session.run(self._enqueue, feed))
+        while not call.wait(self._enqueue_timeout_s):
+            # Raises if the learner is gone: the caller may then reuse its
+            # buffers, which the abandoned run copied into its request at
+            # its start.
+            if self.queue_closed():  # The close cancels the enqueue too.
+                raise tf.errors.CancelledError(
+                    None, None, "the learner closed its queue")
+        call.result()
 
     def queue_closed(self):
         """True once the learner closed its queue (it is done)."""
@@ -317,6 +333,34 @@ class ActorClient(ActorTransport):
 
     def close(self):
         self._session.close()
+
+
+class _Call:
+    """Runs fn() once in a daemon thread (one that may never return)."""
+
+    def __init__(self, fn):
+        self._fn, self._done = fn, threading.Event()
+        self._value = self._error = None
+        threading.Thread(target=self._run, daemon=True,
+                         name="impala-enqueue").start()
+
+    def _run(self):
+        try:
+            self._value = self._fn()
+        except BaseException as e:  # pylint: disable=broad-except
+            self._error = e
+        finally:
+            self._done.set()
+
+    def wait(self, timeout_s):
+        """True once fn returned or raised (waits up to `timeout_s`)."""
+        return self._done.wait(timeout_s)
+
+    def result(self):
+        """fn's value, or raises its error (after `wait` returned True)."""
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _wait_for_port(address, deadline):

@@ -1,0 +1,215 @@
+"""Tests of `transport.grpc.ActorClient.enqueue` against a real learner
+server: a blocked enqueue that outlasts its deadline (the learner not
+dequeuing: first compile, a checkpoint, a PBT copy) delivers every
+trajectory exactly once, and a blocked enqueue still ends when the learner
+closes its queue or vanishes.
+
+Each scenario is a script run in a private network namespace
+(`testing.run_isolated_script`); the deadline is injected (200 ms) instead
+of `grpc.ENQUEUE_TIMEOUT_MS`. Waits are events and joins with timeouts.
+"""
+
+from impala_tf import testing
+from tests import procs
+
+_ONCE_SCRIPT = r"""
+import threading
+import numpy as np
+import tensorflow as tf
+from impala_tf.transport import grpc
+from impala_tf.transport import reconnecting
+from tests import test_transport as t
+
+CAPACITY, N, CALLS, ACTORS, DEADLINE_MS = 2, 5, 3, 2, 200
+address = f"localhost:{grpc.pick_free_port()}"
+grpc.start_learner_server(address)
+server = grpc.LearnerServer(t.SPEC, [], capacity=CAPACITY)
+server.publish([], 0)
+
+waited = [threading.Event() for _ in range(ACTORS)]
+results, lines = [None] * ACTORS, []
+
+
+def connect(a):
+    client = grpc.ActorClient(address, t.SPEC, [], CAPACITY,
+                              connect_timeout_s=30,
+                              enqueue_timeout_ms=DEADLINE_MS, actor_id=a)
+    check, count = client.queue_closed, [0]
+
+    def counted():  # Called each time a blocked enqueue's deadline passes.
+        count[0] += 1
+        if count[0] >= 2:
+            waited[a].set()
+        return check()
+
+    client.queue_closed = counted
+    return reconnecting.ReconnectingClient(
+        lambda: client, address, f"actor {a}", log=lines.append)
+
+
+def ks(a, call):
+    return 1000 * a + call * N + np.arange(N)
+
+
+def act(a, client):
+    try:
+        for call in range(CALLS):  # N > CAPACITY trajectories per enqueue.
+            client.enqueue(t._trajectories(ks(a, call)))
+        results[a] = "ok"
+    except Exception as e:  # pylint: disable=broad-except
+        results[a] = repr(e)
+
+
+clients = [connect(a) for a in range(ACTORS)]
+actors = [threading.Thread(target=act, args=(a, c), daemon=True)
+          for a, c in enumerate(clients)]
+for thread in actors:
+    thread.start()
+# The learner takes nothing until every actor's enqueue has been blocked for
+# two deadlines.
+for a, event in enumerate(waited):
+    assert event.wait(60), f"actor {a}'s enqueue never outlasted a deadline"
+got = []
+batches = server.batches(1, prefetch=1)
+
+
+def drain():
+    for batch in batches:
+        got.append(int(batch["k"][0]))
+
+
+drainer = threading.Thread(target=drain, daemon=True)
+drainer.start()
+for thread in actors:
+    thread.join(60)
+    assert not thread.is_alive(), "an enqueue never returned"
+batches.close()  # What is left in the queue is still read, then the end.
+drainer.join(60)
+assert not drainer.is_alive(), "the learner's reads never ended"
+assert results == ["ok"] * ACTORS, results
+assert not lines[ACTORS:], lines  # Connected once each, never lost.
+expected = sorted(int(k) for a in range(ACTORS) for call in range(CALLS)
+                  for k in ks(a, call))
+twice = sorted({k for k in got if got.count(k) > 1})
+missing = sorted(set(expected) - set(got))
+print(f"received {len(got)} of {len(expected)}; twice {twice}; "
+      f"missing {missing}")
+assert sorted(got) == expected
+for a in range(ACTORS):  # And in each actor's order.
+    mine = [k for k in got if k // 1000 == a]
+    assert mine == sorted(mine), mine
+for client in clients:
+    client.close()
+print("ONCE-OK")
+"""
+
+
+@procs.requires_netns
+def test_enqueue_blocked_past_its_deadline_delivers_each_trajectory_once():
+    """Two remote actors (`ReconnectingClient`s) send 5 trajectories per
+    enqueue into a queue of 2; the learner takes nothing until each actor's
+    enqueue has outlasted its deadline twice, then takes everything: every
+    (actor, sequence) arrives exactly once, in each actor's order."""
+    code, out = testing.run_isolated_script(
+        '"$PY" -c "$SCRIPT"', timeout=180, env={"SCRIPT": _ONCE_SCRIPT})
+    assert code == 0 and "ONCE-OK" in out, out[-3000:]
+
+
+_LEARNER = r"""
+import sys
+from impala_tf.transport import grpc
+from tests import test_transport as t
+
+grpc.start_learner_server(sys.argv[1])
+server = grpc.LearnerServer(t.SPEC, [], capacity=1)
+server.publish([], 0)
+print("serving", flush=True)
+for line in sys.stdin:  # "close": close the queue; end of input: exit.
+    server.close()
+    print("closed", flush=True)
+"""
+
+_ENDS_SCRIPT = r"""
+import subprocess
+import sys
+import threading
+import tensorflow as tf
+from impala_tf.transport import grpc
+from impala_tf.transport import reconnecting
+from tests import test_transport as t
+from tests import test_transport_grpc as g
+
+DEADLINE_MS = 200
+
+
+def learner():
+    address = f"localhost:{grpc.pick_free_port()}"
+    proc = subprocess.Popen([sys.executable, "-c", g._LEARNER, address],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline() == "serving\n"
+    return address, proc
+
+
+def blocked_enqueue(address):
+    client = grpc.ActorClient(address, t.SPEC, [], 1, connect_timeout_s=30,
+                              enqueue_timeout_ms=DEADLINE_MS)
+    check, checked, ended = client.queue_closed, threading.Event(), []
+
+    def counted():
+        checked.set()
+        return check()
+
+    def send():
+        try:
+            client.enqueue(t._trajectories([1, 2, 3]))  # The queue holds 1.
+            ended.append("sent")
+        except tf.errors.OpError as e:
+            ended.append(type(e).__name__)
+
+    client.queue_closed = counted
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    assert checked.wait(60), "the enqueue never outlasted its deadline"
+    return client, thread, ended
+
+
+procs = []
+try:
+    address, proc = learner()
+    procs.append(proc)
+    client, thread, ended = blocked_enqueue(address)
+    proc.stdin.write("close\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline() == "closed\n"
+    thread.join(30)
+    assert ended in (["CancelledError"], ["AbortedError"]), ended
+    print("closed queue:", ended[0])
+    reconnecting.close_quietly(client)
+
+    address, proc = learner()
+    procs.append(proc)
+    client, thread, ended = blocked_enqueue(address)
+    proc.kill()
+    proc.wait(30)
+    thread.join(60)  # A check every 200 ms, each answered within 5 s.
+    assert ended in (["UnavailableError"], ["DeadlineExceededError"]), ended
+    print("learner gone:", ended[0])
+    reconnecting.close_quietly(client)
+finally:
+    for proc in procs:
+        proc.kill()
+        proc.wait(30)
+print("ENDS-OK")
+"""
+
+
+@procs.requires_netns
+def test_blocked_enqueue_ends_when_the_learner_closes_or_vanishes():
+    """An enqueue blocked on a full queue for longer than its deadline
+    raises CancelledError/AbortedError once the learner closes its queue,
+    and UnavailableError/DeadlineExceededError once the learner process is
+    killed (it checks the learner every deadline)."""
+    code, out = testing.run_isolated_script(
+        '"$PY" -c "$SCRIPT"', timeout=180, env={"SCRIPT": _ENDS_SCRIPT})
+    assert code == 0 and "ENDS-OK" in out, out[-3000:]
