@@ -2,11 +2,14 @@ r"""Learner-only speed: ms per training step on synthetic batches.
 
     python -m benchmarks.learner_speed [--agents=shallow,deep]
         [--unrolls=20,100] [--threads=1,2] [--xla=false] [--batch_size=32]
-        [--min_s=8] [--quick] [--out=benchmarks/results/learner_speed.json]
+        [--precisions=float32] [--min_s=8] [--quick]
+        [--out=benchmarks/results/learner_speed.json]
 
 One learner step (`Learner.step_function`: V-trace, RMSProp, gradient
 clipping, as in training; no weight publication; XLA-compiled for
---xla=true, as `--jit_compile` does in training), on a fixed random batch
+--xla=true, as `--jit_compile` does in training; in bfloat16 mixed
+precision for --precisions=bfloat16, as `--precision` does), on a fixed
+random batch
 [B, T+1, ...], repeated for at least --min_s seconds (and 3 steps) after 2
 warm-up steps (tracing excluded). Agents:
 
@@ -38,13 +41,16 @@ PRESETS = {
 }
 
 
-def _measure(agent_name, unroll, threads, batch_size, min_s, xla, out):
+def _measure(agent_name, unroll, threads, batch_size, min_s, xla, out,
+             precision="float32"):
     """Worker process: builds a learner, times train_step, puts a dict."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import numpy as np  # pylint: disable=g-import-not-at-top
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
+    from impala_tf import precision as precision_lib  # pylint: disable=g-import-not-at-top
+    precision_lib.apply(precision)
     from impala_tf import agents  # pylint: disable=g-import-not-at-top
     from impala_tf import learner as learner_lib  # pylint: disable=g-import-not-at-top
     from impala_tf import types  # pylint: disable=g-import-not-at-top
@@ -90,18 +96,20 @@ def _measure(agent_name, unroll, threads, batch_size, min_s, xla, out):
     wall = (time.perf_counter() - wall0) / steps
     cpu = (time.process_time() - cpu0) / steps
     out.put({"agent": agent_name, "unroll": unroll, "threads": threads,
-             "xla": xla,
+             "xla": xla, "precision": precision,
              "batch_size": batch_size, "steps": steps,
              "ms_per_step": 1e3 * wall, "cpu_ms_per_step": 1e3 * cpu,
              "frames_per_s": batch_size * unroll * 4 / wall,
              "trace_and_warmup_s": first_s})
 
 
-def run(agent_name, unroll, threads, batch_size, min_s, xla=False):
+def run(agent_name, unroll, threads, batch_size, min_s, xla=False,
+        precision="float32"):
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     proc = ctx.Process(target=_measure, args=(agent_name, unroll, threads,
-                                              batch_size, min_s, xla, out))
+                                              batch_size, min_s, xla, out,
+                                              precision))
     proc.start()
     try:
         return out.get(timeout=900)
@@ -121,6 +129,9 @@ def main(argv):
     parser.add_argument("--xla", default="false",
                         help="comma list of false,true: the step compiled "
                         "by XLA (--jit_compile) or not")
+    parser.add_argument("--precisions", default="float32",
+                        help="comma list of float32,bfloat16 (bfloat16: "
+                        "mixed precision, impala_tf.precision)")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--min_s", type=float, default=8.0)
     parser.add_argument("--quick", action="store_true",
@@ -136,17 +147,20 @@ def main(argv):
             for threads in (int(t) for t in args.threads.split(",")):
                 for xla in (x.strip().lower() == "true"
                             for x in args.xla.split(",")):
-                    row = run(agent_name, unroll, threads, args.batch_size,
-                              args.min_s, xla)
-                    rows.append(row)
-                    print(f"[learner_speed] {agent_name} T={unroll} threads="
-                          f"{threads} xla={xla}: {row['ms_per_step']:.0f} "
-                          f"ms/step ({row['cpu_ms_per_step']:.0f} ms CPU)",
-                          flush=True)
+                    for prec in args.precisions.split(","):
+                        row = run(agent_name, unroll, threads,
+                                  args.batch_size, args.min_s, xla,
+                                  prec.strip())
+                        rows.append(row)
+                        print(f"[learner_speed] {agent_name} T={unroll} "
+                              f"threads={threads} xla={xla} {prec}: "
+                              f"{row['ms_per_step']:.0f} ms/step "
+                              f"({row['cpu_ms_per_step']:.0f} ms CPU)",
+                              flush=True)
     table = _common.format_table(rows, [
         ("agent", "agent", "{}"), ("unroll", "T", "{}"),
         ("batch_size", "B", "{}"), ("threads", "threads", "{}"),
-        ("xla", "XLA", "{}"),
+        ("xla", "XLA", "{}"), ("precision", "precision", "{}"),
         ("ms_per_step", "ms/step", "{:.0f}"),
         ("cpu_ms_per_step", "CPU ms/step", "{:.0f}"),
         ("frames_per_s", "frames/s", "{:,.0f}")])

@@ -1,0 +1,78 @@
+"""Numeric precision of the learner's step and the actors' inference.
+
+`--precision=float32|bfloat16|auto`. bfloat16 is mixed precision, not a
+bfloat16 model: TensorFlow's oneDNN graph rewrite
+(`auto_mixed_precision_onednn_bfloat16`) runs convolutions, matrix
+products and the element-wise work between them in bfloat16, while the
+variables (weights, RMSProp's mean squares), the optimizer update, and the
+ops on its deny list (exp, log, softmax, sums and means: the V-trace and
+loss reductions) stay float32. The rewrite happens when a `tf.function` is
+first run, so checkpoints and exported SavedModels hold float32 graphs and
+weights whatever the precision.
+
+`auto` picks bfloat16 where the CPU has native bfloat16 arithmetic
+(`amx_bf16` or `avx512_bf16` in /proc/cpuinfo), and float32 on other CPUs
+and where a GPU is visible (the rewrite is a CPU one). Each process
+resolves `auto` for its own CPU: remote actors may run on other machines.
+
+How close the update stays to float32 is measured by
+tests/test_precision.py (one fixed batch, the weights' change against
+float32's); how much faster, by `benchmarks.learner_speed --precision`.
+"""
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+_REWRITE = "auto_mixed_precision_onednn_bfloat16"
+
+
+def cpu_flags(cpuinfo="/proc/cpuinfo"):
+    """The set of CPU feature flags of the first processor in `cpuinfo`
+    (empty where it cannot be read)."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def resolve(requested, flags=None, gpu_visible=False):
+    """(precision, reason): what `requested` means on this machine.
+
+    requested: one of PRECISIONS. flags: the CPU's feature flags (default
+    `cpu_flags()`). gpu_visible: whether TensorFlow sees a GPU. precision
+    is "float32" or "bfloat16"; reason is a few words for the start-up
+    line. Raises ValueError for an unknown name.
+    """
+    if requested not in PRECISIONS:
+        raise ValueError(f"--precision must be one of "
+                         f"{', '.join(PRECISIONS)}, got {requested!r}")
+    if requested != "auto":
+        return requested, f"--precision={requested}"
+    if gpu_visible:
+        return "float32", ("auto: a GPU is visible, and the bfloat16 "
+                           "rewrite is a CPU one")
+    flags = cpu_flags() if flags is None else set(flags)
+    native = [f for f in BFLOAT16_CPU_FLAGS if f in flags]
+    if native:
+        return "bfloat16", f"auto: the CPU has {' and '.join(native)}"
+    return "float32", ("auto: the CPU has no native bfloat16 "
+                       f"({' or '.join(BFLOAT16_CPU_FLAGS)})")
+
+
+def apply(precision):
+    """Makes this process's `tf.function`s run in `precision` ("float32"
+    or "bfloat16"). Call it before the first `tf.function` runs: the
+    rewrite is decided when a function is instantiated."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    tf.config.optimizer.set_experimental_options(
+        {_REWRITE: precision == "bfloat16"})
+
+
+def line(precision, reason):
+    """The start-up line saying which precision and why."""
+    what = ("bfloat16 mixed precision (weights, optimizer and loss sums "
+            "float32)" if precision == "bfloat16" else "float32")
+    return f"[impala] precision: {what} ({reason})"
