@@ -157,7 +157,19 @@ class Checkpoints:
 
     def save(self):
         """Saves unless a weight is not finite (then says so and keeps the
-        last good one); returns the new path or None."""
+        last good one); returns the new path or None.
+
+        A checkpoint of the step already saved is not written again: its
+        number is the step, and `tf.train.CheckpointManager` would rewrite
+        the current checkpoint's files in place, which a kill could damage.
+        Within a step the loop saves only after every change (the update,
+        then the hooks: `learner_loop`), so the state is the same; the
+        existing path is returned.
+        """
+        latest = self._saver.latest_checkpoint
+        step = int(self._learner.num_steps.numpy())
+        if latest is not None and latest.endswith(f"-{step}"):
+            return latest
         if not weights_finite(self._learner):
             self._say("[impala] NOT saving a checkpoint: some weights are "
                       "not finite; the last good one is "
