@@ -2,12 +2,15 @@
 server: a blocked enqueue that outlasts its deadline (the learner not
 dequeuing: first compile, a checkpoint, a PBT copy) delivers every
 trajectory exactly once, and a blocked enqueue still ends when the learner
-closes its queue or vanishes.
+closes its queue or vanishes (and what it abandons puts nothing into the
+queue of a learner restarted at that address).
 
 Each scenario is a script run in a private network namespace
 (`testing.run_isolated_script`); the deadline is injected (200 ms) instead
 of `grpc.ENQUEUE_TIMEOUT_MS`. Waits are events and joins with timeouts.
 """
+
+import pytest
 
 from impala_tf import testing
 from tests import procs
@@ -124,9 +127,12 @@ grpc.start_learner_server(sys.argv[1])
 server = grpc.LearnerServer(t.SPEC, [], capacity=1)
 server.publish([], 0)
 print("serving", flush=True)
-for line in sys.stdin:  # "close": close the queue; end of input: exit.
-    server.close()
-    print("closed", flush=True)
+for line in sys.stdin:  # "close" or "size"; the end of input: exit.
+    if line == "close\n":
+        server.close()
+        print("closed", flush=True)
+    else:
+        print(int(server._queue.size()), flush=True)
 """
 
 _ENDS_SCRIPT = r"""
@@ -142,8 +148,8 @@ from tests import test_transport_grpc as g
 DEADLINE_MS = 200
 
 
-def learner():
-    address = f"localhost:{grpc.pick_free_port()}"
+def learner(address=None):
+    address = address or f"localhost:{grpc.pick_free_port()}"
     proc = subprocess.Popen([sys.executable, "-c", g._LEARNER, address],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True)
@@ -196,6 +202,17 @@ try:
     assert ended in (["UnavailableError"], ["DeadlineExceededError"]), ended
     print("learner gone:", ended[0])
     reconnecting.close_quietly(client)
+    # A learner restarted at that address: the abandoned enqueue's thread
+    # ends (its session is unknown there) and puts nothing in the new queue.
+    _, proc = learner(address)
+    procs.append(proc)
+    for helper in threading.enumerate():
+        if helper.name == "impala-enqueue":
+            helper.join(120)
+            assert not helper.is_alive(), "an abandoned enqueue never ended"
+    proc.stdin.write("size\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline() == "0\n"
 finally:
     for proc in procs:
         proc.kill()
@@ -204,12 +221,14 @@ print("ENDS-OK")
 """
 
 
+@pytest.mark.slow  # Three learner processes and gRPC's reconnection backoff.
 @procs.requires_netns
 def test_blocked_enqueue_ends_when_the_learner_closes_or_vanishes():
     """An enqueue blocked on a full queue for longer than its deadline
     raises CancelledError/AbortedError once the learner closes its queue,
     and UnavailableError/DeadlineExceededError once the learner process is
-    killed (it checks the learner every deadline)."""
+    killed (it checks the learner every deadline); the enqueue it abandons
+    ends once a learner is back at the address, which it leaves empty."""
     code, out = testing.run_isolated_script(
         '"$PY" -c "$SCRIPT"', timeout=180, env={"SCRIPT": _ENDS_SCRIPT})
     assert code == 0 and "ENDS-OK" in out, out[-3000:]

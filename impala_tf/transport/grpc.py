@@ -312,7 +312,9 @@ class ActorClient(ActorTransport):
         It runs in a helper thread while this one checks, every
         `enqueue_timeout_ms`, that the learner still answers (TF's gRPC
         client retries a vanished server for ever); if it does not, the
-        enqueue is abandoned and its error raised.
+        enqueue is abandoned and its error raised. (An abandoned enqueue's
+        thread ends when a learner answers at the address again: the new
+        one does not know its session, so nothing of it is enqueued.)
         """
         feed = dict(zip(self._placeholders, tf.nest.flatten(trajectories)))
         call = _Call(lambda: self._session.run(self._enqueue, feed))
