@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from impala_tf import config as config_lib
 from impala_tf import policy as policy_lib
+from impala_tf import precision as precision_lib
 from impala_tf import types
 from impala_tf.envs import batch as env_batch
 from impala_tf.transport import grpc
@@ -184,9 +185,13 @@ def run_actor(config, task, agent, transport, should_stop=lambda: False,
         transport.close()
 
 
-def _single_threaded():
+def _set_up_process(config):
+    """An actor process's TensorFlow settings, before its first op: one
+    thread each (one actor process per CPU) and `config.precision` for
+    its inference (`precision`, resolved for this machine's CPU)."""
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+    precision_lib.apply(precision_lib.resolve(config.precision)[0])
 
 
 def run_local_actor(config, task, learner_address, stop_event=None,
@@ -200,7 +205,7 @@ def run_local_actor(config, task, learner_address, stop_event=None,
     `stop_event` is set; raises `tf.errors.UnavailableError` if the learner
     cannot be reached within `connect_timeout_s`.
     """
-    _single_threaded()
+    _set_up_process(config)
     agent = build_agent(config)
     transport = grpc.ActorClient(
         learner_address, trajectory_spec(config, agent),
@@ -228,7 +233,7 @@ def run_remote_actor(config, task, address, learner_task=0,
     this actor's flags (agent, level, unroll length, queue capacity) do not
     match the learner's.
     """
-    _single_threaded()
+    _set_up_process(config)
     agent = build_agent(config)
     spec = trajectory_spec(config, agent)
     variable_specs = policy_lib.variable_specs(agent)

@@ -117,6 +117,11 @@ class ActorConfig:
     # A remote actor (--job_name=actor): seconds to keep retrying to reach
     # the learner.
     connect_timeout_s: float = 300.0
+    # Numeric precision of every process of the run, the learner's step and
+    # the actors' inference (`precision`): "float32", "bfloat16" (mixed) or
+    # "auto" (bfloat16 where the CPU has it). float32 by default until
+    # bfloat16 is shown to learn as float32 does (docs/LEARNING.md).
+    precision: str = "float32"
 
 
 @dataclasses.dataclass(frozen=True)

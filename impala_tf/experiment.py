@@ -180,6 +180,12 @@ flags.DEFINE_enum("resume_hyperparameters",
                   "gradient clip: the flags' (one line names each that "
                   "differs from the checkpoint's) or the checkpoint's "
                   "(population-based training's members).")
+flags.DEFINE_enum("precision", _ACTOR("precision"),
+                  ["float32", "bfloat16", "auto"],
+                  "Numeric precision of the learner's step and the actors' "
+                  "inference: bfloat16 is mixed precision (weights, "
+                  "optimizer and loss sums stay float32); auto picks it "
+                  "where the CPU has amx_bf16 or avx512_bf16.")
 flags.DEFINE_float("checkpoint_interval_s",
                    _TRAIN("checkpoint_interval_s"),
                    "Seconds between checkpoints.", lower_bound=1.0)

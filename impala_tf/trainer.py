@@ -42,6 +42,7 @@ from impala_tf import distributed
 from impala_tf import learner as learner_lib
 from impala_tf import learner_loop
 from impala_tf import policy
+from impala_tf import precision as precision_lib
 from impala_tf import prefetch
 from impala_tf import progress
 from impala_tf import replay
@@ -269,6 +270,10 @@ def train(config, console=sys.stdout, make_hooks=None):
     `LearnerLoop` hooks (population-based training: `pbt_member`).
     """
     say = _say_to(console)
+    numeric, why = precision_lib.resolve(config.actor.precision,
+                                         gpu_visible=_gpu_visible())
+    precision_lib.apply(numeric)  # Before the first tf.function runs.
+    say(precision_lib.line(numeric, why))
     check_replay(config, say)
     run_dir = runs.RunDirectory(config.logdir)
     run_dir.check_compatible(config)
