@@ -100,5 +100,23 @@ def test_a_bfloat16_update_stays_close_to_float32(tmp_path):
     assert relative > 1e-4, "bfloat16 gave float32's update: no rewrite"
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not NATIVE, reason="the CPU has no native bfloat16")
+def test_a_bfloat16_run_says_so_and_learns_the_toy_level(tmp_path):
+    from impala_tf import progress  # pylint: disable=import-outside-toplevel
+    from impala_tf import testing  # pylint: disable=import-outside-toplevel
+    logdir = str(tmp_path / "run")
+    result = testing.run_impala(testing.TINY_FLAGS + [
+        "--logdir=" + logdir, "--total_environment_frames=16000",
+        "--precision=auto"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert ("[impala] precision: bfloat16 mixed precision (weights, "
+            "optimizer and loss sums float32) (auto: the CPU has") in (
+                result.stdout)
+    # Random play scores 5 of 10 (tests/test_trainer.py's bar).
+    last = progress.read_records(logdir, strict=True)[-1]
+    assert last["episode_return_mean"] > 7.5, last
+
+
 if __name__ == "__main__":
     _update(sys.argv[1], sys.argv[2])

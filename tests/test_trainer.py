@@ -59,6 +59,8 @@ def test_trains_and_learns(trained):
     # Random play scores 5 of 10; a learning agent is clearly above.
     assert last["episode_return_mean"] > 7.5, records
     assert "frames/s" in result.stdout and "ETA" in result.stdout
+    assert ("[impala] precision: float32 (--precision=float32)"
+            in result.stdout)  # The default, said once at start.
     assert ("[impala] learner step: XLA-compiled (default: a GPU is visible)"
             if tf_sees_gpu() else "[impala] learner step: not compiled "
             "(default: no GPU visible)") in result.stdout
