@@ -40,7 +40,11 @@ REPO = testing.REPO
 def run_config(learners, actors, args, extra, workdir):
     """Runs one config; returns a dict with fps and details."""
     logdir = os.path.join(workdir, f"{learners}x{actors}")
+    # The launched learners serve TF's gRPC server (every interface, no
+    # authentication): consented to here, inside the benchmark's private
+    # network namespace.
     cmd = [sys.executable, "-m", "impala_tf.launch",
+           "--listen_on_all_interfaces",
            f"--num_learners={learners}", f"--num_actor_processes={actors}",
            f"--level_name={args.level_name}", f"--logdir={logdir}",
            "--total_environment_frames=100000000000",

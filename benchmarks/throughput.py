@@ -98,6 +98,10 @@ def train(config, args, extra, workdir, index=0, source=_common.REPO):
            f"--vector_env={'true' if vector else 'false'}",
            f"--local_transport={TRANSPORTS[transport]}",
            "--log_interval_s=2", "--checkpoint_interval_s=1000000"] + extra
+    if transport == "grpc":
+        # TF's server (every interface, no authentication): consented to
+        # inside the benchmark's private network namespace.
+        cmd.append("--listen_on_all_interfaces")
     with open(logdir + ".log", "w") as log:
         proc = subprocess.Popen(cmd, cwd=source, stdout=log,
                                 stderr=subprocess.STDOUT,

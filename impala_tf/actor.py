@@ -195,24 +195,30 @@ def _set_up_process(config):
 
 
 def run_local_actor(config, task, learner_address, stop_event=None,
-                    connect_timeout_s=120.0, slots=None,
+                    connect_timeout_s=120.0, slots=None, weights=None,
                     make_environments=env_batch.make):
     """An actor process spawned by the learner's supervisor.
 
-    Weights come over gRPC from `learner_address`; trajectories go through
-    `slots` (this actor's `shared_memory.SharedSlots`) if given, else into
-    the learner's gRPC queue. Returns when the learner closes its queue or
-    `stop_event` is set; raises `tf.errors.UnavailableError` if the learner
-    cannot be reached within `connect_timeout_s`.
+    With `slots` (this actor's `shared_memory.SharedSlots`) and `weights`
+    (the learner's `shared_memory.SharedWeights`), everything goes through
+    shared memory: no network at all. Otherwise trajectories go into the
+    learner's gRPC queue and weights come from it, at `learner_address`.
+    Returns when the learner closes its queue (is done) or `stop_event` is
+    set; raises `tf.errors.UnavailableError` if a gRPC learner cannot be
+    reached within `connect_timeout_s`.
     """
     _set_up_process(config)
     agent = build_agent(config)
-    transport = grpc.ActorClient(
-        learner_address, trajectory_spec(config, agent),
-        policy_lib.variable_specs(agent), config.queue_capacity,
-        connect_timeout_s=connect_timeout_s)
+    if (slots is None) != (weights is None):
+        raise ValueError("shared-memory actors need both slots and weights")
     if slots is not None:
-        transport = shared_memory.SlotSender(slots, transport)
+        transport = shared_memory.SlotSender(
+            slots, shared_memory.WeightReader(weights))
+    else:
+        transport = grpc.ActorClient(
+            learner_address, trajectory_spec(config, agent),
+            policy_lib.variable_specs(agent), config.queue_capacity,
+            connect_timeout_s=connect_timeout_s)
     run_actor(config, task, agent, transport,
               should_stop=(stop_event.is_set if stop_event is not None
                            else lambda: False),

@@ -145,11 +145,41 @@ class TrainConfig:
     learner_hosts: tuple = ()
     task: int = 0
     actor_timeout_s: float = 60.0  # Remote actor silent this long: gone.
-    # How local actors send trajectories: "shared_memory" (one copy each
-    # side, `transport.shared_memory`; numeric observations only, else
-    # gRPC) or "grpc" (the learner's queue, as remote actors do).
+    # How local actors and their learner talk: "shared_memory"
+    # (`transport.shared_memory`: trajectories, weights and the end; the
+    # learner then opens no network port) or "grpc" (the learner's queue
+    # and weights, as remote actors use them).
     local_transport: str = "shared_memory"
     # A resumed run's evolvable hyperparameters (learning rate, entropy
     # cost, epsilon, gradient clip): "flags" sets them from the flags,
     # "checkpoint" keeps the checkpoint's (PBT members; `resume`).
     resume_hyperparameters: str = "flags"
+    # Consent to start TensorFlow's gRPC server where a run needs one
+    # (remote actors, synchronous learners, --local_transport=grpc): it has
+    # no authentication and listens on every network interface.
+    listen_on_all_interfaces: bool = False
+
+    @property
+    def needs_server(self):
+        """True unless every actor is a process this learner starts, on
+        shared memory: then it starts no TF server and opens no port."""
+        return not (self.spawn_actors and len(self.learner_hosts) <= 1
+                    and self.local_transport == "shared_memory")
+
+
+def check_listening(config):
+    """Raises ValueError (one sentence, in flag names) if TrainConfig
+    `config` needs TensorFlow's gRPC server and was not allowed to start
+    it (`listen_on_all_interfaces`)."""
+    if not config.needs_server or config.listen_on_all_interfaces:
+        return
+    why = ("--learner_hosts (synchronous learners)"
+           if len(config.learner_hosts) > 1
+           else "--job_name=learner (remote actors)"
+           if not config.spawn_actors else "--local_transport=grpc")
+    raise ValueError(
+        f"{why} needs TensorFlow's gRPC server, which has no "
+        "authentication and listens on every network interface whatever "
+        "--learner_address says, so anyone who reaches its port can run "
+        "code as this user; pass --listen_on_all_interfaces to start it "
+        "anyway, on a private network only")

@@ -86,6 +86,14 @@ flags.DEFINE_integer("task", _TRAIN("task"),
 flags.DEFINE_string("learner_hosts", "",
                     "Synchronous learners: host:port,host:port,... (the same "
                     "list for every learner and actor).")
+flags.DEFINE_bool("listen_on_all_interfaces",
+                  _TRAIN("listen_on_all_interfaces"),
+                  "Allow a learner that serves gRPC (--job_name=learner, "
+                  "--learner_hosts, --local_transport=grpc) to start "
+                  "TensorFlow's server: it has no authentication and listens "
+                  "on every network interface, so use it on a private "
+                  "network only. A learner whose actors are all local opens "
+                  "no port and needs no such flag.")
 flags.DEFINE_float("connect_timeout_s", _ACTOR("connect_timeout_s"),
                    "Actor: seconds to keep retrying to reach the learner.",
                    lower_bound=1.0)
@@ -170,10 +178,11 @@ flags.DEFINE_integer("learner_threads", None,
                      "actors: every CPU).", lower_bound=1)
 flags.DEFINE_enum("local_transport", _TRAIN("local_transport"),
                   ["shared_memory", "grpc"],
-                  "How actor processes started by the learner send "
-                  "trajectories: shared memory (one copy each side; levels "
-                  "with text observations use gRPC anyway) or the learner's "
-                  "gRPC queue, as remote actors do.")
+                  "How actor processes started by the learner exchange "
+                  "trajectories and weights with it: shared memory (one copy "
+                  "each side, no network port) or the learner's gRPC queue "
+                  "and weights, as remote actors do (needs "
+                  "--listen_on_all_interfaces).")
 flags.DEFINE_enum("resume_hyperparameters",
                   _TRAIN("resume_hyperparameters"), ["flags", "checkpoint"],
                   "A resumed run's learning rate, entropy cost, epsilon and "
@@ -338,12 +347,15 @@ def build_configs():
     if FLAGS.job_name == "learner" and len(hosts) > 1 and FLAGS.task > 0:
         # Learner 0 checkpoints; the others only log, beside it.
         logdir = os.path.join(logdir, f"learner_{FLAGS.task}")
-    return _from_flags(
+    config = _from_flags(
         config_lib.TrainConfig, get, logdir=logdir, actor=actor_config,
         learner=learner_config, spawn_actors=not FLAGS.job_name,
         learner_address=(hosts[0] if len(hosts) == 1
                          else FLAGS.learner_address),
         learner_hosts=tuple(hosts))
+    if FLAGS.mode == "train" and FLAGS.job_name != "actor":
+        config_lib.check_listening(config)  # Before any server starts.
+    return config
 
 
 def _restore_agent(config):

@@ -1,6 +1,7 @@
 r"""Start a learner and N actor processes on this machine, the distributed way.
 
-    python -m impala_tf.launch --num_actor_processes=4 [--num_learners=1]
+    python -m impala_tf.launch --listen_on_all_interfaces
+        --num_actor_processes=4 [--num_learners=1]
         [--learner_address=HOST:PORT] [--dry_run] [experiment flags...]
 
 Every process is a separate `python -m impala_tf.experiment` with a role
@@ -15,6 +16,11 @@ they are done. Flags other than its own go unchanged to every role.
 With --num_learners=K > 1 it starts K synchronous learners
 (`--learner_hosts`, `distributed.LearnerCluster`); actor i sends to learner
 i % K.
+
+The learners' TensorFlow servers have no authentication and listen on every
+network interface (TensorFlow cannot bind them to one), so the launcher
+starts nothing without --listen_on_all_interfaces, which it passes to the
+learners only.
 """
 
 import argparse
@@ -28,6 +34,22 @@ import sys
 import time
 
 ROLE_FLAGS = ("--job_name", "--task", "--learner_hosts", "--learner_address")
+LISTEN_FLAG = "--listen_on_all_interfaces"
+
+
+def _is_listen_flag(flag):
+    return flag.split("=")[0] in (LISTEN_FLAG, "--no" + LISTEN_FLAG[2:])
+
+
+def _allows_listening(flags):
+    """True if the last --[no]listen_on_all_interfaces in `flags` says
+    yes (absl's spellings)."""
+    value = False
+    for flag in flags:
+        if _is_listen_flag(flag):
+            name, _, arg = flag.partition("=")
+            value = name == LISTEN_FLAG and arg.lower() in ("", "true", "1")
+    return value
 
 
 def _free_port():
@@ -68,6 +90,12 @@ def parse_args(argv):
             parser.error(f"unexpected argument {flag!r}")
     if args.num_actor_processes < 0 or args.num_learners < 1:
         parser.error("--num_actor_processes >= 0 and --num_learners >= 1")
+    if not _allows_listening(rest):
+        parser.error(
+            "the learners serve TensorFlow's gRPC server, which has no "
+            "authentication and listens on every network interface, so "
+            "anyone who reaches its port can run code as this user; pass "
+            f"{LISTEN_FLAG} to start them anyway, on a private network only")
     return args, rest
 
 
@@ -100,10 +128,12 @@ def plan(args, flags, python=sys.executable):
             f"{public}:{p}" for p in ports)]
         learners = [base + ["--job_name=learner", f"--task={k}"] + where
                     + flags for k in range(args.num_learners)]
-    actors = [base + ["--job_name=actor", f"--task={i}"] + where + flags
-              for i in range(args.num_actor_processes)]
+    # Actors listen nowhere: the consent is the learners' only.
+    actor_flags = [f for f in flags if not _is_listen_flag(f)]
+    actors = [base + ["--job_name=actor", f"--task={i}"] + where
+              + actor_flags for i in range(args.num_actor_processes)]
     remote = (["python", "-m", "impala_tf.experiment", "--job_name=actor",
-               "--task=N"] + remote_where + flags)
+               "--task=N"] + remote_where + actor_flags)
     return learners, actors, remote
 
 

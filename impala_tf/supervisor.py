@@ -1,9 +1,11 @@
 """Actor processes on this machine, restarted when they die or hang.
 
 Each actor is a separate OS process (`multiprocessing` spawn context, so it
-gets a fresh TensorFlow), running `actor.run_local_actor` against the
-learner's address. `ActorSupervisor.poll()` (called by the learner's main thread about
-twice a second):
+gets a fresh TensorFlow), running `actor.run_local_actor`: through shared
+memory handed to it at spawn (its `SharedSlots` and the learner's
+`SharedWeights`), or against the learner's gRPC address.
+`ActorSupervisor.poll()` (called by the learner's main thread about twice a
+second):
 
   * restarts an actor that exited or was killed, after a delay that doubles
     with each failure in a row (1 s, 2 s, 4 s ... at most 60 s); an actor
@@ -54,7 +56,7 @@ def _say(line):
 
 
 def actor_process_main(config, task, address, stop_event, parent_pid,
-                       heartbeat=None, slots=None):
+                       heartbeat=None, slots=None, weights=None):
     """Entry point of a local actor process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(parent_pid,),
@@ -70,6 +72,7 @@ def actor_process_main(config, task, address, stop_event, parent_pid,
     try:
         actor_lib.run_local_actor(
             config, task, address, stop_event, slots=slots,
+            weights=weights,
             make_environments=watchdog.guarded(env_batch.make, heartbeat))
     except watchdog.EnvironmentFailure as e:
         _say(f"[impala] actor {task}: {e}")
@@ -92,7 +95,7 @@ class ActorSupervisor:
 
     Args:
       actor_config: `actor.ActorConfig`.
-      address: the learner's "host:port".
+      address: the learner's "host:port" (None: no server; shared memory).
       num_actors: processes to keep running.
       spawn: False for a learner that waits for remote actors only.
       log: callable(str) for one-line events.
@@ -109,12 +112,16 @@ class ActorSupervisor:
       make_slots: if given, callable(multiprocessing context) -> one actor's
         `transport.shared_memory.SharedSlots`; each actor gets its own (kept across
         its restarts, listed in `slots`) and sends trajectories through it.
+      weights: with `make_slots`, the learner's
+        `transport.shared_memory.SharedWeights`, handed to every actor: its
+        weights and the learner's "done" come from there.
     """
 
     def __init__(self, actor_config, address, num_actors, spawn=True,
                  log=print, restart_delay_s=1.0, env_timeout_s=0.0,
                  max_restart_delay_s=60.0, max_consecutive_failures=10,
-                 healthy_after_s=60.0, target=None, make_slots=None):
+                 healthy_after_s=60.0, target=None, make_slots=None,
+                 weights=None):
         self._config = actor_config
         self._address = address
         self._num = num_actors if spawn else 0
@@ -139,6 +146,7 @@ class ActorSupervisor:
         self._stopping = False
         self.slots = ([make_slots(self._ctx) for _ in range(self._num)]
                       if make_slots is not None else None)
+        self._weights = weights
 
     def _start_one(self, task):
         heartbeat = self._heartbeats.get(task)
@@ -149,7 +157,7 @@ class ActorSupervisor:
         args = (self._config, task, self._address, self._stop, os.getpid(),
                 heartbeat)
         if self.slots is not None:
-            args += (self.slots[task],)
+            args += (self.slots[task], self._weights)
         p = self._ctx.Process(target=self._target, name=f"impala-actor-{task}",
                               args=args, daemon=False)
         p.start()

@@ -9,7 +9,8 @@
   `run_isolated_script`, `kill_group`).
 * /proc: one parser of a process's stat line (`proc_stat`) and of the
   machine's CPU counters (`machine_jiffies`), for process trees, process
-  groups and CPU use.
+  groups and CPU use; the network sockets processes hold open to the
+  outside (`open_ports`: listening TCP, bound UDP).
 * Tiny configurations: the toy level and flags small enough for tests
   (`TOY_LEVEL`, `TINY_FLAGS`, `tiny_train_config`).
 * Stand-ins: `NullTransport`, an actor's `transport.ActorTransport` that
@@ -192,6 +193,56 @@ def cmdline(pid):
             return f.read().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return None
+
+
+def _socket_inodes(pid):
+    inodes = set()
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return inodes
+    for name in names:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    return inodes
+
+
+def _proc_net_address(hex_address):
+    """'0100007F:1F90' (/proc/net/tcp: little-endian words) ->
+    '127.0.0.1:8080'."""
+    host, port = hex_address.split(":")
+    raw = b"".join(bytes.fromhex(host[i:i + 8])[::-1]
+                   for i in range(0, len(host), 8))
+    family = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
+    return f"{socket.inet_ntop(family, raw)}:{int(port, 16)}"
+
+
+def open_ports(pids):
+    """[(pid, protocol, 'address:port')] of the TCP sockets in LISTEN state
+    and the UDP sockets that processes `pids` hold (matched by socket inode
+    from /proc/<pid>/fd against /proc/<pid>/net/{tcp,tcp6,udp,udp6}, so it
+    works inside or outside a private network namespace); [] if none."""
+    found = []
+    for pid in pids:
+        inodes = _socket_inodes(pid)
+        if not inodes:
+            continue
+        for protocol in ("tcp", "tcp6", "udp", "udp6"):
+            try:
+                with open(f"/proc/{pid}/net/{protocol}") as f:
+                    rows = [line.split() for line in f.readlines()[1:]]
+            except OSError:
+                continue
+            for row in rows:
+                # st 0A: TCP_LISTEN; column 9: the socket's inode.
+                if row[9] in inodes and (protocol.startswith("udp")
+                                         or row[3] == "0A"):
+                    found.append((pid, protocol, _proc_net_address(row[1])))
+    return found
 
 
 def machine_jiffies():

@@ -3,15 +3,21 @@
 `train(config)`:
   1. checks that a replay buffer fits in memory (`check_replay`), the log
      directory and any earlier run in it (`runs.RunDirectory`);
-  2. starts the TF server (`transport.grpc`), builds the agent, the
-     learner and the `grpc.LearnerServer` that publishes its weights, and
+  2. where the run needs one (`TrainConfig.needs_server`: remote actors,
+     synchronous learners, --local_transport=grpc) and was allowed to
+     (--listen_on_all_interfaces), starts the TF server (`transport.grpc`);
+     a learner whose actors are all its own processes starts none and
+     opens no port. Builds the agent, the learner and what publishes its
+     weights (`shared_memory.WeightWriter` for local actors, else the
+     `grpc.LearnerServer`), and
      restores the latest checkpoint if there is one (`checkpoints`:
      "resumed from ... at N frames"; what a resumed run trains with, the
      flags' or the checkpoint's hyperparameters and the learning-rate
      horizon it started with, is decided in `resume`);
   3. starts `num_actors` actor processes under a supervisor that restarts
-     any that die (`supervisor`); they send trajectories through shared
-     memory (`transport.shared_memory`) or the gRPC queue;
+     any that die (`supervisor`); trajectories, weights and the end of the
+     run travel through shared memory (`transport.shared_memory`), or with
+     --local_transport=grpc through the gRPC queue and weights;
   4. runs the `learner_loop.LearnerLoop` (take a batch — mixed with
      replayed trajectories under `--replay_proportion`, `replay`; where a GPU is
      visible, copied onto it a batch ahead, `prefetch` — one
@@ -83,8 +89,16 @@ def _address_with_port(address):
 
 
 def _start_server(config, say):
-    """Starts this process's TF server (before any variable); returns
-    (address, `distributed.LearnerCluster` or None)."""
+    """Starts this process's TF server (before any variable) where the run
+    needs one (`TrainConfig.needs_server`; ValueError without
+    `listen_on_all_interfaces`: TF's server binds every interface). Returns
+    (address or None: no server, `distributed.LearnerCluster` or None)."""
+    config_lib.check_listening(config)
+    if not config.needs_server:
+        if config.num_actors < 1:
+            raise ValueError("a learner without remote actors needs at "
+                             "least one local actor (--num_actors)")
+        return None, None
     if len(config.learner_hosts) > 1:
         say(f"[impala] learner {config.task} of {len(config.learner_hosts)}"
             ": waiting for all learners at " + ",".join(config.learner_hosts))
@@ -115,7 +129,12 @@ def build(config, make_publisher=None):
 
 
 def _server_maker(config, cluster):
-    """make_publisher for `build`: this learner's `grpc.LearnerServer`."""
+    """make_publisher for `build`: a `shared_memory.WeightWriter` into new
+    `SharedWeights` where no server runs (local actors only), else this
+    learner's `grpc.LearnerServer`."""
+    if not config.needs_server:
+        return lambda traj_spec, variable_specs: shared_memory.WeightWriter(
+            shared_memory.SharedWeights(variable_specs))
     return functools.partial(
         grpc.LearnerServer, capacity=config.actor.queue_capacity,
         task=config.task if cluster else 0,
@@ -124,12 +143,10 @@ def _server_maker(config, cluster):
 
 def shared_memory_slots(config, traj_spec):
     """`SharedSlots` maker for each local actor (callable(multiprocessing
-    context)), or None where local actors use the gRPC queue: another
-    `local_transport`, remote or synchronous learners, string observations.
-    """
-    if (config.local_transport != "shared_memory" or not config.spawn_actors
-            or len(config.learner_hosts) > 1 or config.num_actors <= 0
-            or not shared_memory.supported(traj_spec)):
+    context)), or None where the run has a gRPC server instead
+    (`TrainConfig.needs_server`: --local_transport=grpc, remote or
+    synchronous learners)."""
+    if config.needs_server or config.num_actors <= 0:
         return None
     n = config.actor.envs_per_actor
     num_slots = shared_memory.num_slots_for(config.actor.queue_capacity, n,
@@ -284,14 +301,20 @@ def train(config, console=sys.stdout, make_hooks=None):
                                           _server_maker(config, cluster))
     saver, config = _restore(config, run_dir, learner, cluster, say)
     server.publish(learner.agent.trainable_variables, learner.num_steps)
-    say(f"[impala] learner serving on {address} (TensorFlow gRPC, no "
-        "authentication: keep this port on a private network)")
+    if address is None:
+        say("[impala] learner: local actors through shared memory; no "
+            "network port is open")
+    else:
+        say(f"[impala] learner serving on {address} (TensorFlow gRPC, no "
+            "authentication, listening on every interface: keep this port "
+            "on a private network)")
     counter = _remote_actor_counter(config, server, cluster, address, say)
     actors = supervisor_lib.ActorSupervisor(
         config.actor, address, config.num_actors,
         spawn=config.spawn_actors, log=say,
         env_timeout_s=config.env_timeout_s,
-        make_slots=shared_memory_slots(config, traj_spec))
+        make_slots=shared_memory_slots(config, traj_spec),
+        weights=server.weights if address is None else None)
     batches, mixer = _batch_source(config, server, actors, traj_spec,
                                    cluster, say)
     logger = progress.ProgressLogger(

@@ -87,8 +87,9 @@ def test_actor_counter_counts_joins_and_departures():
 
 def test_launcher_plans_roles_and_rejects_role_flags(capsys):
     from impala_tf import launch
+    listen = "--listen_on_all_interfaces"
     args, flags = launch.parse_args(
-        ["--num_actor_processes=3", "--num_learners=2",
+        ["--num_actor_processes=3", "--num_learners=2", listen,
          "--learner_address=node7:4000", "--level_name=atari/pong"])
     learners, actors, remote = launch.plan(args, flags, python="py")
     assert len(learners) == 2 and len(actors) == 3
@@ -98,13 +99,59 @@ def test_launcher_plans_roles_and_rejects_role_flags(capsys):
     assert actors[2][3:6] == ["--job_name=actor", "--task=2", hosts]
     assert all(c[-1] == "--level_name=atari/pong" for c in learners + actors)
     assert "--job_name=actor" in remote and hosts in remote
-    assert launch.main(["--num_actor_processes=1", "--dry_run",
+    # Only the learners listen: the consent goes to them alone.
+    assert all(listen in c for c in learners)
+    assert not any(listen in c for c in actors + [remote])
+    assert launch.main(["--num_actor_processes=1", "--dry_run", listen,
                         "--learner_address=node7:4000"]) == 0
     out = capsys.readouterr().out
     assert "--learner_address=node7:4000" in out
     assert "on other machines" in out
     with pytest.raises(SystemExit):
-        launch.parse_args(["--task=2"])
+        launch.parse_args(["--task=2", listen])
+
+
+@pytest.mark.parametrize("flags", [
+    [], ["--nolisten_on_all_interfaces"],
+    ["--listen_on_all_interfaces", "--listen_on_all_interfaces=false"]])
+def test_launcher_refuses_to_listen_without_the_flag(flags, capsys):
+    from impala_tf import launch
+    with pytest.raises(SystemExit) as exit_info:
+        launch.main(["--num_actor_processes=1", "--dry_run"] + flags)
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert ("has no authentication and listens on every network interface"
+            in captured.err), captured.err
+    assert "pass --listen_on_all_interfaces" in captured.err
+    assert "[launch]" not in captured.out  # Nothing planned or started.
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flags,why", [
+    (["--job_name=learner", "--learner_address=localhost:23431"],
+     "--job_name=learner (remote actors)"),
+    (["--job_name=learner", "--learner_hosts=localhost:23432,localhost:23433"],
+     "--learner_hosts (synchronous learners)"),
+    (["--local_transport=grpc"], "--local_transport=grpc"),
+])
+def test_a_learner_that_would_listen_needs_the_flag(flags, why, tmp_path):
+    """A learner that needs TensorFlow's gRPC server (it binds every
+    interface, without authentication) exits 2 with one sentence unless
+    --listen_on_all_interfaces is given; nothing is written."""
+    logdir = tmp_path / "run"
+    result = testing.run_impala(
+        SMALL + flags + [f"--logdir={logdir}"], timeout=120,
+        isolate=testing.can_isolate())  # Isolated in case it did listen.
+    assert result.returncode == 2, (result.stdout, result.stderr[-3000:])
+    assert "Traceback" not in result.stderr
+    errors = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+    assert errors == [
+        f"error: {why} needs TensorFlow's gRPC server, which has no "
+        "authentication and listens on every network interface whatever "
+        "--learner_address says, so anyone who reaches its port can run "
+        "code as this user; pass --listen_on_all_interfaces to start it "
+        "anyway, on a private network only"], result.stderr
+    assert not logdir.exists()
 
 
 # --------------------------------------------------------------------------
@@ -183,7 +230,8 @@ def test_remote_actors_join_late_leave_early_and_exit_zero(tmp_path):
     rc, out = _isolated_script(WAIT_FOR + f"""
         F="{flags}"
         $PY -m impala_tf.experiment $F --job_name=learner \\
-            --logdir={logdir} --actor_timeout_s=5 > {tmp_path}/L.log 2>&1 &
+            --listen_on_all_interfaces --logdir={logdir} \\
+            --actor_timeout_s=5 > {tmp_path}/L.log 2>&1 &
         L=$!
         {exp} $F --job_name=actor --task=0 > {tmp_path}/A0.log 2>&1 &
         A0=$!
@@ -226,7 +274,7 @@ def test_launcher_two_learners_stop_together(tmp_path):
                               "--total_environment_frames=100000000"])
     rc, out = _isolated_script(WAIT_FOR + f"""
         $PY -m impala_tf.launch --num_actor_processes=2 --num_learners=2 \\
-            {flags} > {tmp_path}/launch.log 2>&1 &
+            --listen_on_all_interfaces {flags} > {tmp_path}/launch.log 2>&1 &
         LAUNCH=$!
         wait_for 150 '[ $(lines {logdir}/learner_1/progress.jsonl) -ge 1 ]'
         wait_for 60 '[ $(lines {logdir}/progress.jsonl) -ge 2 ]'

@@ -368,7 +368,8 @@ def test_replay_with_the_lstm_agent_over_the_grpc_queue(tmp_path):
     result = testing.run_impala(
         testing.TINY_FLAGS + _replay_flags(50) + [
             "--logdir=" + logdir, "--total_environment_frames=4000",
-            "--use_lstm=true", "--local_transport=grpc"])
+            "--use_lstm=true", "--local_transport=grpc",
+            "--listen_on_all_interfaces"])
     assert result.returncode == 0, result.stderr[-3000:]
     last = _records(logdir)[-1]
     assert last["replay_size"] == 50

@@ -1,16 +1,20 @@
 """End-to-end tests of the single-machine trainer with real processes.
 
-Each run starts a real learner (TF gRPC server, in a private network
-namespace) and real actor processes, on `impala_tf.envs.toy:colour_choice`
-(random policy: 5 per episode, best: 10) unless said otherwise.
+Each run starts a real learner and real actor processes, on
+`impala_tf.envs.toy:colour_choice` (random policy: 5 per episode, best: 10)
+unless said otherwise, in a private network namespace: a local run opens no
+port (`test_local_run_opens_no_port` checks), but one on the gRPC transport
+starts TF's server, which listens on every interface.
 """
 
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -71,6 +75,8 @@ def test_trains_and_learns(trained):
     assert " 0 frames/s" not in final and "loss nan" not in final, final
     # A user level: 32 environments per actor, one slot holds a batch.
     assert "through shared memory (2 x 1 slot(s)" in result.stdout
+    assert "no network port is open" in result.stdout
+    assert "serving on" not in result.stdout
     assert os.path.isdir(os.path.join(logdir, "train"))  # TensorBoard.
     assert any(n.startswith("events.") for n in
                os.listdir(os.path.join(logdir, "train")))
@@ -181,16 +187,18 @@ def test_lstm_agent_trains_over_the_grpc_queue(tmp_path):
         [f for f in SMALL if not f.startswith("--use_lstm")]
         + ["--use_lstm=true", "--logdir=" + str(tmp_path),
            "--total_environment_frames=3200", "--num_actors=1",
-           "--local_transport=grpc"])
+           "--local_transport=grpc", "--listen_on_all_interfaces"])
     assert result.returncode == 0, result.stderr[-3000:]
     assert "shared memory" not in result.stdout
+    assert "learner serving on localhost:" in result.stdout
     assert _records(str(tmp_path))[-1]["env_frames"] >= 3200
 
 
 @real_processes
 def test_dmlab_language_level_on_test_double(tmp_path):
     """A short run on a DMLab language level through the DeepMind Lab test
-    double: instruction strings travel from the Lab to the agent's encoder."""
+    double: instruction strings travel from the Lab to the agent's encoder,
+    through shared memory like the frames (no port opened)."""
     result = testing.run_impala(
         ["--level_name=language_select_described_object",
          "--agent=shallow", "--batch_size=2", "--unroll_length=5",
@@ -198,6 +206,8 @@ def test_dmlab_language_level_on_test_double(tmp_path):
          "--log_interval_s=1", "--logdir=" + str(tmp_path)],
         env={"IMPALA_TF_DEEPMIND_LAB_MODULE": "tests.fake_deepmind_lab"})
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "through shared memory" in result.stdout
+    assert "no network port is open" in result.stdout
     with open(os.path.join(str(tmp_path), "run_config.json")) as f:
         config = json.load(f)
     assert config["network"]["use_instruction"] is True
@@ -241,28 +251,101 @@ def test_learner_threads(requested, local, cpus, expected):
     assert trainer.learner_threads(requested, local, cpus) == expected
 
 
-def test_shared_memory_only_for_local_numeric_trajectories():
+def test_shared_memory_exactly_where_no_server_runs(tmp_path):
+    """Local actors get shared memory (text observations included) and the
+    learner no server; any other run gets the server and no slots, and
+    needs --listen_on_all_interfaces to start it."""
     import dataclasses
+    import multiprocessing
     import tensorflow as tf
+    from impala_tf import config as config_lib
     from impala_tf import trainer
 
-    class Config:  # The fields `shared_memory_slots` reads.
-        local_transport, spawn_actors, num_actors = "shared_memory", True, 2
-        learner_hosts = ()
-        actor = dataclasses.make_dataclass(
-            "A", ["envs_per_actor", "queue_capacity"])(16, 32)
-
-    spec = {"frame": tf.TensorSpec([3, 4], tf.uint8)}
-    factory = trainer.shared_memory_slots(Config, spec)
-    slots = factory(__import__("multiprocessing").get_context("spawn"))
+    config = dataclasses.replace(testing.tiny_train_config(tmp_path),
+                                 num_actors=2)
+    config = dataclasses.replace(config, actor=dataclasses.replace(
+        config.actor, envs_per_actor=16, queue_capacity=32))
+    assert not config.needs_server
+    config_lib.check_listening(config)  # Nothing to consent to.
+    spec = {"frame": tf.TensorSpec([3, 4], tf.uint8),
+            "instruction": tf.TensorSpec([3], tf.string)}
+    slots = trainer.shared_memory_slots(config, spec)(
+        multiprocessing.get_context("spawn"))
     assert (slots.n, slots.num_slots) == (16, 1)  # 32 / 2 actors / 16.
-    text = dict(spec, instruction=tf.TensorSpec([3], tf.string))
-    assert trainer.shared_memory_slots(Config, text) is None
-    for field, value in [("local_transport", "grpc"),
-                         ("spawn_actors", False), ("num_actors", 0),
-                         ("learner_hosts", ("a:1", "b:2"))]:  # A cluster.
-        changed = type("C", (Config,), {field: value})
-        assert trainer.shared_memory_slots(changed, spec) is None
+    for changes, why in [
+            ({"local_transport": "grpc"}, "--local_transport=grpc"),
+            ({"spawn_actors": False}, "--job_name=learner"),
+            ({"spawn_actors": False, "learner_hosts": ("a:1", "b:2")},
+             "--learner_hosts")]:
+        other = dataclasses.replace(config, **changes)
+        assert other.needs_server
+        assert trainer.shared_memory_slots(other, spec) is None
+        with pytest.raises(ValueError, match=f"^{why}.*no authentication.*"
+                           "pass --listen_on_all_interfaces"):
+            config_lib.check_listening(other)
+        config_lib.check_listening(dataclasses.replace(
+            other, listen_on_all_interfaces=True))
+
+
+def test_open_ports_sees_listening_and_bound_sockets():
+    """The check `test_local_run_opens_no_port` relies on."""
+    import socket
+    me = [os.getpid()]
+    before = testing.open_ports(me)
+    with socket.socket() as tcp, socket.socket(socket.AF_INET6) as tcp6, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, \
+            socket.socket() as unconnected:
+        tcp.bind(("127.0.0.1", 0))
+        tcp.listen()
+        tcp6.bind(("::", 0))
+        tcp6.listen()
+        udp.bind(("127.0.0.1", 0))
+        del unconnected  # Neither listening nor bound: not a port.
+        found = set(testing.open_ports(me)) - set(before)
+        assert found == {
+            (me[0], "tcp", f"127.0.0.1:{tcp.getsockname()[1]}"),
+            (me[0], "tcp6", f":::{tcp6.getsockname()[1]}"),
+            (me[0], "udp", f"127.0.0.1:{udp.getsockname()[1]}")}
+
+
+@pytest.mark.slow
+def test_local_run_opens_no_port(tmp_path):
+    """A run whose actors are all local (the default, `make train`) holds no
+    listening TCP socket and no UDP socket, in the learner or its actors,
+    while it trains; SIGTERM then stops it cleanly. Isolated where
+    possible, in case it did listen; the check works either way."""
+    logdir = tmp_path / "run"
+    args = [sys.executable, "-m", "impala_tf.experiment"] + SMALL + [
+        f"--logdir={logdir}", "--total_environment_frames=100000000",
+        "--checkpoint_interval_s=1000"]
+    log_path = tmp_path / "log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            testing.isolated_command(args) if testing.can_isolate()
+            else args, cwd=testing.REPO, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        deadline = time.monotonic() + 240
+        while True:  # Until both actors run and the learner has trained.
+            tree = testing.process_tree(proc.pid)
+            actors = [p for p in tree
+                      if "spawn_main" in (testing.cmdline(p) or "")]
+            if len(actors) == 2 and progress.read_records(str(logdir)):
+                break
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                log_path.read_text()[-4000:])
+            time.sleep(0.2)
+        tree = testing.process_tree(proc.pid)
+        assert proc.pid in tree and set(actors) <= set(tree)
+        assert testing.open_ports(tree) == [], log_path.read_text()[-4000:]
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(90) == 0, log_path.read_text()[-4000:]
+    finally:
+        testing.kill_group(proc)
+        proc.wait()
+    text = log_path.read_text()
+    assert "no network port is open" in text and "Traceback" not in text
 
 
 @pytest.mark.slow

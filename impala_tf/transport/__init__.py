@@ -4,10 +4,14 @@ Three small interfaces, written down here; two implementations:
 
   * `grpc` — the learner's TensorFlow server holds a FIFOQueue of
     trajectories and the published weights; actors (on any machine) are
-    graph-mode clients of it.
+    graph-mode clients of it. The server has no authentication and listens
+    on every interface, so a learner starts it only where it must (remote
+    actors, synchronous learners, --local_transport=grpc) and was told it
+    may (--listen_on_all_interfaces).
   * `shared_memory` — actor processes spawned on the learner's machine copy
-    trajectories into memory shared with the learner (one copy each side);
-    their weights still come from the learner's server over gRPC.
+    trajectories into memory shared with the learner (one copy each side)
+    and read its weights and its "done" from shared memory too: no server,
+    no network port.
 
 Both give the learner the same kind of `BatchSource` (a Python iterator of
 `tf.Tensor` batches), so the learner loop has one step function.

@@ -1,26 +1,37 @@
-"""Trajectories from local actor processes to the learner in shared memory.
+"""Local actor processes and their learner, through shared memory only.
 
-The gRPC path (`transport.grpc`) copies an unroll about six times on its way to a
-batch: the actor's feed, the RunStep request, the socket twice, the queue's
-split and `dequeue_many`'s concatenation. For actor processes on the
-learner's own machine this module replaces it with one copy on each side:
+For actor processes the learner starts on its own machine, this module
+carries everything both ways without a network port: the trajectories, the
+weights and their version, and the learner's "done" signal. (The gRPC path,
+`transport.grpc`, would open TensorFlow's unauthenticated server on every
+interface, and copies an unroll about six times on its way to a batch: the
+actor's feed, the RunStep request, the socket twice, the queue's split and
+`dequeue_many`'s concatenation; here it is one copy on each side.)
 
   * `SharedSlots`: memory shared between the learner process and one actor
     process (a `multiprocessing` RawArray, created by the learner and handed
     to the actor when it is spawned; the same memory serves the actor's
     restarts). It holds `num_slots` slots of N trajectories (the actor's
     `envs_per_actor`), each leaf of the trajectory nest laid out [N, ...] as
-    the actor's buffers are, plus a header per slot: its state (FREE, FULL)
-    and the time it was filled.
+    the actor's buffers are (a string leaf, a DMLab instruction, as UTF-8
+    bytes padded to MAX_TEXT_BYTES and its length; a longer one is refused
+    with one sentence), plus a header per slot: its state (FREE, FULL) and
+    the time it was filled.
   * `SlotSender` (actor side): `enqueue` waits for a FREE slot of its own,
-    copies the N trajectories in, stamps it and marks it FULL. Weights still
-    come over gRPC (`pull_weights` is the gRPC client's).
+    copies the N trajectories in, stamps it and marks it FULL;
+    `pull_weights` is its `WeightReader`'s.
   * `SlotReceiver` (learner side): `batches(batch_size)` iterates over
     batches [B, ...] assembled from FULL slots, oldest first across actors,
     by a background thread; a slot whose N trajectories are all copied out
     goes back to FREE. The batch is copied once, into aligned memory that
     becomes TensorFlow tensors without another copy (DLPack); `tf.data`'s
     `from_generator` cost 3-5x more CPU per batch here (benchmarks/README).
+  * `SharedWeights`: one block for all local actors, holding the weights
+    twice (a seqlock over two buffers, see the class) with their version
+    and a "closed" word. The learner writes it through `WeightWriter`, its
+    `transport.WeightPublisher`, after every update; actors read it through
+    `WeightReader` without locks: a torn copy is detected and retried, and
+    nothing an actor does (or dies doing) can block the learner.
 
 `SlotSender` is an actor's `transport.ActorTransport`; `batches` is the
 learner's `transport.BatchSource`, the same kind the gRPC queue gives.
@@ -30,14 +41,16 @@ only the learner frees a FULL one, so no lock is needed and an actor killed
 mid-copy leaves nothing half-visible: its slot is still FREE (the restarted
 actor overwrites it) and slots it had filled are still read. State words are
 written after the data; x86's stores are not reordered with one another,
-and waiting on either side goes through system calls (sleeps). Waiting
-polls: 0.5 ms back-off up to 5 ms when idle, negligible beside an unroll.
+nor its loads with one another, and waiting on either side goes through
+system calls (sleeps). Waiting polls: 0.5 ms back-off up to 5 ms when idle,
+negligible beside an unroll.
 
-Only numeric trajectories fit (no string observations: `supported`); the
-learner keeps the gRPC queue for remote actors either way.
+Weight publication cost (`WeightWriter`, a `tf.numpy_function` inside the
+learner's step; the shallow agent's 2.7 MB of weights): see
+benchmarks/README.md. Remote actors still use the gRPC queue and weights.
 """
-
 import math
+import multiprocessing
 import queue
 import threading
 import time
@@ -47,17 +60,15 @@ import tensorflow as tf
 
 from impala_tf.transport import ActorTransport
 from impala_tf.transport import BatchSource
+from impala_tf.transport import WeightPublisher
 
 FREE, FULL = 0, 1
 _STATE, _STAMP = 0, 1       # Header columns (int64).
 _ALIGN = 64                 # Bytes; every leaf starts on a cache line.
 _POLL_MIN_S, _POLL_MAX_S = 0.0005, 0.005
 CLOSED_CHECK_S = 1.0        # A blocked sender asks the learner this often.
-
-
-def supported(trajectory_spec):
-    """True if every leaf of the trajectory spec is numeric (no strings)."""
-    return all(s.dtype != tf.string for s in tf.nest.flatten(trajectory_spec))
+# Room for one string observation (a DMLab instruction), in UTF-8 bytes.
+MAX_TEXT_BYTES = 1024
 
 
 def num_slots_for(queue_capacity, envs_per_actor, num_actors):
@@ -76,7 +87,8 @@ class SharedSlots:
     """Shared memory for one actor: `num_slots` slots of N trajectories.
 
     Args:
-      trajectory_spec: nest of `tf.TensorSpec` for ONE trajectory (numeric).
+      trajectory_spec: nest of `tf.TensorSpec` for ONE trajectory (numbers,
+        booleans and strings of at most MAX_TEXT_BYTES).
       n: trajectories per slot (the actor's environments).
       num_slots: slots.
       ctx: the `multiprocessing` context that will spawn the actor.
@@ -86,14 +98,20 @@ class SharedSlots:
     """
 
     def __init__(self, trajectory_spec, n, num_slots, ctx):
-        if not supported(trajectory_spec):
-            raise ValueError("shared-memory transport needs numeric "
-                             "trajectories (no string observations)")
         self.n, self.num_slots = int(n), int(num_slots)
-        leaves = tf.nest.flatten(trajectory_spec)
-        self._leaves = [(np.dtype(s.dtype.as_numpy_dtype),
-                         (self.n,) + tuple(s.shape.as_list()))
-                        for s in leaves]
+        # Stored arrays: one per numeric leaf, two per string leaf (its
+        # UTF-8 bytes [..., MAX_TEXT_BYTES] and their lengths [...]).
+        self._leaves, self._is_text = [], []
+        for s in tf.nest.flatten(trajectory_spec):
+            shape = (self.n,) + tuple(s.shape.as_list())
+            self._is_text.append(s.dtype == tf.string)
+            if s.dtype == tf.string:
+                self._leaves += [(np.dtype(np.uint8),
+                                  shape + (MAX_TEXT_BYTES,)),
+                                 (np.dtype(np.int32), shape)]
+            else:
+                self._leaves.append((np.dtype(s.dtype.as_numpy_dtype),
+                                     shape))
         offset = _round_up(self.num_slots * 2 * 8)
         self._offsets = []
         for dtype, shape in self._leaves:
@@ -132,21 +150,266 @@ class SharedSlots:
         return self._map()[0]
 
     def slot(self, k):
-        """Flat list of numpy views of slot k, each [N, ...]."""
+        """Flat list of numpy views of slot k's stored arrays, each [N, ...]
+        (a string leaf is two: `encode` and `decode` convert)."""
         return self._map()[1][k]
+
+    def encode(self, flat, stored):
+        """Copies the flat leaves of a trajectory nest ([N, ...] numpy; str
+        or bytes objects for strings) into `stored` (`slot(k)`). Raises
+        ValueError (one sentence) for a string longer than MAX_TEXT_BYTES
+        in UTF-8."""
+        i = 0
+        for x, text in zip(flat, self._is_text):
+            if text:
+                _encode_text(x, stored[i], stored[i + 1])
+                i += 2
+            else:
+                np.copyto(stored[i], x)
+                i += 1
+
+    def decode(self, stored):
+        """Stored arrays [B, ...] (`slot`'s layout, any leading size) -> the
+        flat leaves of the nest, strings as numpy object arrays of bytes."""
+        out, i = [], 0
+        for text in self._is_text:
+            if text:
+                out.append(_decode_text(stored[i], stored[i + 1]))
+                i += 2
+            else:
+                out.append(stored[i])
+                i += 1
+        return out
 
 
 def _round_up(x):
     return -(-x // _ALIGN) * _ALIGN
 
 
+def _utf8(x):
+    return x.encode("utf-8") if isinstance(x, str) else bytes(x)
+
+
+def _encode_text(strings, data, lengths):
+    """str or bytes objects [...] -> their UTF-8 bytes, zero-padded, in
+    uint8 `data` [..., MAX_TEXT_BYTES] and their lengths in `lengths`."""
+    encoded = [_utf8(x) for x in np.asarray(strings, object).ravel()]
+    sizes = np.fromiter(map(len, encoded), np.int64, len(encoded))
+    if sizes.size and sizes.max() > MAX_TEXT_BYTES:
+        raise ValueError(
+            f"a string observation of {int(sizes.max()):,} bytes (an "
+            f"instruction?) does not fit the {MAX_TEXT_BYTES:,} bytes "
+            "shared memory holds per string "
+            "(transport.shared_memory.MAX_TEXT_BYTES)")
+    fixed = data.reshape(-1, MAX_TEXT_BYTES).view(f"S{MAX_TEXT_BYTES}")
+    fixed[:, 0] = encoded  # Zero-padded to the width by numpy.
+    lengths.reshape(-1)[:] = sizes
+
+
+def _decode_text(data, lengths):
+    """`_encode_text`'s arrays -> numpy object array of bytes [...]."""
+    shape = lengths.shape
+    fixed = np.ascontiguousarray(data).reshape(-1, MAX_TEXT_BYTES)
+    # numpy drops trailing zero bytes; a string that ended in some is cut
+    # from the raw row at its length instead.
+    out = fixed.view(f"S{MAX_TEXT_BYTES}")[:, 0].astype(object)
+    sizes = lengths.reshape(-1)
+    for i in np.flatnonzero(np.fromiter(map(len, out), np.int64, out.size)
+                            != sizes):
+        out[i] = fixed[i, :sizes[i]].tobytes()
+    return out.reshape(shape)
+
+
+# SharedWeights header words (int64).
+_PUBLISHED, _CLOSED = 0, 1          # Publications so far; learner done.
+_SEQ, _VERSION = 2, 3               # + 2 * buffer: its sequence, version.
+_READ_ATTEMPTS = 100
+
+
+class SharedWeights:
+    """The learner's weights in memory shared with its local actors.
+
+    Two buffers of every weight, each with a sequence word and the version
+    (learner step) it holds, a count of publications and a "closed" word
+    (the learner is done). One writer, the learner (`write`, `close`);
+    any number of readers (`read`), none of which ever blocks it:
+
+      * `write` fills the buffer that is not the latest (publication p
+        goes to buffer p % 2): it makes the buffer's sequence odd, copies
+        the weights in, stores the version, makes the sequence even again,
+        and only then counts the publication. x86 does not reorder stores
+        with stores, nor loads with loads.
+      * `read` copies the latest buffer out between two reads of its
+        sequence; if the sequence was odd or changed (the learner came
+        round to that buffer again, two publications during one copy),
+        the copy may be torn and it reads again. A reader killed mid-copy
+        leaves nothing behind: it never writes.
+
+    Args:
+      variable_specs: list of (dtype, shape) of the agent's trainable
+        variables, in their fixed order (`policy.variable_specs`).
+      ctx: the `multiprocessing` context that will spawn the actors
+        (default: "spawn", the supervisor's).
+
+    Picklable only while spawning a process, as `SharedSlots`.
+    """
+
+    def __init__(self, variable_specs, ctx=None):
+        ctx = ctx or multiprocessing.get_context("spawn")
+        self._leaves = [(np.dtype(tf.as_dtype(d).as_numpy_dtype),
+                         tuple(tf.TensorShape(sh).as_list()))
+                        for d, sh in variable_specs]
+        self._offsets, offset = [], _ALIGN  # The header: 6 words.
+        for dtype, shape in self._leaves:
+            self._offsets.append(offset)
+            offset = _round_up(offset + dtype.itemsize * math.prod(shape))
+        self.buffer_bytes = offset - _ALIGN
+        self._raw = ctx.RawArray("B", _ALIGN + 2 * self.buffer_bytes
+                                 + _ALIGN)
+        self._views = None
+        self.torn_reads = 0  # This process's reads that had to retry.
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_views"] = None
+        return state
+
+    def _map(self):
+        if self._views is None:
+            buf = np.frombuffer(self._raw, np.uint8)
+            buf = buf[(-buf.ctypes.data) % _ALIGN:]
+            header = buf[:6 * 8].view(np.int64)
+            buffers = [[
+                buf[base + off:base + off + dt.itemsize * math.prod(sh)]
+                .view(dt).reshape(sh)
+                for off, (dt, sh) in zip(self._offsets, self._leaves)]
+                for base in (0, self.buffer_bytes)]
+            self._views = header, buffers
+        return self._views
+
+    def write(self, arrays, version):
+        """Publishes `arrays` (the weights, in order) as `version` (int).
+        The learner's only: one writer."""
+        header, buffers = self._map()
+        b = int(header[_PUBLISHED]) % 2
+        seq = _SEQ + 2 * b
+        header[seq] += 1  # Odd: being written.
+        for dst, src in zip(buffers[b], arrays):
+            np.copyto(dst, np.asarray(src).reshape(dst.shape))
+        header[_VERSION + 2 * b] = int(version)
+        header[seq] += 1  # Even: whole.
+        header[_PUBLISHED] += 1
+
+    def read(self):
+        """(list of new np.ndarray, int version): the latest publication,
+        copied whole; None if nothing was published yet, or if
+        `_READ_ATTEMPTS` copies in a row were torn (a writer killed
+        mid-write; the caller waits and tries again)."""
+        header, buffers = self._map()
+        for _ in range(_READ_ATTEMPTS):
+            published = int(header[_PUBLISHED])
+            if published == 0:
+                return None
+            b = (published - 1) % 2
+            seq = int(header[_SEQ + 2 * b])
+            if seq % 2 == 0:
+                out = self._copy(buffers[b])
+                version = int(header[_VERSION + 2 * b])
+                if int(header[_SEQ + 2 * b]) == seq:
+                    return out, version
+            self.torn_reads += 1
+        return None
+
+    @staticmethod
+    def _copy(views):
+        return [np.array(x) for x in views]
+
+    def close(self):
+        """The learner is done: readers raise `tf.errors.CancelledError`."""
+        self._map()[0][_CLOSED] = 1
+
+    @property
+    def closed(self):
+        return bool(self._map()[0][_CLOSED])
+
+
+class WeightWriter(WeightPublisher):
+    """The learner's `transport.WeightPublisher` into `SharedWeights`.
+
+    `publish` works eagerly and inside the learner's `tf.function` step: the
+    copy runs as a `tf.numpy_function` (host memory; the variables' values
+    are read after the update, as the gRPC publisher's assignments are).
+    """
+
+    def __init__(self, weights):
+        self.weights = weights
+
+    def publish(self, variables, version):
+        values = [v.read_value() if hasattr(v, "read_value")
+                  else tf.convert_to_tensor(v) for v in variables]
+        tf.numpy_function(self._write, [tf.cast(version, tf.int64)] + values,
+                          [], stateful=True, name="publish_weights")
+
+    def _write(self, version, *arrays):
+        self.weights.write(arrays, int(version))
+
+    def close(self):
+        """Tells the actors that the learner is done."""
+        self.weights.close()
+
+
+class WeightReader:
+    """An actor's side of `SharedWeights` (what `SlotSender` pulls from).
+
+    Args:
+      weights: the learner's `SharedWeights`.
+      timeout_s: how long `pull_weights` waits for the first publication
+        (None: as long as it takes; the learner publishes before it starts
+        its actors, and an actor exits when its learner does).
+    """
+
+    def __init__(self, weights, timeout_s=None):
+        self._weights, self._timeout_s = weights, timeout_s
+
+    def pull_weights(self):
+        """(list of np.ndarray, int version), waiting for the first
+        publication; raises `tf.errors.CancelledError` once the learner is
+        done, `tf.errors.DeadlineExceededError` after `timeout_s` with
+        nothing published."""
+        wait = _POLL_MIN_S
+        deadline = (None if self._timeout_s is None
+                    else time.monotonic() + self._timeout_s)
+        while True:
+            if self._weights.closed:
+                raise tf.errors.CancelledError(None, None,
+                                               "the learner is done")
+            pulled = self._weights.read()
+            if pulled is not None:
+                return pulled
+            if deadline is not None and time.monotonic() >= deadline:
+                raise tf.errors.DeadlineExceededError(
+                    None, None, "the learner published no weights within "
+                    f"{self._timeout_s:g} s")
+            time.sleep(wait)
+            wait = min(_POLL_MAX_S * 10, 2 * wait)
+
+    def queue_closed(self):
+        """True once the learner is done."""
+        return self._weights.closed
+
+    def close(self):
+        pass  # Nothing to release; the memory is the learner's.
+
+
 class SlotSender(ActorTransport):
-    """An actor's side: trajectories into its `SharedSlots`, weights by gRPC.
+    """An actor's side: trajectories into its `SharedSlots`, weights from
+    the learner's `SharedWeights`.
 
     Args:
       slots: this actor's `SharedSlots`.
-      client: the actor's `grpc.ActorClient` (weights, and whether the
-        learner closed its queue); `close()` closes it.
+      client: where weights come from and whether the learner is done: a
+        `WeightReader` (`pull_weights`, `queue_closed`, `close`; `close()`
+        here closes it).
     """
 
     def __init__(self, slots, client):
@@ -177,9 +440,7 @@ class SlotSender(ActorTransport):
         raises `tf.errors.CancelledError` once the learner closed its queue.
         """
         k = self._free_slot()
-        for dst, src in zip(self._slots.slot(k),
-                            tf.nest.flatten(trajectories)):
-            np.copyto(dst, src)
+        self._slots.encode(tf.nest.flatten(trajectories), self._slots.slot(k))
         header = self._slots.header
         header[k, _STAMP] = time.monotonic_ns()
         header[k, _STATE] = FULL  # Last: the learner may read it from now.
@@ -239,7 +500,9 @@ class SlotReceiver:
         return chunks
 
     def next_batch(self, batch_size):
-        """Flat list of new numpy arrays [batch_size, ...], or None if closed.
+        """Flat list of new numpy arrays [batch_size, ...] (the leaves of
+        the trajectory nest; strings as object arrays of bytes), or None if
+        closed.
 
         Copies the trajectories out (into 64-byte aligned memory of its own,
         which `tensors` hands to TensorFlow without a copy), then frees every
@@ -248,7 +511,8 @@ class SlotReceiver:
         chunks = self._chunks(batch_size)
         if chunks is None:
             return None
-        first = self._slots[chunks[0][0]].slot(chunks[0][1])
+        layout = self._slots[chunks[0][0]]
+        first = layout.slot(chunks[0][1])
         batch = [_aligned_empty((batch_size,) + x.shape[1:], x.dtype)
                  for x in first]
         row = 0
@@ -261,7 +525,7 @@ class SlotReceiver:
             if cursor[1] == self._slots[a].n:
                 del self._cursor[(a, k)]
                 self._slots[a].header[k, _STATE] = FREE
-        return batch
+        return layout.decode(batch)
 
     def batches(self, batch_size, prefetch=1):
         """A `BatchSource` of batches: the trajectory nest of `tf.Tensor`s,
@@ -292,9 +556,13 @@ def _aligned_empty(shape, dtype):
 
 def tensors(flat):
     """Flat numpy arrays (C-contiguous) -> `tf.Tensor`s sharing their memory
-    (the tensor keeps its array alive); a copy where DLPack cannot."""
+    (the tensor keeps its array alive); a copy where DLPack cannot, and
+    `tf.string` tensors from object arrays of bytes."""
     out = []
     for x in flat:
+        if x.dtype == object:
+            out.append(tf.convert_to_tensor(x, tf.string))
+            continue
         try:
             out.append(tf.experimental.dlpack.from_dlpack(x.__dlpack__()))
         except (AttributeError, TypeError, ValueError,
