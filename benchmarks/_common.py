@@ -192,9 +192,17 @@ def machine():
                     break
     except OSError:
         pass
+    from impala_tf import precision  # pylint: disable=import-outside-toplevel
     return {"cpu": model, "cpus": os.cpu_count(),
+            "cpu_flags": sorted(precision.cpu_flags() & set(CPU_FLAGS)),
             "python": platform.python_version(),
             "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+# The CPU features that decide speed here, recorded with every result
+# (`machine`): vector width and native bfloat16.
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile",
+             "amx_bf16")
 
 
 def format_table(rows, columns):
