@@ -156,8 +156,8 @@ class Checkpoints:
         return self._manager
 
     def save(self):
-        """Saves unless a weight is not finite (then says so and keeps the
-        last good one); returns the new path or None.
+        """Saves unless a weight is not finite (then says so, keeps the
+        last good one and returns None); returns the checkpoint's path.
 
         A checkpoint of the step already saved is not written again: its
         number is the step, and `tf.train.CheckpointManager` would rewrite
@@ -167,12 +167,11 @@ class Checkpoints:
         existing path is returned.
         """
         latest = self._saver.latest_checkpoint
-        step = int(self._learner.num_steps.numpy())
-        if latest is not None and latest.endswith(f"-{step}"):
-            return latest
         if not weights_finite(self._learner):
             self._say("[impala] NOT saving a checkpoint: some weights are "
-                      "not finite; the last good one is "
-                      f"{self._saver.latest_checkpoint}")
+                      f"not finite; the last good one is {latest}")
             return None
+        if latest is not None and latest.endswith(
+                f"-{int(self._learner.num_steps.numpy())}"):
+            return latest
         return self._saver.save(checkpoint_number=self._learner.num_steps)

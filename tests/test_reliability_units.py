@@ -46,7 +46,9 @@ def random_batch(traj_spec, batch_size, num_actions, seed):
                                spec.dtype)
         return tf.constant(rng.randn(*shape).astype(np.float32))
 
-    return tf.nest.map_structure(fill, traj_spec)
+    # As actors send them: none marked replayed (all frames count).
+    return tf.nest.map_structure(fill, traj_spec)._replace(
+        replayed=tf.zeros([batch_size], tf.bool))
 
 
 def values(learner):
