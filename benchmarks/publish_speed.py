@@ -8,7 +8,7 @@ For each agent (presets of `benchmarks.learner_speed`: shallow, the Atari
 agent; deep, the DMLab one) and each way a learner publishes its weights:
 
   * none: no publication;
-  * shm: `transport.shared_memory.WeightWriter` (a `tf.numpy_function`
+  * shm: `transport.shared_weights.WeightWriter` (a `tf.numpy_function`
     copying the weights into `SharedWeights`; what local actors read, no
     server);
   * grpc: `transport.grpc.LearnerServer` (assignments to resource variables
@@ -60,7 +60,7 @@ def _measure(agent_name, mode, batch_size, unroll, min_s, out):
     from impala_tf import policy
     from impala_tf import types
     from impala_tf.transport import grpc
-    from impala_tf.transport import shared_memory
+    from impala_tf.transport import shared_weights
     # pylint: enable=g-import-not-at-top
     p = learner_speed.PRESETS[agent_name]
     address = f"localhost:{grpc.pick_free_port()}"
@@ -75,9 +75,9 @@ def _measure(agent_name, mode, batch_size, unroll, min_s, out):
     var_specs = policy.variable_specs(agent)
     publisher = pull = None
     if mode == "shm":
-        weights = shared_memory.SharedWeights(var_specs)
-        publisher = shared_memory.WeightWriter(weights)
-        pull = shared_memory.WeightReader(weights).pull_weights
+        weights = shared_weights.SharedWeights(var_specs)
+        publisher = shared_weights.WeightWriter(weights)
+        pull = shared_weights.WeightReader(weights).pull_weights
     elif mode == "grpc":
         publisher = grpc.LearnerServer(spec, var_specs, batch_size)
     config = config_lib.LearnerConfig(

@@ -41,6 +41,7 @@ from impala_tf.envs import batch as env_batch
 from impala_tf.transport import grpc
 from impala_tf.transport import reconnecting
 from impala_tf.transport import shared_memory
+from impala_tf.transport import shared_weights
 
 ActorConfig = config_lib.ActorConfig  # Where it is written: config.py.
 
@@ -200,7 +201,7 @@ def run_local_actor(config, task, learner_address, stop_event=None,
     """An actor process spawned by the learner's supervisor.
 
     With `slots` (this actor's `shared_memory.SharedSlots`) and `weights`
-    (the learner's `shared_memory.SharedWeights`), everything goes through
+    (the learner's `shared_weights.SharedWeights`), everything goes through
     shared memory: no network at all. Otherwise trajectories go into the
     learner's gRPC queue and weights come from it, at `learner_address`.
     Returns when the learner closes its queue (is done) or `stop_event` is
@@ -213,7 +214,7 @@ def run_local_actor(config, task, learner_address, stop_event=None,
         raise ValueError("shared-memory actors need both slots and weights")
     if slots is not None:
         transport = shared_memory.SlotSender(
-            slots, shared_memory.WeightReader(weights))
+            slots, shared_weights.WeightReader(weights))
     else:
         transport = grpc.ActorClient(
             learner_address, trajectory_spec(config, agent),

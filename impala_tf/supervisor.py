@@ -113,7 +113,7 @@ class ActorSupervisor:
         `transport.shared_memory.SharedSlots`; each actor gets its own (kept across
         its restarts, listed in `slots`) and sends trajectories through it.
       weights: with `make_slots`, the learner's
-        `transport.shared_memory.SharedWeights`, handed to every actor: its
+        `transport.shared_weights.SharedWeights`, handed to every actor: its
         weights and the learner's "done" come from there.
     """
 

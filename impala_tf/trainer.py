@@ -8,7 +8,7 @@
      (--listen_on_all_interfaces), starts the TF server (`transport.grpc`);
      a learner whose actors are all its own processes starts none and
      opens no port. Builds the agent, the learner and what publishes its
-     weights (`shared_memory.WeightWriter` for local actors, else the
+     weights (`shared_weights.WeightWriter` for local actors, else the
      `grpc.LearnerServer`), and
      restores the latest checkpoint if there is one (`checkpoints`:
      "resumed from ... at N frames"; what a resumed run trains with, the
@@ -58,6 +58,7 @@ from impala_tf import supervisor as supervisor_lib
 from impala_tf import types
 from impala_tf.transport import grpc
 from impala_tf.transport import shared_memory
+from impala_tf.transport import shared_weights
 
 
 TrainConfig = config_lib.TrainConfig  # Where it is written: config.py.
@@ -129,12 +130,12 @@ def build(config, make_publisher=None):
 
 
 def _server_maker(config, cluster):
-    """make_publisher for `build`: a `shared_memory.WeightWriter` into new
+    """make_publisher for `build`: a `shared_weights.WeightWriter` into new
     `SharedWeights` where no server runs (local actors only), else this
     learner's `grpc.LearnerServer`."""
     if not config.needs_server:
-        return lambda traj_spec, variable_specs: shared_memory.WeightWriter(
-            shared_memory.SharedWeights(variable_specs))
+        return lambda traj_spec, variable_specs: shared_weights.WeightWriter(
+            shared_weights.SharedWeights(variable_specs))
     return functools.partial(
         grpc.LearnerServer, capacity=config.actor.queue_capacity,
         task=config.task if cluster else 0,

@@ -19,19 +19,15 @@ actor's feed, the RunStep request, the socket twice, the queue's split and
     the time it was filled.
   * `SlotSender` (actor side): `enqueue` waits for a FREE slot of its own,
     copies the N trajectories in, stamps it and marks it FULL;
-    `pull_weights` is its `WeightReader`'s.
+    `pull_weights` is its `shared_weights.WeightReader`'s.
   * `SlotReceiver` (learner side): `batches(batch_size)` iterates over
     batches [B, ...] assembled from FULL slots, oldest first across actors,
     by a background thread; a slot whose N trajectories are all copied out
     goes back to FREE. The batch is copied once, into aligned memory that
     becomes TensorFlow tensors without another copy (DLPack); `tf.data`'s
     `from_generator` cost 3-5x more CPU per batch here (benchmarks/README).
-  * `SharedWeights`: one block for all local actors, holding the weights
-    twice (a seqlock over two buffers, see the class) with their version
-    and a "closed" word. The learner writes it through `WeightWriter`, its
-    `transport.WeightPublisher`, after every update; actors read it through
-    `WeightReader` without locks: a torn copy is detected and retried, and
-    nothing an actor does (or dies doing) can block the learner.
+  * The weights, their version and the learner's end travel in
+    `shared_weights.SharedWeights` (one block for all local actors).
 
 `SlotSender` is an actor's `transport.ActorTransport`; `batches` is the
 learner's `transport.BatchSource`, the same kind the gRPC queue gives.
@@ -45,16 +41,9 @@ nor its loads with one another, and waiting on either side goes through
 system calls (sleeps). Waiting polls: 0.5 ms back-off up to 5 ms when idle,
 negligible beside an unroll.
 
-The learner publishes from inside its `tf.function` step (`WeightWriter`
-is a `tf.numpy_function`), so `Learner(publish=...)` works as with the gRPC
-server; for the shallow agent's 2.6 MB of weights that costs 0.8 ms a step
-(0.55-0.65 ms more than the gRPC server's assignments; about 0.5% of a
-batch-32 step, 2% of a batch-8 one), and an actor's pull 0.07 ms against
-0.7-0.9 ms over gRPC (benchmarks/README.md, `benchmarks.publish_speed`).
 Remote actors still use the gRPC queue and weights.
 """
 import math
-import multiprocessing
 import queue
 import threading
 import time
@@ -64,12 +53,13 @@ import tensorflow as tf
 
 from impala_tf.transport import ActorTransport
 from impala_tf.transport import BatchSource
-from impala_tf.transport import WeightPublisher
+from impala_tf.transport.shared_block import POLL_MAX_S
+from impala_tf.transport.shared_block import POLL_MIN_S
+from impala_tf.transport.shared_block import SharedBlock
+from impala_tf.transport.shared_block import aligned_empty
 
 FREE, FULL = 0, 1
 _STATE, _STAMP = 0, 1       # Header columns (int64).
-_ALIGN = 64                 # Bytes; every leaf starts on a cache line.
-_POLL_MIN_S, _POLL_MAX_S = 0.0005, 0.005
 CLOSED_CHECK_S = 1.0        # A blocked sender asks the learner this often.
 # Room for one string observation (a DMLab instruction), in UTF-8 bytes.
 MAX_TEXT_BYTES = 1024
@@ -87,7 +77,7 @@ def num_slots_for(queue_capacity, envs_per_actor, num_actors):
     return max(1, math.ceil(per_actor / max(1, envs_per_actor)))
 
 
-class SharedSlots:
+class SharedSlots(SharedBlock):
     """Shared memory for one actor: `num_slots` slots of N trajectories.
 
     Args:
@@ -105,58 +95,32 @@ class SharedSlots:
         self.n, self.num_slots = int(n), int(num_slots)
         # Stored arrays: one per numeric leaf, two per string leaf (its
         # UTF-8 bytes [..., MAX_TEXT_BYTES] and their lengths [...]).
-        self._leaves, self._is_text = [], []
+        leaves, self._is_text = [], []
         for s in tf.nest.flatten(trajectory_spec):
             shape = (self.n,) + tuple(s.shape.as_list())
             self._is_text.append(s.dtype == tf.string)
             if s.dtype == tf.string:
-                self._leaves += [(np.dtype(np.uint8),
-                                  shape + (MAX_TEXT_BYTES,)),
-                                 (np.dtype(np.int32), shape)]
+                leaves += [(np.uint8, shape + (MAX_TEXT_BYTES,)),
+                           (np.int32, shape)]
             else:
-                self._leaves.append((np.dtype(s.dtype.as_numpy_dtype),
-                                     shape))
-        offset = _round_up(self.num_slots * 2 * 8)
-        self._offsets = []
-        for dtype, shape in self._leaves:
-            self._offsets.append(offset)
-            offset = _round_up(offset + dtype.itemsize * math.prod(shape))
-        self.slot_bytes = offset - self._offsets[0]
-        self._raw = ctx.RawArray("B", self._offsets[0]
-                                 + self.num_slots * self.slot_bytes + _ALIGN)
-        self._views = None
+                leaves.append((s.dtype.as_numpy_dtype, shape))
+        super().__init__(leaves, 2 * self.num_slots, self.num_slots,
+                         ctx)
 
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_views"] = None
-        return state
-
-    def _map(self):
-        if self._views is None:
-            buf = np.frombuffer(self._raw, np.uint8)
-            shift = (-buf.ctypes.data) % _ALIGN
-            buf = buf[shift:]
-            header = buf[:self.num_slots * 16].view(np.int64).reshape(
-                self.num_slots, 2)
-            slots = []
-            for k in range(self.num_slots):
-                base = k * self.slot_bytes
-                slots.append([
-                    buf[base + off:base + off + dt.itemsize * math.prod(sh)]
-                    .view(dt).reshape(sh)
-                    for off, (dt, sh) in zip(self._offsets, self._leaves)])
-            self._views = header, slots
-        return self._views
+    @property
+    def slot_bytes(self):
+        """Bytes of one slot (N trajectories)."""
+        return self.copy_bytes
 
     @property
     def header(self):
         """int64 [num_slots, 2]: (state, fill time in ns) per slot."""
-        return self._map()[0]
+        return self.words.reshape(self.num_slots, 2)
 
     def slot(self, k):
         """Flat list of numpy views of slot k's stored arrays, each [N, ...]
         (a string leaf is two: `encode` and `decode` convert)."""
-        return self._map()[1][k]
+        return self.arrays(k)
 
     def encode(self, flat, stored):
         """Copies the flat leaves of a trajectory nest ([N, ...] numpy; str
@@ -184,10 +148,6 @@ class SharedSlots:
                 out.append(stored[i])
                 i += 1
         return out
-
-
-def _round_up(x):
-    return -(-x // _ALIGN) * _ALIGN
 
 
 def _utf8(x):
@@ -224,187 +184,6 @@ def _decode_text(data, lengths):
     return out.reshape(shape)
 
 
-# SharedWeights header words (int64).
-_PUBLISHED, _CLOSED = 0, 1          # Publications so far; learner done.
-_SEQ, _VERSION = 2, 3               # + 2 * buffer: its sequence, version.
-_READ_ATTEMPTS = 100
-
-
-class SharedWeights:
-    """The learner's weights in memory shared with its local actors.
-
-    Two buffers of every weight, each with a sequence word and the version
-    (learner step) it holds, a count of publications and a "closed" word
-    (the learner is done). One writer, the learner (`write`, `close`);
-    any number of readers (`read`), none of which ever blocks it:
-
-      * `write` fills the buffer that is not the latest (publication p
-        goes to buffer p % 2): it makes the buffer's sequence odd, copies
-        the weights in, stores the version, makes the sequence even again,
-        and only then counts the publication. x86 does not reorder stores
-        with stores, nor loads with loads.
-      * `read` copies the latest buffer out between two reads of its
-        sequence; if the sequence was odd or changed (the learner came
-        round to that buffer again, two publications during one copy),
-        the copy may be torn and it reads again. A reader killed mid-copy
-        leaves nothing behind: it never writes.
-
-    Args:
-      variable_specs: list of (dtype, shape) of the agent's trainable
-        variables, in their fixed order (`policy.variable_specs`).
-      ctx: the `multiprocessing` context that will spawn the actors
-        (default: "spawn", the supervisor's).
-
-    Picklable only while spawning a process, as `SharedSlots`.
-    """
-
-    def __init__(self, variable_specs, ctx=None):
-        ctx = ctx or multiprocessing.get_context("spawn")
-        self._leaves = [(np.dtype(tf.as_dtype(d).as_numpy_dtype),
-                         tuple(tf.TensorShape(sh).as_list()))
-                        for d, sh in variable_specs]
-        self._offsets, offset = [], _ALIGN  # The header: 6 words.
-        for dtype, shape in self._leaves:
-            self._offsets.append(offset)
-            offset = _round_up(offset + dtype.itemsize * math.prod(shape))
-        self.buffer_bytes = offset - _ALIGN
-        self._raw = ctx.RawArray("B", _ALIGN + 2 * self.buffer_bytes
-                                 + _ALIGN)
-        self._views = None
-        self.torn_reads = 0  # This process's reads that had to retry.
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_views"] = None
-        return state
-
-    def _map(self):
-        if self._views is None:
-            buf = np.frombuffer(self._raw, np.uint8)
-            buf = buf[(-buf.ctypes.data) % _ALIGN:]
-            header = buf[:6 * 8].view(np.int64)
-            buffers = [[
-                buf[base + off:base + off + dt.itemsize * math.prod(sh)]
-                .view(dt).reshape(sh)
-                for off, (dt, sh) in zip(self._offsets, self._leaves)]
-                for base in (0, self.buffer_bytes)]
-            self._views = header, buffers
-        return self._views
-
-    def write(self, arrays, version):
-        """Publishes `arrays` (the weights, in order) as `version` (int).
-        The learner's only: one writer."""
-        header, buffers = self._map()
-        b = int(header[_PUBLISHED]) % 2
-        seq = _SEQ + 2 * b
-        header[seq] += 1  # Odd: being written.
-        for dst, src in zip(buffers[b], arrays):
-            np.copyto(dst, np.asarray(src).reshape(dst.shape))
-        header[_VERSION + 2 * b] = int(version)
-        header[seq] += 1  # Even: whole.
-        header[_PUBLISHED] += 1
-
-    def read(self):
-        """(list of new np.ndarray, int version): the latest publication,
-        copied whole; None if nothing was published yet, or if
-        `_READ_ATTEMPTS` copies in a row were torn (a writer killed
-        mid-write; the caller waits and tries again)."""
-        header, buffers = self._map()
-        for _ in range(_READ_ATTEMPTS):
-            published = int(header[_PUBLISHED])
-            if published == 0:
-                return None
-            b = (published - 1) % 2
-            seq = int(header[_SEQ + 2 * b])
-            if seq % 2 == 0:
-                out = self._copy(buffers[b])
-                version = int(header[_VERSION + 2 * b])
-                if int(header[_SEQ + 2 * b]) == seq:
-                    return out, version
-            self.torn_reads += 1
-        return None
-
-    @staticmethod
-    def _copy(views):
-        return [np.array(x) for x in views]
-
-    def close(self):
-        """The learner is done: readers raise `tf.errors.CancelledError`."""
-        self._map()[0][_CLOSED] = 1
-
-    @property
-    def closed(self):
-        return bool(self._map()[0][_CLOSED])
-
-
-class WeightWriter(WeightPublisher):
-    """The learner's `transport.WeightPublisher` into `SharedWeights`.
-
-    `publish` works eagerly and inside the learner's `tf.function` step: the
-    copy runs as a `tf.numpy_function` (host memory; the variables' values
-    are read after the update, as the gRPC publisher's assignments are).
-    """
-
-    def __init__(self, weights):
-        self.weights = weights
-
-    def publish(self, variables, version):
-        values = [v.read_value() if hasattr(v, "read_value")
-                  else tf.convert_to_tensor(v) for v in variables]
-        tf.numpy_function(self._write, [tf.cast(version, tf.int64)] + values,
-                          [], stateful=True, name="publish_weights")
-
-    def _write(self, version, *arrays):
-        self.weights.write(arrays, int(version))
-
-    def close(self):
-        """Tells the actors that the learner is done."""
-        self.weights.close()
-
-
-class WeightReader:
-    """An actor's side of `SharedWeights` (what `SlotSender` pulls from).
-
-    Args:
-      weights: the learner's `SharedWeights`.
-      timeout_s: how long `pull_weights` waits for the first publication
-        (None: as long as it takes; the learner publishes before it starts
-        its actors, and an actor exits when its learner does).
-    """
-
-    def __init__(self, weights, timeout_s=None):
-        self._weights, self._timeout_s = weights, timeout_s
-
-    def pull_weights(self):
-        """(list of np.ndarray, int version), waiting for the first
-        publication; raises `tf.errors.CancelledError` once the learner is
-        done, `tf.errors.DeadlineExceededError` after `timeout_s` with
-        nothing published."""
-        wait = _POLL_MIN_S
-        deadline = (None if self._timeout_s is None
-                    else time.monotonic() + self._timeout_s)
-        while True:
-            if self._weights.closed:
-                raise tf.errors.CancelledError(None, None,
-                                               "the learner is done")
-            pulled = self._weights.read()
-            if pulled is not None:
-                return pulled
-            if deadline is not None and time.monotonic() >= deadline:
-                raise tf.errors.DeadlineExceededError(
-                    None, None, "the learner published no weights within "
-                    f"{self._timeout_s:g} s")
-            time.sleep(wait)
-            wait = min(_POLL_MAX_S * 10, 2 * wait)
-
-    def queue_closed(self):
-        """True once the learner is done."""
-        return self._weights.closed
-
-    def close(self):
-        pass  # Nothing to release; the memory is the learner's.
-
-
 class SlotSender(ActorTransport):
     """An actor's side: trajectories into its `SharedSlots`, weights from
     the learner's `SharedWeights`.
@@ -424,7 +203,7 @@ class SlotSender(ActorTransport):
 
     def _free_slot(self):
         header = self._slots.header
-        wait, next_check = _POLL_MIN_S, time.monotonic() + CLOSED_CHECK_S
+        wait, next_check = POLL_MIN_S, time.monotonic() + CLOSED_CHECK_S
         while True:
             free = np.flatnonzero(header[:, _STATE] == FREE)
             if free.size:
@@ -435,7 +214,7 @@ class SlotSender(ActorTransport):
                         None, None, "the learner closed its queue")
                 next_check = time.monotonic() + CLOSED_CHECK_S
             time.sleep(wait)
-            wait = min(_POLL_MAX_S, 2 * wait)
+            wait = min(POLL_MAX_S, 2 * wait)
 
     def enqueue(self, trajectories):
         """Copies N unrolls (the trajectory nest, each [N, ...]) to a slot.
@@ -481,7 +260,7 @@ class SlotReceiver:
     def _chunks(self, batch_size):
         """[(actor, slot, start, count)] covering batch_size trajectories,
         oldest slots first; None once closed."""
-        chunks, need, wait = [], batch_size, _POLL_MIN_S
+        chunks, need, wait = [], batch_size, POLL_MIN_S
         while need:
             if self._closed.is_set():
                 return None
@@ -492,7 +271,7 @@ class SlotReceiver:
                            and c[1] < self._slots[key[0]].n)
             if not ready:
                 time.sleep(wait)
-                wait = min(_POLL_MAX_S, 2 * wait)
+                wait = min(POLL_MAX_S, 2 * wait)
                 continue
             for _, (a, k) in ready:
                 start = self._cursor[(a, k)][1]
@@ -517,7 +296,7 @@ class SlotReceiver:
             return None
         layout = self._slots[chunks[0][0]]
         first = layout.slot(chunks[0][1])
-        batch = [_aligned_empty((batch_size,) + x.shape[1:], x.dtype)
+        batch = [aligned_empty((batch_size,) + x.shape[1:], x.dtype)
                  for x in first]
         row = 0
         for a, k, start, count in chunks:
@@ -547,15 +326,6 @@ class SlotReceiver:
         self._refresh()
         return sum(self._slots[a].n - c[1]
                    for (a, _), c in self._cursor.items())
-
-
-def _aligned_empty(shape, dtype):
-    """np.empty(shape, dtype) starting on a 64-byte boundary."""
-    dtype = np.dtype(dtype)
-    nbytes = math.prod(shape) * dtype.itemsize
-    raw = np.empty(nbytes + _ALIGN, np.uint8)
-    start = (-raw.ctypes.data) % _ALIGN
-    return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
 def tensors(flat):
