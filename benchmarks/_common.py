@@ -182,6 +182,15 @@ def wait_until_quiet(max_wait_s, threshold=0.3, log=print):
     return load
 
 
+def run_in_process(target, args, timeout_s=900):
+    """Runs `target(*args, out)` in a fresh spawned process (its own
+    TensorFlow settings) and returns what it puts on `out` (a queue)."""
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    return gather([ctx.Process(target=target, args=tuple(args) + (out,))],
+                  out, timeout_s)[0]
+
+
 def machine():
     model = platform.processor() or platform.machine()
     try:

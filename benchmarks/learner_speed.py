@@ -27,7 +27,6 @@ other benchmarks.
 """
 
 import argparse
-import multiprocessing
 import os
 import time
 
@@ -41,8 +40,8 @@ PRESETS = {
 }
 
 
-def _measure(agent_name, unroll, threads, batch_size, min_s, xla, out,
-             precision="float32"):
+def _measure(agent_name, unroll, threads, batch_size, min_s, xla,
+             precision, out):
     """Worker process: builds a learner, times train_step, puts a dict."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import numpy as np  # pylint: disable=g-import-not-at-top
@@ -105,19 +104,9 @@ def _measure(agent_name, unroll, threads, batch_size, min_s, xla, out,
 
 def run(agent_name, unroll, threads, batch_size, min_s, xla=False,
         precision="float32"):
-    ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    proc = ctx.Process(target=_measure, args=(agent_name, unroll, threads,
-                                              batch_size, min_s, xla, out,
-                                              precision))
-    proc.start()
-    try:
-        return out.get(timeout=900)
-    finally:
-        proc.join(30)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
+    return _common.run_in_process(
+        _measure, (agent_name, unroll, threads, batch_size, min_s, xla,
+                   precision))
 
 
 def main(argv):

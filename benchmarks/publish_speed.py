@@ -25,7 +25,6 @@ in the machine's load hits all of them. Runs in a private network namespace
 """
 
 import argparse
-import multiprocessing
 import os
 import statistics
 import time
@@ -129,18 +128,8 @@ def _measure(agent_name, mode, batch_size, unroll, min_s, out):
 
 
 def run(agent_name, mode, batch_size, unroll, min_s):
-    ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    proc = ctx.Process(target=_measure, args=(agent_name, mode, batch_size,
-                                              unroll, min_s, out))
-    proc.start()
-    try:
-        return out.get(timeout=900)
-    finally:
-        proc.join(30)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
+    return _common.run_in_process(
+        _measure, (agent_name, mode, batch_size, unroll, min_s))
 
 
 def main(argv):
