@@ -182,6 +182,30 @@ def wait_until_quiet(max_wait_s, threshold=0.3, log=print):
     return load
 
 
+def synthetic_batch(spec, batch_size, num_actions, seed=0):
+    """A fixed random learner batch for timing: the trajectory nest of
+    `spec` (one trajectory), each leaf [batch_size, ...] as `tf.Tensor`s;
+    frames uniform uint8, actions in [0, num_actions), 2% of the booleans
+    set, none marked replayed (every frame counts, as from actors)."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    rng = np.random.default_rng(seed)
+
+    def fill(s):
+        shape = [batch_size] + s.shape.as_list()
+        if s.dtype == tf.uint8:
+            return tf.constant(rng.integers(0, 256, shape, np.uint8))
+        if s.dtype == tf.bool:
+            return tf.constant(rng.random(shape) < 0.02)
+        if s.dtype.is_integer:
+            return tf.constant(rng.integers(0, num_actions, shape).astype(
+                s.dtype.as_numpy_dtype))
+        return tf.constant(rng.standard_normal(shape).astype(np.float32))
+
+    return tf.nest.map_structure(fill, spec)._replace(
+        replayed=tf.zeros([batch_size], tf.bool))
+
+
 def run_in_process(target, args, timeout_s=900):
     """Runs `target(*args, out)` in a fresh spawned process (its own
     TensorFlow settings) and returns what it puts on `out` (a queue)."""

@@ -44,7 +44,6 @@ def _measure(agent_name, unroll, threads, batch_size, min_s, xla,
              precision, out):
     """Worker process: builds a learner, times train_step, puts a dict."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import numpy as np  # pylint: disable=g-import-not-at-top
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
@@ -68,21 +67,7 @@ def _measure(agent_name, unroll, threads, batch_size, min_s, xla,
     learner.build(tf.nest.map_structure(
         lambda s: tf.TensorSpec([batch_size] + s.shape.as_list(), s.dtype),
         spec))
-    rng = np.random.default_rng(0)
-
-    def fill(s):
-        shape = [batch_size] + s.shape.as_list()
-        if s.dtype == tf.uint8:
-            return tf.constant(rng.integers(0, 256, shape, np.uint8))
-        if s.dtype == tf.bool:
-            return tf.constant(rng.random(shape) < 0.02)
-        if s.dtype.is_integer:
-            return tf.constant(
-                rng.integers(0, p["num_actions"], shape).astype(
-                    s.dtype.as_numpy_dtype))
-        return tf.constant(rng.standard_normal(shape).astype(np.float32))
-
-    batch = tf.nest.map_structure(fill, spec)
+    batch = _common.synthetic_batch(spec, batch_size, p["num_actions"])
     step = learner.step_function(xla)
     t0 = time.perf_counter()
     for _ in range(2):

@@ -101,20 +101,7 @@ def _measure(agent_name, mode, batch_size, unroll, min_s, out):
                                       connect_timeout_s=60)
             pull = client.pull_weights
         row["pull_ms"] = _median_ms(pull, min_s / 3)
-    rng = np.random.default_rng(0)
-
-    def fill(s):  # As learner_speed's batch.
-        shape = [batch_size] + s.shape.as_list()
-        if s.dtype == tf.uint8:
-            return tf.constant(rng.integers(0, 256, shape, np.uint8))
-        if s.dtype == tf.bool:
-            return tf.constant(rng.random(shape) < 0.02)
-        if s.dtype.is_integer:
-            return tf.constant(rng.integers(0, p["num_actions"], shape)
-                               .astype(s.dtype.as_numpy_dtype))
-        return tf.constant(rng.standard_normal(shape).astype(np.float32))
-
-    batch = tf.nest.map_structure(fill, spec)
+    batch = _common.synthetic_batch(spec, batch_size, p["num_actions"])
     step = learner.step_function(False)
     for _ in range(2):
         step(batch)["num_steps"].numpy()
