@@ -25,26 +25,12 @@ from impala_tf.transport import shared_block
 from impala_tf.transport import shared_memory
 from impala_tf.transport import shared_weights
 from tests import procs
+from tests.transport_data import SPEC
+from tests.transport_data import trajectories as _trajectories
 
 BIG = 1 << 18  # Floats per trajectory in the kill test: 1 MB.
-SPEC = {"k": tf.TensorSpec([], tf.int64),
-        "x": tf.TensorSpec([3, 2], tf.float32),
-        "flag": tf.TensorSpec([3], tf.bool),
-        "frame": tf.TensorSpec([3, 5, 5, 4], tf.uint8)}
 BIG_SPEC = {"k": tf.TensorSpec([], tf.int64),
             "x": tf.TensorSpec([BIG], tf.float32)}
-
-
-def _trajectories(ks):
-    """The nest for trajectories numbered ks, each [len(ks), ...]."""
-    ks = np.asarray(ks, np.int64)
-    return {"k": ks,
-            "x": (ks[:, None, None] + np.arange(6).reshape(1, 3, 2)).astype(
-                np.float32),
-            "flag": (ks[:, None] + np.arange(3)) % 2 == 0,
-            "frame": ((ks[:, None, None, None, None]
-                       + np.zeros((1, 3, 5, 5, 4), np.int64)) % 251).astype(
-                           np.uint8)}
 
 
 def _big(ks):

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from impala_tf.transport import grpc
 from impala_tf.transport import reconnecting
-from tests import test_transport as t
+from tests import transport_data as t
 
 CAPACITY, N, CALLS, ACTORS, DEADLINE_MS = 2, 5, 3, 2, 200
 address = f"localhost:{grpc.pick_free_port()}"
@@ -57,7 +57,7 @@ def ks(a, call):
 def act(a, client):
     try:
         for call in range(CALLS):  # N > CAPACITY trajectories per enqueue.
-            client.enqueue(t._trajectories(ks(a, call)))
+            client.enqueue(t.trajectories(ks(a, call)))
         results[a] = "ok"
     except Exception as e:  # pylint: disable=broad-except
         results[a] = repr(e)
@@ -121,7 +121,7 @@ def test_enqueue_blocked_past_its_deadline_delivers_each_trajectory_once():
 _LEARNER = r"""
 import sys
 from impala_tf.transport import grpc
-from tests import test_transport as t
+from tests import transport_data as t
 
 grpc.start_learner_server(sys.argv[1])
 server = grpc.LearnerServer(t.SPEC, [], capacity=1)
@@ -142,7 +142,7 @@ import threading
 import tensorflow as tf
 from impala_tf.transport import grpc
 from impala_tf.transport import reconnecting
-from tests import test_transport as t
+from tests import transport_data as t
 from tests import test_transport_grpc as g
 
 DEADLINE_MS = 200
@@ -168,7 +168,7 @@ def blocked_enqueue(address):
 
     def send():
         try:
-            client.enqueue(t._trajectories([1, 2, 3]))  # The queue holds 1.
+            client.enqueue(t.trajectories([1, 2, 3]))  # The queue holds 1.
             ended.append("sent")
         except tf.errors.OpError as e:
             ended.append(type(e).__name__)
