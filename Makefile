@@ -21,7 +21,7 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 train: $(STAMP)
-	$(PY) -m impala_tf.experiment --flagfile=$(CONFIG) $(ARGS)
+	$(PY) -m impala_tf.cli.experiment --flagfile=$(CONFIG) $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

@@ -225,7 +225,7 @@ def machine():
                     break
     except OSError:
         pass
-    from impala_tf import precision  # pylint: disable=import-outside-toplevel
+    from impala_tf.runtime import precision  # pylint: disable=import-outside-toplevel
     return {"cpu": model, "cpus": os.cpu_count(),
             "cpu_flags": sorted(precision.cpu_flags() & set(CPU_FLAGS)),
             "python": platform.python_version(),

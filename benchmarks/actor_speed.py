@@ -103,7 +103,7 @@ def part_inference(seconds):
     import numpy as np  # pylint: disable=g-import-not-at-top
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from impala_tf import agents  # pylint: disable=g-import-not-at-top
-    from impala_tf import policy as policy_lib  # pylint: disable=g-import-not-at-top
+    from impala_tf.agents import policy as policy_lib  # pylint: disable=g-import-not-at-top
     agent = agents.AgentConfig("shallow", 6, False, False).build()
     obs_spec = {"frame": tf.TensorSpec([84, 84, 4], tf.uint8)}
     rows = []
@@ -121,7 +121,7 @@ def part_inference(seconds):
 
 def part_unroll(seconds):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from impala_tf import actor as actor_lib  # pylint: disable=g-import-not-at-top
+    from impala_tf.runtime import actor as actor_lib  # pylint: disable=g-import-not-at-top
     from impala_tf import agents  # pylint: disable=g-import-not-at-top
     from impala_tf import testing  # pylint: disable=g-import-not-at-top
     level_set = _level_set()
@@ -151,7 +151,7 @@ def part_unroll(seconds):
 def _spec_and_agent():
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from impala_tf import agents  # pylint: disable=g-import-not-at-top
-    from impala_tf import policy  # pylint: disable=g-import-not-at-top
+    from impala_tf.agents import policy  # pylint: disable=g-import-not-at-top
     from impala_tf import types  # pylint: disable=g-import-not-at-top
     obs = {"frame": tf.TensorSpec([84, 84, 4], tf.uint8)}
     agent = policy.create_variables(
@@ -164,7 +164,7 @@ def _transport_learner(port, seconds, out, slots=None):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    from impala_tf import policy  # pylint: disable=g-import-not-at-top
+    from impala_tf.agents import policy  # pylint: disable=g-import-not-at-top
     from impala_tf.transport import grpc  # pylint: disable=g-import-not-at-top
     from impala_tf.transport import shared_memory  # pylint: disable=g-import-not-at-top
     grpc.start_learner_server(f"localhost:{port}")
@@ -193,7 +193,7 @@ def _transport_actor(port, out, slots=None):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    from impala_tf import policy  # pylint: disable=g-import-not-at-top
+    from impala_tf.agents import policy  # pylint: disable=g-import-not-at-top
     from impala_tf import types  # pylint: disable=g-import-not-at-top
     from impala_tf.transport import grpc  # pylint: disable=g-import-not-at-top
     from impala_tf.transport import shared_memory  # pylint: disable=g-import-not-at-top

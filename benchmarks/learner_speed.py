@@ -47,10 +47,10 @@ def _measure(agent_name, unroll, threads, batch_size, min_s, xla,
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
-    from impala_tf import precision as precision_lib  # pylint: disable=g-import-not-at-top
+    from impala_tf.runtime import precision as precision_lib  # pylint: disable=g-import-not-at-top
     precision_lib.apply(precision)
     from impala_tf import agents  # pylint: disable=g-import-not-at-top
-    from impala_tf import learner as learner_lib  # pylint: disable=g-import-not-at-top
+    from impala_tf.algorithm import learner as learner_lib  # pylint: disable=g-import-not-at-top
     from impala_tf import types  # pylint: disable=g-import-not-at-top
     p = PRESETS[agent_name]
     agent = agents.AgentConfig(p["torso"], p["num_actions"], p["use_lstm"],
@@ -105,7 +105,7 @@ def main(argv):
                         "by XLA (--jit_compile) or not")
     parser.add_argument("--precisions", default="float32",
                         help="comma list of float32,bfloat16 (bfloat16: "
-                        "mixed precision, impala_tf.precision)")
+                        "mixed precision, impala_tf.runtime.precision)")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--min_s", type=float, default=8.0)
     parser.add_argument("--quick", action="store_true",

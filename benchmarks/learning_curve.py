@@ -6,7 +6,7 @@ r"""Learning curves: train a configuration for N frames and S seeds, then plot.
 
 Every trainer flag is accepted (`--flagfile`, `--level_name`, ...; flags
 after a `--flagfile` override it) and passed on to
-`python -m impala_tf.experiment`. The seeds train one after another on this
+`python -m impala_tf.cli.experiment`. The seeds train one after another on this
 machine, seed s in `<logdir>/seed_<s>` (default logdir:
 `logs/learning_curve/<config name>`), each stopping at `--frames` (default:
 the configuration's `--total_environment_frames`) or after `--timeout_s`
@@ -37,7 +37,7 @@ from absl import app
 from absl import flags
 
 from benchmarks import _common
-from impala_tf import sweep
+from impala_tf.runtime import sweep
 
 FLAGS = flags.FLAGS
 # Trainer flags this tool sets itself for each seed.
@@ -47,7 +47,7 @@ RETURN_KEY = sweep.RETURN_KEY
 CSV_COLUMNS = ("seed", "env_frames", "elapsed_s", "fps", RETURN_KEY)
 
 
-# Shared with impala_tf.ablation (impala_tf/sweep.py).
+# Shared with impala_tf.cli.ablation (impala_tf/runtime/sweep.py).
 UsageError = sweep.UsageError
 read_curve = sweep.read_curve
 
@@ -212,7 +212,7 @@ def schedule_frames():
 
 def trainer_command(seed, logdir, frames):
     """The command line that trains `seed` to `frames` in `logdir`."""
-    return [sys.executable, "-m", "impala_tf.experiment"] + trainer_flags() + [
+    return [sys.executable, "-m", "impala_tf.cli.experiment"] + trainer_flags() + [
         f"--logdir={logdir}", f"--seed={seed}",
         f"--total_environment_frames={frames}",
         f"--learning_rate_decay_frames={schedule_frames()}"]
@@ -282,7 +282,7 @@ def run(argv):
 
 def define_flags():
     """The trainer's flags plus this tool's (called once, by __main__)."""
-    from impala_tf import experiment  # noqa: F401  Defines the trainer's.
+    from impala_tf.cli import experiment  # noqa: F401  Defines the trainer's.
     flags.DEFINE_integer("frames", None, "Frames to train each seed for "
                          "(default: the configuration's "
                          "--total_environment_frames).", lower_bound=1)

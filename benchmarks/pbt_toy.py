@@ -2,7 +2,7 @@ r"""PBT against the same members without evolution: numbers and curves.
 
     python -m benchmarks.pbt_toy --pbt=DIR --control=DIR --output=docs/pbt_toy.png
 
-DIR: a population directory of `python -m impala_tf.pbt`, the control one
+DIR: a population directory of `python -m impala_tf.cli.pbt`, the control one
 run with the same flags and `--pbt_burn_in_frames` above
 `--total_environment_frames` (docs/PBT.md gives the commands). Prints, per
 member, its initial hyperparameters (run_config.json), its final running
@@ -16,8 +16,8 @@ import sys
 
 import numpy as np
 
-from impala_tf import pbt_population
-from impala_tf import progress
+from impala_tf.pbt import population as pbt_population
+from impala_tf.runtime import progress
 
 
 def _members(logdir):

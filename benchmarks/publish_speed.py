@@ -55,8 +55,8 @@ def _measure(agent_name, mode, batch_size, unroll, min_s, out):
     # pylint: disable=g-import-not-at-top
     from impala_tf import agents
     from impala_tf import config as config_lib
-    from impala_tf import learner as learner_lib
-    from impala_tf import policy
+    from impala_tf.algorithm import learner as learner_lib
+    from impala_tf.agents import policy
     from impala_tf import types
     from impala_tf.transport import grpc
     from impala_tf.transport import shared_weights

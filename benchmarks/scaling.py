@@ -2,9 +2,9 @@ r"""Frames/s against actor processes and learners, through the distributed path.
 
     python -m benchmarks.scaling [--level_name=atari/pong] [--measure_s=40]
         [--configs=1x1,1x2,1x4,2x2,2x4] [--out=benchmarks/results/scaling.json]
-        [-- extra impala_tf.experiment flags]
+        [-- extra impala_tf.cli.experiment flags]
 
-Each config "LxA" runs `python -m impala_tf.launch --num_learners=L
+Each config "LxA" runs `python -m impala_tf.cli.launch --num_learners=L
 --num_actor_processes=A` (learners and actors are separate processes talking
 TF gRPC, as on a cluster), waits for the first progress record (start-up and
 tracing excluded), measures frames/s from learner 0's progress.jsonl for
@@ -31,7 +31,7 @@ import tempfile
 import time
 
 from benchmarks import _common
-from impala_tf import progress
+from impala_tf.runtime import progress
 from impala_tf import testing
 
 REPO = testing.REPO
@@ -43,7 +43,7 @@ def run_config(learners, actors, args, extra, workdir):
     # The launched learners serve TF's gRPC server (every interface, no
     # authentication): consented to here, inside the benchmark's private
     # network namespace.
-    cmd = [sys.executable, "-m", "impala_tf.launch",
+    cmd = [sys.executable, "-m", "impala_tf.cli.launch",
            "--listen_on_all_interfaces",
            f"--num_learners={learners}", f"--num_actor_processes={actors}",
            f"--level_name={args.level_name}", f"--logdir={logdir}",

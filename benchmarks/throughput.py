@@ -11,7 +11,7 @@ For each config "ACTORS:ENVS_PER_ACTOR:VECTOR_ENV[:TRANSPORT]" (TRANSPORT:
   1. measures the ceiling: as many processes as the machine has CPUs step
      raw ALE Pong (ALE's frame skip 4, random actions, no preprocessing)
      for --ceiling_s seconds; frames/s summed;
-  2. trains Pong with `python -m impala_tf.experiment` (shallow agent, batch
+  2. trains Pong with `python -m impala_tf.cli.experiment` (shallow agent, batch
      32, unroll 20, the paper's hyperparameters: the defaults) with that many
      actor processes and environments per actor (each actor runs its
      environments in lock-step with one batched inference call per step),
@@ -52,7 +52,7 @@ import tempfile
 import time
 
 from benchmarks import _common
-from impala_tf import progress
+from impala_tf.runtime import progress
 from impala_tf import testing
 
 MONOBEAST_FPS = 4300.0  # benchmarks/README.md, "Peers".
@@ -92,7 +92,7 @@ def train(config, args, extra, workdir, index=0, source=_common.REPO):
     actors, envs, vector, transport = config
     name = f"{index}_{actors}x{envs}{'v' if vector else ''}_{transport}"
     logdir = os.path.join(workdir, name)  # Fresh: never resume a run.
-    cmd = [sys.executable, "-m", "impala_tf.experiment",
+    cmd = [sys.executable, "-m", "impala_tf.cli.experiment",
            "--level_name=atari/pong", f"--logdir={logdir}",
            f"--num_actors={actors}", f"--envs_per_actor={envs}",
            f"--vector_env={'true' if vector else 'false'}",

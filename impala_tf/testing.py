@@ -84,7 +84,7 @@ def kill_group(proc):
         pass
 
 
-def run_impala(flags, timeout=240, env=None, module="impala_tf.experiment",
+def run_impala(flags, timeout=240, env=None, module="impala_tf.cli.experiment",
                isolate=True):
     """Runs `python -m module flags...` (isolated unless told otherwise) in
     its own process group, killed when it ends or times out; returns a
@@ -334,7 +334,7 @@ def write_progress(logdir, returns, frames_per_record, level="toy",
     """
     # pylint: disable=import-outside-toplevel
     import numpy as np
-    from impala_tf import progress
+    from impala_tf.runtime import progress
 
     logger = progress.ProgressLogger(
         str(logdir), [level], num_action_repeats=num_action_repeats,

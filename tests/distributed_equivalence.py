@@ -64,7 +64,7 @@ def _union(step):
 def _learner(batch_size, seed=0):
     """A built learner; its initial weights depend only on `seed`."""
     from impala_tf import agents
-    from impala_tf import learner as learner_lib
+    from impala_tf.algorithm import learner as learner_lib
     from impala_tf import types
     tf.random.set_seed(seed)
     agent_config = agents.AgentConfig("shallow", 3, use_lstm=True,
@@ -100,7 +100,7 @@ def _save(path, learner, extra=None):
 
 def main(argv):
     mode, out = argv[1], argv[2]
-    from impala_tf import distributed
+    from impala_tf.runtime import distributed
     if mode == "single":
         learner = _learner(K * B)
         init = {"init_" + k: v for k, v in _weights(learner).items()}

@@ -14,7 +14,7 @@ import math
 import os
 import time
 
-from impala_tf import watchdog
+from impala_tf.runtime import watchdog
 from impala_tf.envs import toy
 
 FAULT_DIR_VAR = "IMPALA_TEST_FAULT_DIR"

@@ -1,4 +1,4 @@
-"""Tests for impala_tf/ablation.py, the paper's Table 2 in one command.
+"""Tests for impala_tf/cli/ablation.py, the paper's Table 2 in one command.
 
 The grid and each run's command line are checked as functions and through
 the real command line (`--print_commands` trains nothing); the table, CSV
@@ -18,7 +18,7 @@ import sys
 import pytest
 
 import dmlab30
-from impala_tf import ablation
+from impala_tf.cli import ablation
 from impala_tf import testing
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -53,7 +53,7 @@ def test_command_sets_each_runs_flags():
     argv = ablation.command(run, ["--level_name=atari/pong", "--batch_size=4"],
                             "/x", 3000, replay_proportion=0.25,
                             replay_capacity=50, python="py")
-    assert argv == ["py", "-m", "impala_tf.experiment",
+    assert argv == ["py", "-m", "impala_tf.cli.experiment",
                     "--level_name=atari/pong", "--batch_size=4",
                     "--logdir=/x/epsilon_replay1/seed_7", "--seed=7",
                     "--total_environment_frames=3000",
@@ -68,7 +68,7 @@ def test_command_sets_each_runs_flags():
 
 def _ablation(args, timeout=120):
     return subprocess.run(
-        [sys.executable, "-m", "impala_tf.ablation"] + args,
+        [sys.executable, "-m", "impala_tf.cli.ablation"] + args,
         cwd=testing.REPO, text=True, capture_output=True, timeout=timeout)
 
 
@@ -85,7 +85,7 @@ def test_print_commands_one_line_per_run_with_the_configuration():
     runs = ablation.grid(ablation.CORRECTIONS, BOTH, [1, 2])
     assert len(commands) == len(runs)
     for run, cmd in zip(runs, commands):
-        assert cmd[:3] == ["python", "-m", "impala_tf.experiment"]
+        assert cmd[:3] == ["python", "-m", "impala_tf.cli.experiment"]
         for flag in ("--level_name=rooms_watermaze", "--agent=deep",
                      "--use_lstm", "--unroll_length=100", "--batch_size=32",
                      "--num_actors=3", "--clip_rho_threshold=1.0",
@@ -329,7 +329,7 @@ def test_trains_the_grid_on_the_toy_level_then_resumes_and_skips(tmp_path):
             f"--logdir={tmp_path}", "--frames=400", "--seeds=3",
             "--corrections=vtrace", "--replay_capacity=32"]
     result = testing.run_impala(args, timeout=900,
-                                module="impala_tf.ablation")
+                                module="impala_tf.cli.ablation")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     runs = ablation.grid(["vtrace"], BOTH, [3])
     results = ablation.read_results(str(tmp_path), runs)
@@ -353,7 +353,7 @@ def test_trains_the_grid_on_the_toy_level_then_resumes_and_skips(tmp_path):
     assert all(int(r["frames"]) >= 400 for r in rows)
 
     again = testing.run_impala(args, timeout=300,
-                               module="impala_tf.ablation")
+                               module="impala_tf.cli.ablation")
     assert again.returncode == 0, again.stderr
     for run in runs:
         assert (f"cell {run.index} ({run.correction}, replay "

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from impala_tf import types
-from impala_tf import watchdog
+from impala_tf.runtime import watchdog
 from impala_tf.envs import atari
 from impala_tf.envs import atari_vector
 from impala_tf.envs import batch as env_batch

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import actor as actor_lib
+from impala_tf.runtime import actor as actor_lib
 from impala_tf import agents
-from impala_tf import policy
+from impala_tf.agents import policy
 from impala_tf import testing
 from impala_tf import types
 from impala_tf.envs import batch as env_batch

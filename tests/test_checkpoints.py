@@ -1,4 +1,4 @@
-"""Tests for impala_tf.checkpoints beyond those of tests/test_reliability*
+"""Tests for impala_tf.runtime.checkpoints beyond those of tests/test_reliability*
 (errors, resume) and tests/test_pbt.py (hyperparameters): saving a step
 twice."""
 
@@ -6,9 +6,9 @@ import os
 
 import tensorflow as tf
 
-from impala_tf import checkpoints
+from impala_tf.runtime import checkpoints
 from impala_tf import testing
-from impala_tf import trainer
+from impala_tf.runtime import trainer
 
 
 def _files(directory):

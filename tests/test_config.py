@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from impala_tf import config as config_lib
-from impala_tf import experiment
+from impala_tf.cli import experiment
 from impala_tf.envs import registry
 
 CONFIGS = (config_lib.TrainConfig, config_lib.ActorConfig,

@@ -16,7 +16,7 @@ import sys
 import pytest
 from absl import flags
 
-from impala_tf import experiment
+from impala_tf.cli import experiment
 from impala_tf import testing
 from impala_tf.envs import dmlab
 
@@ -109,7 +109,7 @@ def _path(name):
 def parse():
     """parse(*args): parses args as the trainer's command line."""
     experiment.FLAGS.unparse_flags()
-    yield lambda *args: experiment.FLAGS(["impala_tf.experiment", *args])
+    yield lambda *args: experiment.FLAGS(["impala_tf.cli.experiment", *args])
     experiment.FLAGS.unparse_flags()
 
 
@@ -222,7 +222,7 @@ def test_trainer_command_line_reads_the_flagfile(tmp_path):
     and the run stops with the override's one-sentence error (nothing is
     trained, so no network namespace is needed)."""
     result = subprocess.run(
-        [sys.executable, "-m", "impala_tf.experiment",
+        [sys.executable, "-m", "impala_tf.cli.experiment",
          "--flagfile=configs/pong_fast.cfg", "--num_actors=0",
          f"--logdir={tmp_path / 'run'}"],
         cwd=testing.REPO, text=True, capture_output=True, timeout=240)

@@ -1,7 +1,7 @@
 """Distributed IMPALA: remote actors, synchronous learners, the launcher.
 
 The process tests start real learners and actors (`python -m
-impala_tf.experiment --job_name=...`, `python -m impala_tf.launch`) inside a
+impala_tf.cli.experiment --job_name=...`, `python -m impala_tf.cli.launch`) inside a
 private network namespace (`unshare -n`, loopback only), because TF's gRPC
 servers listen on every interface. Each scenario is a bash script run in its
 own namespace and process group, bounded in time, and killed with
@@ -14,7 +14,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from impala_tf import progress
+from impala_tf.runtime import progress
 from impala_tf import testing
 from tests import procs
 
@@ -51,7 +51,7 @@ def _records(logdir):
 # Units (no servers).
 
 def test_parse_hosts_and_actor_assignment():
-    from impala_tf import distributed
+    from impala_tf.runtime import distributed
     assert distributed.parse_hosts(" a:1, b:2 ") == ["a:1", "b:2"]
     assert distributed.parse_hosts("") == []
     for bad in ("a", "a:0", "a:x", "a:1,a:1", ":5"):
@@ -67,7 +67,7 @@ def test_parse_hosts_and_actor_assignment():
 
 
 def test_actor_counter_counts_joins_and_departures():
-    from impala_tf import distributed
+    from impala_tf.runtime import distributed
     counts = np.zeros(8, np.int64)
     lines = []
     counter = distributed.ActorCounter(lambda: counts.copy(), timeout_s=0.2,
@@ -86,7 +86,7 @@ def test_actor_counter_counts_joins_and_departures():
 
 
 def test_launcher_plans_roles_and_rejects_role_flags(capsys):
-    from impala_tf import launch
+    from impala_tf.cli import launch
     listen = "--listen_on_all_interfaces"
     args, flags = launch.parse_args(
         ["--num_actor_processes=3", "--num_learners=2", listen,
@@ -115,7 +115,7 @@ def test_launcher_plans_roles_and_rejects_role_flags(capsys):
     [], ["--nolisten_on_all_interfaces"],
     ["--listen_on_all_interfaces", "--listen_on_all_interfaces=false"]])
 def test_launcher_refuses_to_listen_without_the_flag(flags, capsys):
-    from impala_tf import launch
+    from impala_tf.cli import launch
     with pytest.raises(SystemExit) as exit_info:
         launch.main(["--num_actor_processes=1", "--dry_run"] + flags)
     assert exit_info.value.code == 2
@@ -226,10 +226,10 @@ def test_remote_actors_join_late_leave_early_and_exit_zero(tmp_path):
     logdir = tmp_path / "run"
     flags = " ".join(SMALL + ["--learner_address=localhost:23421",
                               "--total_environment_frames=100000000"])
-    exp = "$PY -m impala_tf.experiment"
+    exp = "$PY -m impala_tf.cli.experiment"
     rc, out = _isolated_script(WAIT_FOR + f"""
         F="{flags}"
-        $PY -m impala_tf.experiment $F --job_name=learner \\
+        $PY -m impala_tf.cli.experiment $F --job_name=learner \\
             --listen_on_all_interfaces --logdir={logdir} \\
             --actor_timeout_s=5 > {tmp_path}/L.log 2>&1 &
         L=$!
@@ -273,7 +273,7 @@ def test_launcher_two_learners_stop_together(tmp_path):
     flags = " ".join(SMALL + [f"--logdir={logdir}",
                               "--total_environment_frames=100000000"])
     rc, out = _isolated_script(WAIT_FOR + f"""
-        $PY -m impala_tf.launch --num_actor_processes=2 --num_learners=2 \\
+        $PY -m impala_tf.cli.launch --num_actor_processes=2 --num_learners=2 \\
             --listen_on_all_interfaces {flags} > {tmp_path}/launch.log 2>&1 &
         LAUNCH=$!
         wait_for 150 '[ $(lines {logdir}/learner_1/progress.jsonl) -ge 1 ]'

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from impala_tf import types
 from impala_tf import testing
-from impala_tf import watchdog
+from impala_tf.runtime import watchdog
 from impala_tf.envs import batch as env_batch
 from impala_tf.envs import registry
 
@@ -273,14 +273,14 @@ def test_envs_never_import_the_watchdog():
     assert len(files) > 5
     for path in files:
         bad = {n for n in _imports(path)
-               if n == "impala_tf.watchdog"
-               or n.startswith("impala_tf.watchdog.")}
+               if n == "impala_tf.runtime.watchdog"
+               or n.startswith("impala_tf.runtime.watchdog.")}
         assert not bad, f"{path.name} imports {sorted(bad)}"
     modules = [f"impala_tf.envs.{p.stem}" for p in files
                if p.stem != "__init__"]
     code = ("import importlib, sys\n"
             f"for m in {modules!r}: importlib.import_module(m)\n"
-            "print('impala_tf.watchdog' in sys.modules)")
+            "print('impala_tf.runtime.watchdog' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
                          capture_output=True, text=True, timeout=300,
                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),

@@ -1,4 +1,4 @@
-"""Tests for impala_tf.learner: the update with and without XLA, the
+"""Tests for impala_tf.algorithm.learner: the update with and without XLA, the
 learning-rate and entropy-cost schedules, the non-finite skip, publication
 and the XLA default.
 """
@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from impala_tf import agents
-from impala_tf import learner as learner_lib
+from impala_tf.algorithm import learner as learner_lib
 from impala_tf import testing
 
 B, T, A, SIZE = 3, 4, 3, 24  # Batch, unroll, actions, frame side.

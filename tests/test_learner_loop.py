@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import learner_loop
-from impala_tf import progress
+from impala_tf.runtime import learner_loop
+from impala_tf.runtime import progress
 from impala_tf import testing
 from impala_tf import transport
 

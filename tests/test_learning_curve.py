@@ -209,7 +209,7 @@ def test_dry_run_passes_the_configuration_on(tmp_path):
                           "--epsilon=0.001", "--seeds=1,2"])
     assert len(commands) == 2
     for seed, command in zip((1, 2), commands):
-        assert command[:2] == ["-m", "impala_tf.experiment"]
+        assert command[:2] == ["-m", "impala_tf.cli.experiment"]
         for flag in ("--level_name=atari/pong", "--batch_size=8",
                      "--epsilon=0.001", "--nouse_lstm",
                      f"--logdir=/tmp/never/seed_{seed}", f"--seed={seed}",

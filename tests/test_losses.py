@@ -1,10 +1,10 @@
-"""Tests of impala_tf.losses with hand-computed values on tiny inputs."""
+"""Tests of impala_tf.algorithm.losses with hand-computed values on tiny inputs."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import losses
+from impala_tf.algorithm import losses
 
 LN3 = float(np.log(3.0))
 

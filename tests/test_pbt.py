@@ -1,4 +1,4 @@
-"""Tests of population-based training (`impala_tf.pbt*`, paper Appendix F):
+"""Tests of population-based training (`impala_tf.cli.pbt*`, paper Appendix F):
 the exploit/explore rule, hyperparameters as learner variables, the donor
 checkpoint copy, and a real population on the toy level."""
 
@@ -16,13 +16,13 @@ import pytest
 import tensorflow as tf
 
 from impala_tf import agents
-from impala_tf import checkpoints as checkpoints_lib
-from impala_tf import learner as learner_lib
-from impala_tf import pbt_member
-from impala_tf import pbt_population
-from impala_tf import pbt_rule
-from impala_tf import pbt_supervisor
-from impala_tf import progress
+from impala_tf.runtime import checkpoints as checkpoints_lib
+from impala_tf.algorithm import learner as learner_lib
+from impala_tf.pbt import member as pbt_member
+from impala_tf.pbt import population as pbt_population
+from impala_tf.pbt import rule as pbt_rule
+from impala_tf.pbt import processes as pbt_supervisor
+from impala_tf.runtime import progress
 from impala_tf import testing
 from impala_tf.envs import registry
 from tests import procs
@@ -105,13 +105,13 @@ def test_fitness_is_human_normalised_where_the_scores_are_known():
 
 @pytest.fixture
 def pbt_flags():
-    """parse(*args): parses `python -m impala_tf.pbt` args in this process,
+    """parse(*args): parses `python -m impala_tf.cli.pbt` args in this process,
     from the defaults (absl's FLAGS is process-wide: back to them after)."""
-    from impala_tf import pbt  # pylint: disable=import-outside-toplevel
+    from impala_tf.cli import pbt  # pylint: disable=import-outside-toplevel
 
     def parse(*args):
         pbt.FLAGS.unparse_flags()
-        pbt.FLAGS(["impala_tf.pbt", "--logdir=pop", "--population_size=3",
+        pbt.FLAGS(["impala_tf.cli.pbt", "--logdir=pop", "--population_size=3",
                    *args])
     yield parse
     pbt.FLAGS.unparse_flags()
@@ -121,7 +121,7 @@ def test_a_flagfile_does_not_fix_what_members_draw(pbt_flags):
     """Every configs/ file sets the learning rate, entropy cost and epsilon
     (flags 'given' in absl): the members still draw them from Table D.1
     unless --pbt_hold names them, and one line says which."""
-    from impala_tf import pbt  # pylint: disable=import-outside-toplevel
+    from impala_tf.cli import pbt  # pylint: disable=import-outside-toplevel
     flagfile = "--flagfile=" + os.path.join(testing.REPO, "configs",
                                             "pong_fast.cfg")
     pbt_flags(flagfile)
@@ -552,7 +552,7 @@ def test_torn_lines_are_skipped_and_counted(tmp_path):
     png = str(tmp_path / "pbt.png")
     result = testing.run_impala(["--plot", f"--logdir={logdir}",
                                  f"--plot_output={png}"],
-                                timeout=120, module="impala_tf.pbt",
+                                timeout=120, module="impala_tf.cli.pbt",
                                 isolate=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("torn line") == 1, result.stdout
@@ -563,11 +563,11 @@ def test_torn_lines_are_skipped_and_counted(tmp_path):
 # -- Refused input: one sentence, exit status 2. ----------------------------
 
 def _refused(tmp_path, *flags):
-    """Runs `python -m impala_tf.pbt` with `flags`; returns its one error
+    """Runs `python -m impala_tf.cli.pbt` with `flags`; returns its one error
     line after checking the exit status 2 and that nothing else was said."""
     result = testing.run_impala(
         [f"--logdir={tmp_path / 'pop'}", "--population_size=2", *flags],
-        timeout=60, module="impala_tf.pbt", isolate=False)
+        timeout=60, module="impala_tf.cli.pbt", isolate=False)
     assert result.returncode == 2, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
@@ -597,7 +597,7 @@ def _member_pid(logdir, member):
     for pid in testing.processes():
         line = testing.cmdline(pid) or ""
         if (f"--pbt_member={member}" in line and f"--logdir={logdir}" in line
-                and "impala_tf.pbt" in line):
+                and "impala_tf.cli.pbt" in line):
             return pid
     return None
 
@@ -627,7 +627,7 @@ def test_population_replaces_a_member_at_lr_0_and_survives_a_kill(
              "--pbt_burn_in_frames=1000", "--pbt_ready_episodes=40",
              "--pbt_fixed=0:learning_rate=0", "--checkpoint_interval_s=2"]
     cmd = testing.isolated_command(
-        [sys.executable, "-m", "impala_tf.pbt"] + flags)
+        [sys.executable, "-m", "impala_tf.cli.pbt"] + flags)
     proc = subprocess.Popen(cmd, cwd=testing.REPO, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"),
@@ -676,6 +676,6 @@ def test_population_replaces_a_member_at_lr_0_and_survives_a_kill(
     png = str(tmp_path / "pbt.png")
     result = testing.run_impala(["--plot", f"--logdir={logdir}",
                                  f"--plot_output={png}"],
-                                module="impala_tf.pbt", isolate=False)
+                                module="impala_tf.cli.pbt", isolate=False)
     assert result.returncode == 0, result.stderr
     assert os.path.getsize(png) > 10_000

@@ -1,4 +1,4 @@
-"""Tests for impala_tf.precision: what `--precision` resolves to, and one
+"""Tests for impala_tf.runtime.precision: what `--precision` resolves to, and one
 learner update in bfloat16 mixed precision against float32.
 
 The update is computed in a fresh process per precision (the rewrite is a
@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from impala_tf import precision
+from impala_tf.runtime import precision
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NATIVE = bool(precision.cpu_flags() & set(precision.BFLOAT16_CPU_FLAGS))
@@ -60,7 +60,7 @@ def _update(which, out):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     precision.apply(which)
     from impala_tf import agents  # pylint: disable=import-outside-toplevel
-    from impala_tf import learner as learner_lib  # pylint: disable=import-outside-toplevel
+    from impala_tf.algorithm import learner as learner_lib  # pylint: disable=import-outside-toplevel
     from impala_tf import testing  # pylint: disable=import-outside-toplevel
     b, t, a = 8, 20, 6
     tf.random.set_seed(0)
@@ -103,7 +103,7 @@ def test_a_bfloat16_update_stays_close_to_float32(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not NATIVE, reason="the CPU has no native bfloat16")
 def test_a_bfloat16_run_says_so_and_learns_the_toy_level(tmp_path):
-    from impala_tf import progress  # pylint: disable=import-outside-toplevel
+    from impala_tf.runtime import progress  # pylint: disable=import-outside-toplevel
     from impala_tf import testing  # pylint: disable=import-outside-toplevel
     logdir = str(tmp_path / "run")
     result = testing.run_impala(testing.TINY_FLAGS + [

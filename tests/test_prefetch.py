@@ -1,10 +1,10 @@
-"""Tests for impala_tf.prefetch (on '/CPU:0'; the trainer uses a GPU)."""
+"""Tests for impala_tf.runtime.prefetch (on '/CPU:0'; the trainer uses a GPU)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import prefetch
+from impala_tf.runtime import prefetch
 
 
 def _nests(n):

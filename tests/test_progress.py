@@ -1,4 +1,4 @@
-"""Tests for impala_tf.progress: the progress.jsonl writer and its reader."""
+"""Tests for impala_tf.runtime.progress: the progress.jsonl writer and its reader."""
 
 import io
 import json
@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from impala_tf import progress
+from impala_tf.runtime import progress
 
 T, B = 3, 2
 

@@ -21,7 +21,7 @@ import time
 import numpy as np
 import pytest
 
-from impala_tf import progress
+from impala_tf.runtime import progress
 from impala_tf import testing
 from tests import faulty_envs
 from tests import procs
@@ -44,14 +44,14 @@ def actor_pids(pgid):
 
 
 class Learner:
-    """`python -m impala_tf.experiment` as a live process with a log file."""
+    """`python -m impala_tf.cli.experiment` as a live process with a log file."""
 
     def __init__(self, flags, log_path, env=None):
         self.log_path = log_path
         self._log = open(log_path, "w")
         full_env = dict(os.environ, PYTHONUNBUFFERED="1",
                         TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
-        args = [sys.executable, "-m", "impala_tf.experiment"] + flags
+        args = [sys.executable, "-m", "impala_tf.cli.experiment"] + flags
         # unshare and bash exec: the process we start is the learner itself.
         self.proc = subprocess.Popen(
             testing.isolated_command(args), cwd=testing.REPO, env=full_env,
@@ -303,11 +303,11 @@ def test_unusable_logdir_and_environment_exit_2(tmp_path):
             pytest.skip("root needs `unshare -m` to mount a read-only dir")
         cmd = testing.isolated(
             f"mount -t tmpfs -o ro tmpfs {readonly} && exec " + shlex.join(
-                [sys.executable, "-m", "impala_tf.experiment", TOY,
+                [sys.executable, "-m", "impala_tf.cli.experiment", TOY,
                  f"--logdir={readonly}/run"]), mount=True)
     else:
         readonly.chmod(0o500)
-        cmd = [sys.executable, "-m", "impala_tf.experiment", TOY,
+        cmd = [sys.executable, "-m", "impala_tf.cli.experiment", TOY,
                f"--logdir={readonly}/run"]
     result = subprocess.run(cmd, cwd=testing.REPO, capture_output=True,
                             text=True, timeout=120)

@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import checkpoints
-from impala_tf import learner_loop
-from impala_tf import runs
-from impala_tf import supervisor as supervisor_lib
+from impala_tf.runtime import checkpoints
+from impala_tf.runtime import learner_loop
+from impala_tf.runtime import runs
+from impala_tf.runtime import supervisor as supervisor_lib
 from impala_tf import testing
-from impala_tf import trainer
+from impala_tf.runtime import trainer
 from impala_tf import types
-from impala_tf import watchdog
+from impala_tf.runtime import watchdog
 from impala_tf.envs import batch as env_batch
 from impala_tf.envs import registry
 from tests import faulty_envs

@@ -1,4 +1,4 @@
-"""Learner-side experience replay (`impala_tf.replay`), Section 5.2.2.
+"""Learner-side experience replay (`impala_tf.algorithm.replay`), Section 5.2.2.
 
 Unit tests of the frame store, the buffer and the batch mixer against
 plain numpy; the learner's rho on replayed data; and real training runs
@@ -12,9 +12,9 @@ import pytest
 import tensorflow as tf
 
 from impala_tf import agents
-from impala_tf import learner as learner_lib
-from impala_tf import progress
-from impala_tf import replay
+from impala_tf.algorithm import learner as learner_lib
+from impala_tf.runtime import progress
+from impala_tf.algorithm import replay
 from impala_tf import testing
 from impala_tf import types
 from tests import procs

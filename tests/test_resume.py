@@ -1,4 +1,4 @@
-"""Tests for impala_tf.resume (what a resumed run trains with) and the
+"""Tests for impala_tf.runtime.resume (what a resumed run trains with) and the
 history run_config.json keeps (`runs.RunDirectory.write_config`)."""
 
 import dataclasses
@@ -7,8 +7,8 @@ import json
 import pytest
 
 from impala_tf import config as config_lib
-from impala_tf import resume
-from impala_tf import runs
+from impala_tf.runtime import resume
+from impala_tf.runtime import runs
 from impala_tf.envs import registry
 
 

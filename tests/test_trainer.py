@@ -19,7 +19,7 @@ import time
 import numpy as np
 import pytest
 
-from impala_tf import progress
+from impala_tf.runtime import progress
 from impala_tf import testing
 from tests import procs
 
@@ -247,7 +247,7 @@ def test_bad_input_is_one_sentence_and_exit_2(flags, fragment, tmp_path):
     (3, 2, 2, 3),        # --learner_threads wins.
 ])
 def test_learner_threads(requested, local, cpus, expected):
-    from impala_tf import trainer
+    from impala_tf.runtime import trainer
     assert trainer.learner_threads(requested, local, cpus) == expected
 
 
@@ -259,7 +259,7 @@ def test_shared_memory_exactly_where_no_server_runs(tmp_path):
     import multiprocessing
     import tensorflow as tf
     from impala_tf import config as config_lib
-    from impala_tf import trainer
+    from impala_tf.runtime import trainer
 
     config = dataclasses.replace(testing.tiny_train_config(tmp_path),
                                  num_actors=2)
@@ -315,7 +315,7 @@ def test_local_run_opens_no_port(tmp_path):
     while it trains; SIGTERM then stops it cleanly. Isolated where
     possible, in case it did listen; the check works either way."""
     logdir = tmp_path / "run"
-    args = [sys.executable, "-m", "impala_tf.experiment"] + SMALL + [
+    args = [sys.executable, "-m", "impala_tf.cli.experiment"] + SMALL + [
         f"--logdir={logdir}", "--total_environment_frames=100000000",
         "--checkpoint_interval_s=1000"]
     log_path = tmp_path / "log"

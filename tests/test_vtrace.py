@@ -1,4 +1,4 @@
-"""Tests of impala_tf.vtrace against an independent float64 numpy reference.
+"""Tests of impala_tf.algorithm.vtrace against an independent float64 numpy reference.
 
 The reference evaluates eq. (1) of the paper as the literal double sum
   v_s = V(x_s) + sum_{t=s}^{T-1} (prod_{i=s}^{t-1} gamma_i c_i) delta_t V
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import vtrace
+from impala_tf.algorithm import vtrace
 
 
 def _clip(x, threshold):

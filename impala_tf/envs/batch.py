@@ -28,7 +28,7 @@ environment's game in one `EpisodeTally`.
 
 A batch tells an optional `monitor(index, call)` which environment it is
 about to work on and how ('construction', 'reset', 'step' or 'close')
-before each such call: the watchdog (`impala_tf.watchdog`) wraps a batch
+before each such call: the watchdog (`impala_tf.runtime.watchdog`) wraps a batch
 from outside through it; nothing here knows about the watchdog.
 """
 

@@ -18,7 +18,7 @@ import pytest
 WORKSPACE_NAME = "impala_tf_workspace"  # workspace(name = ...) in /WORKSPACE
 
 BINARIES = {
-    "experiment": "impala_tf/experiment.py",
+    "experiment": "impala_tf/cli/experiment.py",
     "atari57_report": "atari57/report.py",
     "dmlab30_report": "dmlab30/report.py",
 }

@@ -52,7 +52,7 @@ def py_module_binary(name, module, deps = [], **kwargs):
 
     Args:
       name: target name.
-      module: dotted module name, e.g. "impala_tf.experiment".
+      module: dotted module name, e.g. "impala_tf.cli.experiment".
       deps: py_library targets providing the module.
       **kwargs: passed to py_binary.
     """

@@ -1,6 +1,6 @@
 r"""The paper's Table 2 in one command: 4 off-policy corrections x replay.
 
-  python -m impala_tf.ablation --flagfile=configs/table2_ablation.cfg \
+  python -m impala_tf.cli.ablation --flagfile=configs/table2_ablation.cfg \
       --frames=200000000 --seeds=1,2,3 --logdir=logs/table2
 
 trains every cell of Table 2's grid, the corrections (`--corrections`,
@@ -9,7 +9,7 @@ learner-side experience replay (`--replay_proportion`, 0.5 as the paper
 unless set above 0, and `--replay_capacity`), each for `--frames` environment frames
 with every seed of `--seeds`: run `<logdir>/<correction>_replay<0|1>/
 seed_<s>`. The runs train one after another on this machine, each a
-`python -m impala_tf.experiment` with every trainer flag given here (a
+`python -m impala_tf.cli.experiment` with every trainer flag given here (a
 `--flagfile`, `--level_name`, ...; flags after a flagfile override it) and,
 set per run: --logdir, --seed, --total_environment_frames (the budget; the
 learning rate decays over it unless the configuration sets
@@ -45,7 +45,7 @@ from absl import app
 from absl import flags
 
 import dmlab30
-from impala_tf import sweep
+from impala_tf.runtime import sweep
 
 FLAGS = flags.FLAGS
 CORRECTIONS = dmlab30.PAPER_TABLE_2_CORRECTIONS  # Table 2's row order.
@@ -95,7 +95,7 @@ def command(run, trainer_flags, base, frames, replay_proportion,
     without replay get --replay_proportion=0, runs with it also
     --replay_capacity=`replay_capacity`.
     """
-    argv = [python, "-m", "impala_tf.experiment"] + list(trainer_flags) + [
+    argv = [python, "-m", "impala_tf.cli.experiment"] + list(trainer_flags) + [
         f"--logdir={run_logdir(base, run)}", f"--seed={run.seed}",
         f"--total_environment_frames={frames}",
         f"--off_policy_correction={run.correction}"]
@@ -328,7 +328,7 @@ def run(argv):
 
 def define_flags():
     """The trainer's flags plus this tool's (called once, by __main__)."""
-    from impala_tf import experiment  # noqa: F401  Defines the trainer's.
+    from impala_tf.cli import experiment  # noqa: F401  Defines the trainer's.
     flags.DEFINE_integer("frames", None, "Environment frames of each run "
                          "(its --total_environment_frames).", lower_bound=1)
     flags.DEFINE_list("seeds", ["1"], "Seeds; every cell trains each.")

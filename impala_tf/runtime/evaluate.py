@@ -14,7 +14,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from impala_tf import policy
+from impala_tf.agents import policy
 from impala_tf import types
 
 

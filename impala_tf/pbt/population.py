@@ -127,7 +127,7 @@ class Population:
         """Copies member's latest complete checkpoint into `dest_dir` (made
         afresh); returns the copy's prefix, or None if the member has no
         checkpoint or none could be copied whole in `attempts` tries."""
-        from impala_tf import checkpoints
+        from impala_tf.runtime import checkpoints
         for attempt in range(attempts):
             prefix = checkpoints.latest(self.checkpoint_dir(member))
             if prefix is None:

@@ -8,7 +8,7 @@ logits float32 [T, B, A], actions int32 [T, B], everything else float32
 
 import tensorflow as tf
 
-from impala_tf import vtrace
+from impala_tf.algorithm import vtrace
 
 REWARD_CLIPPING_MODES = ("abs_one", "soft_asymmetric", "none")
 OFF_POLICY_CORRECTIONS = ("vtrace", "1step_is", "epsilon", "none")

@@ -1,11 +1,11 @@
-r"""Population-based training: `python -m impala_tf.pbt` (paper Appendix F).
+r"""Population-based training: `python -m impala_tf.cli.pbt` (paper Appendix F).
 
-    python -m impala_tf.pbt --logdir=pop --population_size=4 --num_actors=1 \
+    python -m impala_tf.cli.pbt --logdir=pop --population_size=4 --num_actors=1 \
         [experiment flags...]
 
 `--logdir` is the population's directory (`pbt_population`); member i is an
 ordinary training run in `<logdir>/member_<i>` (progress.jsonl, TensorBoard,
-resume, `--mode=test`/`export` with `python -m impala_tf.experiment`). Every
+resume, `--mode=test`/`export` with `python -m impala_tf.cli.experiment`). Every
 experiment flag is passed through to the members.
 
 * Without `--pbt_member`, this process starts every member as a process on
@@ -38,9 +38,9 @@ import time
 from absl import app
 from absl import flags
 
-from impala_tf import experiment
-from impala_tf import pbt_population
-from impala_tf import pbt_rule
+from impala_tf.cli import experiment
+from impala_tf.pbt import population as pbt_population
+from impala_tf.pbt import rule as pbt_rule
 
 FLAGS = flags.FLAGS
 _RULE = lambda name: pbt_rule.Rule.__dataclass_fields__[name].default
@@ -196,7 +196,7 @@ def describe_initial(member=None):
 def _run_member(member):
     """Trains member `member` in this process (see the module doc)."""
     import numpy as np  # pylint: disable=import-outside-toplevel
-    from impala_tf import pbt_member
+    from impala_tf.pbt import member as pbt_member
     rule = rule_from_flags()
     population = pbt_population.Population(FLAGS.logdir,
                                            FLAGS.population_size)
@@ -223,12 +223,12 @@ def _run_member(member):
 
 def _supervise():
     """Runs every member here until all finish (see the module doc)."""
-    from impala_tf import pbt_supervisor
+    from impala_tf.pbt import processes as pbt_supervisor
     population = pbt_population.Population(FLAGS.logdir,
                                            FLAGS.population_size)
     say = lambda m: print(m, flush=True)
     args = [a for a in sys.argv[1:] if not a.startswith("--pbt_member")]
-    commands = {m: [sys.executable, "-m", "impala_tf.pbt", *args,
+    commands = {m: [sys.executable, "-m", "impala_tf.cli.pbt", *args,
                     f"--pbt_member={m}"]
                 for m in range(FLAGS.population_size)}
     logs = {m: os.path.join(population.member_dir(m), "console.log")
@@ -257,7 +257,7 @@ def _supervise():
     finally:
         members.stop()
     say(f"[pbt] every member finished; "
-        f"python -m impala_tf.pbt --plot --logdir={FLAGS.logdir} draws it")
+        f"python -m impala_tf.cli.pbt --plot --logdir={FLAGS.logdir} draws it")
 
 
 def main(argv):
@@ -268,7 +268,7 @@ def main(argv):
             raise UsageError("--logdir (the population's directory) is "
                              "required")
         if FLAGS.plot:
-            from impala_tf import pbt_plot
+            from impala_tf.pbt import plot as pbt_plot
             out = FLAGS.plot_output or os.path.join(FLAGS.logdir, "pbt.png")
             torn = pbt_plot.plot(FLAGS.logdir, out)
             if torn:
@@ -279,8 +279,8 @@ def main(argv):
             raise UsageError("--population_size is required")
         if FLAGS.mode != "train":
             raise UsageError(
-                "python -m impala_tf.pbt trains; test or export a member "
-                "with python -m impala_tf.experiment --mode=test "
+                "python -m impala_tf.cli.pbt trains; test or export a member "
+                "with python -m impala_tf.cli.experiment --mode=test "
                 "--logdir=<logdir>/member_<i> and the same flags")
         learners = [h for h in FLAGS.learner_hosts.split(",") if h.strip()]
         if len(learners) > 1:

@@ -1,7 +1,7 @@
 """Training runs as child processes, one after another, and their curves.
 
 Shared by the tools that train a grid of runs on one machine
-(`benchmarks.learning_curve`: seeds; `impala_tf.ablation`: corrections x
+(`benchmarks.learning_curve`: seeds; `impala_tf.cli.ablation`: corrections x
 replay x seeds):
 
 * `passed_flags(flag_values, exclude)`: the trainer flags given on this
@@ -25,7 +25,7 @@ import sys
 
 from absl import flags
 
-from impala_tf import progress
+from impala_tf.runtime import progress
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RETURN_KEY = "episode_return_mean"

@@ -33,7 +33,7 @@ import threading
 import time
 import traceback
 
-from impala_tf import watchdog
+from impala_tf.runtime import watchdog
 
 ENV_ERROR_EXIT = 3
 _PARENT_POLL_S = 1.0
@@ -67,7 +67,7 @@ def actor_process_main(config, task, address, stop_event, parent_pid,
         watchdog.mark_running(heartbeat)
     from absl import logging  # pylint: disable=g-import-not-at-top
     logging.set_verbosity(logging.WARNING)
-    from impala_tf import actor as actor_lib  # pylint: disable=g-import-not-at-top
+    from impala_tf.runtime import actor as actor_lib  # pylint: disable=g-import-not-at-top
     from impala_tf.envs import batch as env_batch  # pylint: disable=g-import-not-at-top
     try:
         actor_lib.run_local_actor(

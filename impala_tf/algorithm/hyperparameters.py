@@ -14,7 +14,7 @@ import math
 
 import tensorflow as tf
 
-from impala_tf import pbt_rule
+from impala_tf.pbt import rule as pbt_rule
 
 NAMES = pbt_rule.EVOLVABLE  # Written there: the supervisor loads no TF.
 

@@ -1,4 +1,4 @@
-"""`python -m impala_tf.pbt --plot`: a population's history as one PNG.
+"""`python -m impala_tf.cli.pbt --plot`: a population's history as one PNG.
 
 One panel for the fitness and one per hyperparameter that changes in the
 events (log scale), each member a line against its frames, from
@@ -8,8 +8,8 @@ draws each member's running mean return from its progress.jsonl.
 
 import collections
 
-from impala_tf import pbt_population
-from impala_tf import progress
+from impala_tf.pbt import population as pbt_population
+from impala_tf.runtime import progress
 
 
 def plot(logdir, output):

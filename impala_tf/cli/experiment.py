@@ -1,4 +1,4 @@
-r"""IMPALA entry point: `python -m impala_tf.experiment --mode=train|test|export`.
+r"""IMPALA entry point: `python -m impala_tf.cli.experiment --mode=train|test|export`.
 
 With no flags it trains the paper's shallow feed-forward agent on Atari Pong
 (Table G.1 hyperparameters). Flags keep the official release's names; a flag
@@ -265,7 +265,7 @@ def _lab_missing_error():
 
 def _roles():
     """Checks the role flags; returns the list of learner hosts (maybe [])."""
-    from impala_tf import distributed
+    from impala_tf.runtime import distributed
     try:
         hosts = distributed.parse_hosts(FLAGS.learner_hosts)
     except ValueError as e:
@@ -359,8 +359,8 @@ def build_configs():
 
 
 def _restore_agent(config):
-    from impala_tf import checkpoints
-    from impala_tf import runs
+    from impala_tf.runtime import checkpoints
+    from impala_tf.runtime import runs
 
     run_dir = runs.RunDirectory(config.logdir)
     run_dir.check_compatible(config)
@@ -386,8 +386,8 @@ def _tf_error_line(e):
 def _run_actor(config):
     """--job_name=actor: act for the learner until it is done, exit 0."""
     import tensorflow as tf
-    from impala_tf import actor as actor_lib
-    from impala_tf import distributed
+    from impala_tf.runtime import actor as actor_lib
+    from impala_tf.runtime import distributed
     address, learner_task, job = distributed.learner_for_actor(
         FLAGS.task, config.learner_address, config.learner_hosts)
     print(f"[impala] actor {FLAGS.task}: connecting to the learner at "
@@ -418,12 +418,12 @@ def run(config, make_hooks=None):
     if FLAGS.mode == "train" and FLAGS.job_name == "actor":
         _run_actor(config)
     elif FLAGS.mode == "train":
-        from impala_tf import trainer
+        from impala_tf.runtime import trainer
         if FLAGS.num_actors < 1 and not FLAGS.job_name:
             raise UsageError("--num_actors must be at least 1 to train")
         trainer.train(config, make_hooks=make_hooks)
     elif FLAGS.mode == "test":
-        from impala_tf import evaluate
+        from impala_tf.runtime import evaluate
         output = FLAGS.test_output or os.path.join(config.logdir,
                                                    "test_scores.csv")
         means = evaluate.evaluate(
@@ -436,8 +436,8 @@ def run(config, make_hooks=None):
         print(f"[impala] per-episode scores written to {output}")
     else:
         import tensorflow as tf
-        from impala_tf import export
-        from impala_tf import trainer
+        from impala_tf.runtime import export
+        from impala_tf.runtime import trainer
         restore = _restore_agent(config)
         agent, _, _, _ = trainer.build(config)
         restore(tf.train.Checkpoint(agent=agent))
@@ -453,7 +453,7 @@ def _set_learner_threads():
     if FLAGS.mode != "train" or FLAGS.job_name == "actor":
         return
     local = FLAGS.num_actors if not FLAGS.job_name else 0
-    from impala_tf import trainer
+    from impala_tf.runtime import trainer
     threads = trainer.learner_threads(FLAGS.learner_threads, local,
                                       len(os.sched_getaffinity(0)))
     if threads is not None:
@@ -468,7 +468,7 @@ def main(argv, make_hooks=None):
     if len(argv) > 1:
         fail(f"unexpected arguments {' '.join(argv[1:])!r}")
     _set_learner_threads()
-    from impala_tf import runs
+    from impala_tf.runtime import runs
     from impala_tf.envs import registry
     known = (UsageError, registry.LevelError, runs.RunError)
     try:
@@ -484,8 +484,8 @@ def main(argv, make_hooks=None):
         fail(str(e).splitlines()[0] if str(e) else repr(e))
     except KeyboardInterrupt:
         _interrupted()
-    from impala_tf import replay  # TensorFlow is loaded by now.
-    from impala_tf import supervisor
+    from impala_tf.algorithm import replay  # TensorFlow is loaded by now.
+    from impala_tf.runtime import supervisor
     try:
         run(config, make_hooks)
     except known + (replay.ReplayError,) as e:

@@ -44,7 +44,7 @@ import time
 
 import tensorflow as tf
 
-from impala_tf import learner as learner_lib
+from impala_tf.algorithm import learner as learner_lib
 from impala_tf.transport import grpc
 
 WORKER_JOB = "worker"

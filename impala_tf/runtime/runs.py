@@ -17,7 +17,7 @@ import json
 import os
 import tempfile
 
-from impala_tf import progress
+from impala_tf.runtime import progress
 
 CONFIG_FILE = "run_config.json"
 

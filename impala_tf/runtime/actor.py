@@ -34,8 +34,8 @@ import numpy as np
 import tensorflow as tf
 
 from impala_tf import config as config_lib
-from impala_tf import policy as policy_lib
-from impala_tf import precision as precision_lib
+from impala_tf.agents import policy as policy_lib
+from impala_tf.runtime import precision as precision_lib
 from impala_tf import types
 from impala_tf.envs import batch as env_batch
 from impala_tf.transport import grpc

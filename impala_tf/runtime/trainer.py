@@ -41,20 +41,20 @@ import sys
 
 import tensorflow as tf
 
-from impala_tf import actor as actor_lib
-from impala_tf import checkpoints
+from impala_tf.runtime import actor as actor_lib
+from impala_tf.runtime import checkpoints
 from impala_tf import config as config_lib
-from impala_tf import distributed
-from impala_tf import learner as learner_lib
-from impala_tf import learner_loop
-from impala_tf import policy
-from impala_tf import precision as precision_lib
-from impala_tf import prefetch
-from impala_tf import progress
-from impala_tf import replay
-from impala_tf import resume
-from impala_tf import runs
-from impala_tf import supervisor as supervisor_lib
+from impala_tf.runtime import distributed
+from impala_tf.algorithm import learner as learner_lib
+from impala_tf.runtime import learner_loop
+from impala_tf.agents import policy
+from impala_tf.runtime import precision as precision_lib
+from impala_tf.runtime import prefetch
+from impala_tf.runtime import progress
+from impala_tf.algorithm import replay
+from impala_tf.runtime import resume
+from impala_tf.runtime import runs
+from impala_tf.runtime import supervisor as supervisor_lib
 from impala_tf import types
 from impala_tf.transport import grpc
 from impala_tf.transport import shared_memory

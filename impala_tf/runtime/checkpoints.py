@@ -19,7 +19,7 @@ import os
 
 import tensorflow as tf
 
-from impala_tf import runs
+from impala_tf.runtime import runs
 
 
 def make_checkpoint(learner):

@@ -1,6 +1,6 @@
 """One machine: the members of a population as supervised processes.
 
-`MemberProcesses` starts one `python -m impala_tf.pbt --pbt_member=i ...`
+`MemberProcesses` starts one `python -m impala_tf.cli.pbt --pbt_member=i ...`
 process per member, each in its own process group (with its actors) and
 with its output appended to `<logdir>/member_<i>/console.log`. `poll()`
 restarts a member that died (a signal, a crash): it resumes from its
@@ -16,7 +16,7 @@ import signal
 import subprocess
 import time
 
-from impala_tf import pbt_population
+from impala_tf.pbt import population as pbt_population
 
 BAD_INPUT = 2
 

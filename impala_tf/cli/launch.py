@@ -1,10 +1,10 @@
 r"""Start a learner and N actor processes on this machine, the distributed way.
 
-    python -m impala_tf.launch --listen_on_all_interfaces
+    python -m impala_tf.cli.launch --listen_on_all_interfaces
         --num_actor_processes=4 [--num_learners=1]
         [--learner_address=HOST:PORT] [--dry_run] [experiment flags...]
 
-Every process is a separate `python -m impala_tf.experiment` with a role
+Every process is a separate `python -m impala_tf.cli.experiment` with a role
 (`--job_name=learner|actor --task=N`), exactly as on a cluster: the
 learner(s) serve on TensorFlow gRPC and the actors connect to them over
 gRPC. The launcher prints the command of each role, and the command to run
@@ -69,10 +69,10 @@ def _die_with_parent():
 def parse_args(argv):
     """Returns (launcher namespace, flags passed on to every role)."""
     parser = argparse.ArgumentParser(
-        prog="python -m impala_tf.launch",
+        prog="python -m impala_tf.cli.launch",
         description=__doc__.split("\n\n")[2],
         epilog="Any other --flag goes to every role (see python -m "
-               "impala_tf.experiment --help).")
+               "impala_tf.cli.experiment --help).")
     parser.add_argument("--num_actor_processes", type=int, default=2,
                         help="actor processes to start here (default 2)")
     parser.add_argument("--num_learners", type=int, default=1,
@@ -111,7 +111,7 @@ def plan(args, flags, python=sys.executable):
     else:
         host = "localhost"
         ports = [_free_port() for _ in range(args.num_learners)]
-    base = [python, "-m", "impala_tf.experiment"]
+    base = [python, "-m", "impala_tf.cli.experiment"]
     public = host
     if host in ("localhost", "127.0.0.1"):
         public = socket.getfqdn()
@@ -132,7 +132,7 @@ def plan(args, flags, python=sys.executable):
     actor_flags = [f for f in flags if not _is_listen_flag(f)]
     actors = [base + ["--job_name=actor", f"--task={i}"] + where
               + actor_flags for i in range(args.num_actor_processes)]
-    remote = (["python", "-m", "impala_tf.experiment", "--job_name=actor",
+    remote = (["python", "-m", "impala_tf.cli.experiment", "--job_name=actor",
                "--task=N"] + remote_where + actor_flags)
     return learners, actors, remote
 

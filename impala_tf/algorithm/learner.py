@@ -33,8 +33,8 @@ import sonnet as snt
 import tensorflow as tf
 
 from impala_tf import config as config_lib
-from impala_tf import hyperparameters as hyperparameters_lib
-from impala_tf import losses
+from impala_tf.algorithm import hyperparameters as hyperparameters_lib
+from impala_tf.algorithm import losses
 
 
 LearnerConfig = config_lib.LearnerConfig  # Where it is written: config.py.

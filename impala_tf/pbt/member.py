@@ -32,8 +32,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from impala_tf import pbt_rule
-from impala_tf import progress
+from impala_tf.pbt import rule as pbt_rule
+from impala_tf.runtime import progress
 
 
 def fitness(returns_by_level, level_set):

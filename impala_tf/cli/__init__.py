@@ -1,0 +1,1 @@
+"""The command line: flags, entry points and the `impala-tf` program."""
