@@ -1,41 +1,22 @@
-"""Tests for benchmarks/learning_curve.py.
+"""Tests for impala_tf/cli/learning_curve.py, as a real process.
 
-The reading, threshold, CSV and plotting code runs on progress.jsonl files
-written by the trainer's own writer (`progress.ProgressLogger`) with
-made-up returns; the command line runs as a real process (`--plot_only`
-needs no training). One short real training run on the toy level, in a
-private network namespace, is marked slow.
+`--plot_only` and `--dry_run` need no training; they run on progress.jsonl
+files written by the trainer's own writer (`testing.write_progress`) with
+made-up returns. One short real training run on the toy level is marked
+slow.
 """
 
-import csv
 import json
 import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
-from benchmarks import learning_curve as lc
 from impala_tf import testing
-
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-if TESTS_DIR not in sys.path:
-    sys.path.insert(0, TESTS_DIR)
-
-import procs  # noqa: E402  pylint: disable=wrong-import-position
+from impala_tf.runtime import sweep
 
 FRAMES_PER_RECORD = 1_000_000
-
-
-def write_run(logdir, returns):
-    """A Pong run's progress.jsonl (`testing.write_progress`),
-    FRAMES_PER_RECORD frames per record."""
-    return testing.write_progress(logdir, returns, FRAMES_PER_RECORD,
-                                  level="pong", num_action_repeats=4,
-                                  episode_steps=100)
-
-
 SEED_1 = [None, -21, -20, -15, -8, 0, 7, 18, 19]
 SEED_2 = [None, -21, -21, -19, -15, -10, -2, 3, 12]
 
@@ -43,116 +24,16 @@ SEED_2 = [None, -21, -21, -19, -15, -10, -2, 3, 12]
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("curves")
-    write_run(base / "seed_1", SEED_1)
-    write_run(base / "seed_2", SEED_2)
+    for seed, returns in ((1, SEED_1), (2, SEED_2)):
+        testing.write_progress(base / f"seed_{seed}", returns,
+                               FRAMES_PER_RECORD, level="pong",
+                               num_action_repeats=4, episode_steps=100)
     return base
-
-
-def test_read_curve_reads_the_trainers_records(runs):
-    rows = lc.read_curve(str(runs / "seed_1"))
-    assert [r["env_frames"] for r in rows] == [
-        (i + 1) * FRAMES_PER_RECORD for i in range(len(SEED_1))]
-    assert [r[lc.RETURN_KEY] for r in rows] == SEED_1
-    assert all(r["fps"] >= 0 and r["elapsed_s"] >= 0 for r in rows)
-
-
-def test_read_curve_after_a_resume_keeps_frames_increasing(tmp_path):
-    """A run killed at 5M frames resumed from its 3M-frame checkpoint: the
-    records it logged past 3M are replaced by the resumed run's."""
-    path = tmp_path / "progress.jsonl"
-    records = [(1, -21.0), (2, -20.0), (3, -19.0), (4, -18.0), (5, -17.0),
-               (3.5, -10.0), (4.5, -9.0), (6, -8.0)]
-    path.write_text("".join(
-        json.dumps({"env_frames": int(f * 1e6), "fps": 1.0, "elapsed_s": 0,
-                    lc.RETURN_KEY: ret}) + "\n" for f, ret in records)
-        + '{"env_frames": 7000')  # A line being written.
-    rows = lc.read_curve(str(tmp_path))
-    assert [r["env_frames"] / 1e6 for r in rows] == [1, 2, 3, 3.5, 4.5, 6]
-    assert [r[lc.RETURN_KEY] for r in rows] == [
-        -21, -20, -19, -10, -9, -8]
-
-
-def test_read_curve_without_a_run_is_a_usage_error(tmp_path):
-    with pytest.raises(lc.UsageError, match="progress.jsonl does not exist"):
-        lc.read_curve(str(tmp_path))
-    (tmp_path / "progress.jsonl").write_text('{"env_frames": 1}\nnot json\n')
-    with pytest.raises(lc.UsageError, match="line 2 is not JSON"):
-        lc.read_curve(str(tmp_path))
-
-
-def test_frames_to_reach_is_the_first_crossing(runs):
-    rows = lc.read_curve(str(runs / "seed_1"))
-    assert lc.frames_to_reach(rows, -15) == 4 * FRAMES_PER_RECORD
-    assert lc.frames_to_reach(rows, 0) == 6 * FRAMES_PER_RECORD
-    assert lc.frames_to_reach(rows, 18) == 8 * FRAMES_PER_RECORD
-    assert lc.frames_to_reach(rows, 20) is None
-    dip = [dict(r) for r in rows]
-    dip[5][lc.RETURN_KEY] = -30  # Falling back does not move the crossing.
-    assert lc.frames_to_reach(dip, -15) == 4 * FRAMES_PER_RECORD
-
-
-def test_summarize(runs):
-    rows = lc.read_curve(str(runs / "seed_2"))
-    numbers = lc.summarize(rows, [-15, 0, 18])
-    assert numbers["frames_to"] == {"-15": 5 * FRAMES_PER_RECORD,
-                                    "0": 8 * FRAMES_PER_RECORD, "+18": None}
-    assert numbers["final_return"] == 12
-    assert numbers["final_frames"] == 9 * FRAMES_PER_RECORD
-
-
-def test_mean_curve_interpolates_over_the_shared_range():
-    a = [{"env_frames": f, lc.RETURN_KEY: r}
-         for f, r in [(0, 0.0), (10, 10.0)]]
-    b = [{"env_frames": f, lc.RETURN_KEY: r}
-         for f, r in [(2, 2.0), (4, None), (6, -2.0), (12, 4.0)]]
-    mean = lc.mean_curve({1: a, 2: b}, points=5)
-    assert [m["env_frames"] for m in mean] == [2, 4, 6, 8, 10]
-    # a(f) = f; b: 2 at 2, -2 at 6 (None skipped), then +1 per frame.
-    expected = [(2 + 2) / 2, (4 + 0) / 2, (6 - 2) / 2, (8 + 0) / 2,
-                (10 + 2) / 2]
-    np.testing.assert_allclose([m[lc.RETURN_KEY] for m in mean], expected)
-    assert lc.mean_curve({1: a, 2: [{"env_frames": 1,
-                                     lc.RETURN_KEY: None}]}) == []
-
-
-def test_write_csv(runs, tmp_path):
-    curves = {s: lc.read_curve(str(runs / f"seed_{s}")) for s in (1, 2)}
-    lc.write_csv(curves, str(tmp_path / "c.csv"))
-    with open(tmp_path / "c.csv") as f:
-        rows = list(csv.reader(f))
-    assert tuple(rows[0]) == lc.CSV_COLUMNS
-    assert len(rows) == 1 + len(SEED_1) + len(SEED_2)
-    assert rows[1][0] == "1" and rows[1][4] == ""  # No episode yet.
-    assert rows[-1][0] == "2" and float(rows[-1][4]) == 12
-    assert int(rows[-1][1]) == 9 * FRAMES_PER_RECORD
-
-
-def test_plot_has_a_line_per_seed_the_mean_and_fps_below(runs, tmp_path):
-    curves = {s: lc.read_curve(str(runs / f"seed_{s}")) for s in (1, 2)}
-    fig = lc.plot(curves, str(tmp_path / "c.png"), "title here",
-                  reference=18, reference_label="target +18")
-    top, bottom = fig.axes  # Two panels, no twin axis.
-    labels = [line.get_label() for line in top.get_lines()]
-    assert labels == ["seed 1", "seed 2", "mean of 2 seeds", "target +18"]
-    assert top.get_lines()[-1].get_linestyle() == "--"
-    assert [line.get_label() for line in bottom.get_lines()] == [
-        "seed 1", "seed 2"]
-    assert bottom.get_ylabel() == "frames/s"
-    assert top.get_title() == "title here"
-    with open(tmp_path / "c.png", "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-
-
-def test_plot_one_seed_has_no_mean(runs, tmp_path):
-    fig = lc.plot({1: lc.read_curve(str(runs / "seed_1"))},
-                  str(tmp_path / "c.png"), "t")
-    assert [line.get_label() for line in fig.axes[0].get_lines()] == [
-        "seed 1"]
 
 
 def _curve_tool(args, timeout=180):
     return subprocess.run(
-        [sys.executable, "-m", "benchmarks.learning_curve"] + args,
+        [sys.executable, "-m", "impala_tf.cli.learning_curve"] + args,
         cwd=testing.REPO, text=True, capture_output=True, timeout=timeout)
 
 
@@ -174,10 +55,12 @@ def test_plot_only_command_line(runs, tmp_path):
     assert numbers["seeds"]["1"]["frames_to"] == {
         "-15": 4_000_000, "0": 6_000_000, "+18": 8_000_000}
     assert numbers["seeds"]["2"]["final_return"] == 12
-    assert numbers["mean_of_seeds"]["frames_to"]["+18"] is None
+    assert numbers["across_seeds"]["+18"] == {
+        "median": 8_000_000, "min": 8_000_000, "max": 8_000_000,
+        "reached": 1, "seeds": 2}
     table = result.stdout
     assert "frames to -15" in table and "frames to +18" in table
-    assert "seed 1" in table and "seed 2" in table and "mean" in table
+    assert "seed 1" in table and "seed 2" in table and "median" in table
 
 
 def _commands(args):
@@ -236,7 +119,6 @@ def test_bad_input_is_one_sentence_and_exit_2(runs, args, fragment):
 
 
 @pytest.mark.slow
-@procs.requires_netns
 def test_trains_a_seed_then_resumes_and_skips_it(tmp_path):
     """A real run: the toy level for a few thousand frames, one seed, its
     configuration from a flagfile and the command line; the same command
@@ -262,7 +144,7 @@ def test_trains_a_seed_then_resumes_and_skips_it(tmp_path):
                  f"--logdir={tmp_path / 'seed_3'}"):
         assert flag in command, (flag, command)
     assert "--batch_size=8" not in command
-    rows = lc.read_curve(str(tmp_path / "seed_3"))
+    rows = sweep.read_curve(str(tmp_path / "seed_3"))
     assert rows and rows[-1]["env_frames"] >= 2000
     assert os.path.exists(tmp_path / "seed_3" / "checkpoints")
     numbers = json.loads((tmp_path / "s.json").read_text())
@@ -271,4 +153,4 @@ def test_trains_a_seed_then_resumes_and_skips_it(tmp_path):
     again = _curve_tool(args, timeout=400)
     assert again.returncode == 0, again.stderr
     assert "seed 3: already at 2,000 frames" in again.stdout
-    assert lc.read_curve(str(tmp_path / "seed_3")) == rows
+    assert sweep.read_curve(str(tmp_path / "seed_3")) == rows

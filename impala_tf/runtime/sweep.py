@@ -27,7 +27,6 @@ from absl import flags
 
 from impala_tf.runtime import progress
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RETURN_KEY = "episode_return_mean"
 
 
@@ -91,11 +90,12 @@ def frames_done(logdir):
     return (read_curve(logdir) or [{"env_frames": 0}])[-1]["env_frames"]
 
 
-def train(command, prefix, timeout_s=0, cwd=REPO, log=print):
+def train(command, prefix, timeout_s=0, cwd=None, log=print):
     """Runs `command` (argv of a trainer) in its own process group until it
     exits; returns its exit status (0 when `timeout_s` > 0 ran out and the
-    trainer was stopped cleanly). Logs `<prefix> <command line>`. If this
-    process dies, even by SIGKILL, the trainer gets SIGTERM (Linux)."""
+    trainer was stopped cleanly). It runs in `cwd` (default: this
+    process's), so relative paths mean the same to both. Logs `<prefix>
+    <command line>`. If this process dies, even by SIGKILL, the trainer gets SIGTERM (Linux)."""
     log(f"{prefix} {' '.join(command[1:])}", flush=True)
     proc = subprocess.Popen(command, cwd=cwd, start_new_session=True,
                             preexec_fn=_terminate_with_parent)

@@ -1,0 +1,232 @@
+"""Learning curves of several seeds: thresholds, the band across seeds, plots.
+
+A curve is one run's list of rows from `sweep.read_curve` (dicts with
+env_frames, elapsed_s, fps and the mean return of the last 100 episodes,
+RETURN_KEY, None before the first finished episode); `curves` maps a seed
+to its curve. `impala_tf.cli.learning_curve` trains the seeds and calls
+these; the Table 2 ablation reads runs the same way.
+"""
+
+import csv
+
+import numpy as np
+
+from impala_tf.runtime import sweep
+
+RETURN_KEY = sweep.RETURN_KEY
+CSV_COLUMNS = ("seed", "env_frames", "elapsed_s", "wall_s", "fps",
+               RETURN_KEY)
+
+
+def frames_to_reach(rows, threshold):
+    """env_frames of the first row whose return is >= threshold, or None."""
+    for r in rows:
+        if r[RETURN_KEY] is not None and r[RETURN_KEY] >= threshold:
+            return r["env_frames"]
+    return None
+
+
+def wall_seconds(rows):
+    """Wall-clock seconds of training up to each row, across resumes.
+
+    A resumed run restarts elapsed_s at 0; its time adds to the time
+    before. Returns a list of floats, one per row.
+    """
+    total, last, out = 0.0, 0.0, []
+    for r in rows:
+        elapsed = r["elapsed_s"]
+        total += elapsed - last if elapsed >= last else elapsed
+        last = elapsed
+        out.append(total)
+    return out
+
+
+def seed_band(curves, points=200):
+    """The mean, minimum and maximum return across seeds on one frame grid.
+
+    Each seed's returns are interpolated linearly on `points` frame counts
+    spanning the range every seed covers (rows without a return are
+    skipped). Returns a dict of numpy arrays `frames`, `mean`, `min`,
+    `max` (float64 [points]), or None if a seed has no return yet or the
+    seeds share no range.
+    """
+    series = []
+    for rows in curves.values():
+        pts = [(r["env_frames"], r[RETURN_KEY]) for r in rows
+               if r[RETURN_KEY] is not None]
+        if not pts:
+            return None
+        series.append(np.array(pts, dtype=np.float64))
+    if not series:
+        return None
+    lo = max(s[0, 0] for s in series)
+    hi = min(s[-1, 0] for s in series)
+    if hi < lo:
+        return None
+    grid = np.linspace(lo, hi, points) if hi > lo else np.array([lo])
+    values = np.stack([np.interp(grid, s[:, 0], s[:, 1]) for s in series])
+    return {"frames": grid, "mean": values.mean(0), "min": values.min(0),
+            "max": values.max(0)}
+
+
+def mean_curve(curves, points=200):
+    """The mean across seeds as curve rows (env_frames, RETURN_KEY) on
+    `seed_band`'s grid; [] where `seed_band` is None."""
+    band = seed_band(curves, points)
+    if band is None:
+        return []
+    return [{"env_frames": int(f), RETURN_KEY: float(m)}
+            for f, m in zip(band["frames"], band["mean"])]
+
+
+def summarize(rows, thresholds):
+    """One run's numbers: frames to each threshold, final frames and
+    return, mean frames/s and wall-clock hours."""
+    returns = [r for r in rows if r[RETURN_KEY] is not None]
+    fps = [r["fps"] for r in rows if r.get("fps", 0) > 0]
+    return {
+        "frames_to": {format_threshold(t): frames_to_reach(rows, t)
+                      for t in thresholds},
+        "final_frames": rows[-1]["env_frames"] if rows else 0,
+        "final_return": returns[-1][RETURN_KEY] if returns else None,
+        "mean_fps": sum(fps) / len(fps) if fps else None,
+        "wall_hours": (wall_seconds(rows)[-1] / 3600 if rows
+                       and "elapsed_s" in rows[0] else None),
+    }
+
+
+def across_seeds(per_seed, thresholds):
+    """Median and range over seeds of the frames to each threshold.
+
+    per_seed: {seed: summarize(...)}. Returns {threshold: {"median",
+    "min", "max", "reached", "seeds"}}: the statistics over the seeds that
+    reached it (None if none did), how many did and how many there are.
+    """
+    out = {}
+    for t in map(format_threshold, thresholds):
+        reached = [n["frames_to"][t] for n in per_seed.values()
+                   if n["frames_to"][t] is not None]
+        out[t] = {"median": float(np.median(reached)) if reached else None,
+                  "min": min(reached) if reached else None,
+                  "max": max(reached) if reached else None,
+                  "reached": len(reached), "seeds": len(per_seed)}
+    return out
+
+
+def format_threshold(t):
+    return f"{t:+g}" if t else "0"
+
+
+def format_table(rows, columns):
+    """A right-aligned text table. rows: dicts; columns: (key, header,
+    format) triples; a missing or None value prints as '-'."""
+    cells = [[h for _, h, _ in columns]]
+    for r in rows:
+        cells.append([("-" if r.get(k) is None else fmt.format(r[k]))
+                      for k, _, fmt in columns])
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths))
+                     for row in cells)
+
+
+def write_csv(curves, path):
+    """`curves`: {seed: rows} -> CSV with CSV_COLUMNS (blank: no return)."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(CSV_COLUMNS)
+        for seed, rows in curves.items():
+            for r, wall in zip(rows, wall_seconds(rows)):
+                w.writerow([seed, r["env_frames"], f"{r['elapsed_s']:.1f}",
+                            f"{wall:.1f}", f"{r['fps']:.1f}",
+                            "" if r[RETURN_KEY] is None
+                            else f"{r[RETURN_KEY]:.4f}"])
+
+
+def plot(curves, path, title, reference=None, reference_label=None):
+    """Draws the curves to `path` (PNG) and returns the matplotlib figure.
+
+    Top panel: mean return (last 100 episodes) against frames, one thin
+    line per seed and, for more than one seed, their mean (thick) inside
+    the min-max band across seeds; an optional dashed horizontal
+    reference. Middle panel: frames/s of each seed. Bottom panel: each
+    seed's wall-clock hours.
+    """
+    import matplotlib  # pylint: disable=import-outside-toplevel
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+    fig, (ax, ax_fps, ax_wall) = plt.subplots(
+        3, 1, sharex=True, figsize=(8, 7.5),
+        gridspec_kw={"height_ratios": [3, 1, 1]})
+    several = len(curves) > 1
+    for i, (seed, rows) in enumerate(curves.items()):
+        pts = [(r["env_frames"] / 1e6, r[RETURN_KEY]) for r in rows
+               if r[RETURN_KEY] is not None]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], color=f"C{i}",
+                alpha=0.5 if several else 1.0,
+                linewidth=0.8 if several else 1.5, label=f"seed {seed}")
+        millions = [r["env_frames"] / 1e6 for r in rows]
+        ax_fps.plot(millions, [r["fps"] for r in rows], color=f"C{i}",
+                    alpha=0.7, label=f"seed {seed}")
+        ax_wall.plot(millions, [w / 3600 for w in wall_seconds(rows)],
+                     color=f"C{i}", alpha=0.7, label=f"seed {seed}")
+    band = seed_band(curves) if several else None
+    if band is not None:
+        ax.fill_between(band["frames"] / 1e6, band["min"], band["max"],
+                        color="grey", alpha=0.25,
+                        label=f"min-max of {len(curves)} seeds")
+        ax.plot(band["frames"] / 1e6, band["mean"], color="black",
+                linewidth=2, label=f"mean of {len(curves)} seeds")
+    if reference is not None:
+        ax.axhline(reference, color="grey", linestyle="--", linewidth=1,
+                   label=reference_label or f"reference {reference:g}")
+    ax.set_ylabel("mean return (last 100 episodes)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize="small")
+    ax.set_title(title, fontsize="medium")
+    ax_fps.set_ylabel("frames/s")
+    ax_fps.grid(alpha=0.3)
+    ax_fps.set_ylim(bottom=0)
+    ax_wall.set_ylabel("wall hours")
+    ax_wall.set_xlabel("environment frames (millions)")
+    ax_wall.grid(alpha=0.3)
+    ax_wall.set_ylim(bottom=0)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return fig
+
+
+def report(curves, thresholds):
+    """The table printed at the end (a string) and the summary dict.
+
+    One row per seed; for several seeds, a "median" row (the median over
+    the seeds that reached each threshold, with how many did) and a
+    "range" row (fastest-slowest), and the summary's "across_seeds".
+    """
+    per_seed = {str(s): summarize(rows, thresholds)
+                for s, rows in curves.items()}
+    summary = {"thresholds": list(thresholds), "seeds": per_seed}
+    named = [(f"seed {s}", n) for s, n in per_seed.items()]
+    rows = [dict(n, run=name, **{"to " + t: f"{f:,}" if f else None
+                                 for t, f in n["frames_to"].items()})
+            for name, n in named]
+    if len(curves) > 1:
+        stats = across_seeds(per_seed, thresholds)
+        summary["across_seeds"] = stats
+        median, span = {"run": "median"}, {"run": "range"}
+        for t, s in stats.items():
+            if s["median"] is not None:
+                median["to " + t] = (f"{s['median']:,.0f} "
+                                     f"({s['reached']}/{s['seeds']})")
+                span["to " + t] = f"{s['min']:,}-{s['max']:,}"
+            else:
+                median["to " + t] = f"- (0/{s['seeds']})"
+        rows += [median, span]
+    columns = ([("run", "run", "{}")]
+               + [("to " + format_threshold(t),
+                   "frames to " + format_threshold(t), "{}")
+                  for t in thresholds]
+               + [("final_frames", "frames", "{:,}"),
+                  ("final_return", "final return", "{:.2f}"),
+                  ("mean_fps", "mean frames/s", "{:,.0f}"),
+                  ("wall_hours", "wall hours", "{:.2f}")])
+    return format_table(rows, columns), summary

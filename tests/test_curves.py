@@ -1,0 +1,153 @@
+"""Tests for impala_tf/runtime/curves.py: thresholds, the band across
+seeds, wall time, the CSV, the plot and the table.
+
+The curves are read (`sweep.read_curve`) from progress.jsonl files written
+by the trainer's own writer (`testing.write_progress`) with made-up
+returns; the statistics are checked against numbers worked out by hand.
+"""
+
+import csv
+
+import numpy as np
+import pytest
+
+from impala_tf import testing
+from impala_tf.runtime import curves as lc
+from impala_tf.runtime import sweep
+
+FRAMES_PER_RECORD = 1_000_000
+
+
+def write_run(logdir, returns):
+    """A Pong run's progress.jsonl (`testing.write_progress`),
+    FRAMES_PER_RECORD frames per record."""
+    return testing.write_progress(logdir, returns, FRAMES_PER_RECORD,
+                                  level="pong", num_action_repeats=4,
+                                  episode_steps=100)
+
+
+SEED_1 = [None, -21, -20, -15, -8, 0, 7, 18, 19]
+SEED_2 = [None, -21, -21, -19, -15, -10, -2, 3, 12]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("curves")
+    write_run(base / "seed_1", SEED_1)
+    write_run(base / "seed_2", SEED_2)
+    return base
+
+
+def _curves(runs, seeds=(1, 2)):
+    return {s: sweep.read_curve(str(runs / f"seed_{s}")) for s in seeds}
+
+
+def test_frames_to_reach_is_the_first_crossing(runs):
+    rows = sweep.read_curve(str(runs / "seed_1"))
+    assert lc.frames_to_reach(rows, -15) == 4 * FRAMES_PER_RECORD
+    assert lc.frames_to_reach(rows, 0) == 6 * FRAMES_PER_RECORD
+    assert lc.frames_to_reach(rows, 18) == 8 * FRAMES_PER_RECORD
+    assert lc.frames_to_reach(rows, 20) is None
+    dip = [dict(r) for r in rows]
+    dip[5][lc.RETURN_KEY] = -30  # Falling back does not move the crossing.
+    assert lc.frames_to_reach(dip, -15) == 4 * FRAMES_PER_RECORD
+
+
+def test_summarize(runs):
+    rows = sweep.read_curve(str(runs / "seed_2"))
+    numbers = lc.summarize(rows, [-15, 0, 18])
+    assert numbers["frames_to"] == {"-15": 5 * FRAMES_PER_RECORD,
+                                    "0": 8 * FRAMES_PER_RECORD, "+18": None}
+    assert numbers["final_return"] == 12
+    assert numbers["final_frames"] == 9 * FRAMES_PER_RECORD
+    # testing.write_progress logs one record per second of elapsed time.
+    assert numbers["wall_hours"] == pytest.approx(
+        rows[-1]["elapsed_s"] / 3600)
+
+
+def test_mean_curve_interpolates_over_the_shared_range():
+    a = [{"env_frames": f, lc.RETURN_KEY: r}
+         for f, r in [(0, 0.0), (10, 10.0)]]
+    b = [{"env_frames": f, lc.RETURN_KEY: r}
+         for f, r in [(2, 2.0), (4, None), (6, -2.0), (12, 4.0)]]
+    mean = lc.mean_curve({1: a, 2: b}, points=5)
+    assert [m["env_frames"] for m in mean] == [2, 4, 6, 8, 10]
+    # a(f) = f; b: 2 at 2, -2 at 6 (None skipped), then +1 per frame.
+    expected = [(2 + 2) / 2, (4 + 0) / 2, (6 - 2) / 2, (8 + 0) / 2,
+                (10 + 2) / 2]
+    np.testing.assert_allclose([m[lc.RETURN_KEY] for m in mean], expected)
+    assert lc.mean_curve({1: a, 2: [{"env_frames": 1,
+                                     lc.RETURN_KEY: None}]}) == []
+    band = lc.seed_band({1: a, 2: b}, points=5)
+    np.testing.assert_allclose(band["min"], [2, 0, -2, 0, 2])
+    np.testing.assert_allclose(band["max"], [2, 4, 6, 8, 10])
+    np.testing.assert_allclose(band["mean"], expected)
+
+
+def test_wall_seconds_add_up_across_resumes():
+    """elapsed_s restarts at 0 when a run resumes; the wall time keeps
+    adding."""
+    rows = [{"elapsed_s": e} for e in (10, 20, 30, 5, 15, 0, 4)]
+    assert lc.wall_seconds(rows) == [10, 20, 30, 35, 45, 45, 49]
+
+
+def test_across_seeds_is_the_median_and_range_of_those_that_reached():
+    per_seed = {s: {"frames_to": {"-15": f15, "+18": f18}}
+                for s, f15, f18 in [("1", 4, 8), ("2", 5, None),
+                                    ("3", 9, 13), ("4", 7, 12)]}
+    stats = lc.across_seeds(per_seed, [-15, 18])
+    assert stats["-15"] == {"median": 6.0, "min": 4, "max": 9,
+                            "reached": 4, "seeds": 4}
+    assert stats["+18"] == {"median": 12.0, "min": 8, "max": 13,
+                            "reached": 3, "seeds": 4}
+    none = lc.across_seeds({"1": {"frames_to": {"0": None}}}, [0])
+    assert none["0"]["median"] is None and none["0"]["reached"] == 0
+
+
+def test_write_csv(runs, tmp_path):
+    lc.write_csv(_curves(runs), str(tmp_path / "c.csv"))
+    with open(tmp_path / "c.csv") as f:
+        rows = list(csv.reader(f))
+    assert tuple(rows[0]) == lc.CSV_COLUMNS
+    assert len(rows) == 1 + len(SEED_1) + len(SEED_2)
+    assert rows[1][0] == "1" and rows[1][5] == ""  # No episode yet.
+    assert rows[-1][0] == "2" and float(rows[-1][5]) == 12
+    assert int(rows[-1][1]) == 9 * FRAMES_PER_RECORD
+
+
+def test_plot_has_seeds_their_band_and_mean_fps_and_wall_time(runs,
+                                                              tmp_path):
+    fig = lc.plot(_curves(runs), str(tmp_path / "c.png"), "title here",
+                  reference=18, reference_label="target +18")
+    top, fps, wall = fig.axes  # Three panels, no twin axis.
+    labels = [line.get_label() for line in top.get_lines()]
+    assert labels == ["seed 1", "seed 2", "mean of 2 seeds", "target +18"]
+    assert [c.get_label() for c in top.collections] == ["min-max of 2 seeds"]
+    assert top.get_lines()[-1].get_linestyle() == "--"
+    assert [line.get_label() for line in fps.get_lines()] == [
+        "seed 1", "seed 2"]
+    assert fps.get_ylabel() == "frames/s"
+    assert wall.get_ylabel() == "wall hours"
+    assert top.get_title() == "title here"
+    with open(tmp_path / "c.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_one_seed_has_no_mean_or_band(runs, tmp_path):
+    fig = lc.plot(_curves(runs, (1,)), str(tmp_path / "c.png"), "t")
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == [
+        "seed 1"]
+    assert not fig.axes[0].collections
+
+
+def test_report_has_a_row_per_seed_the_median_and_the_range(runs):
+    table, summary = lc.report(_curves(runs), [-15, 0, 18])
+    lines = table.splitlines()
+    assert "frames to -15" in lines[0] and "wall hours" in lines[0]
+    assert [l.split()[0] for l in lines[1:]] == ["seed", "seed", "median",
+                                                  "range"]
+    # Seed 1 reached -15 at 4M and +18 at 8M; seed 2 -15 at 5M, not +18.
+    assert "4,500,000 (2/2)" in lines[3] and "8,000,000 (1/2)" in lines[3]
+    assert "4,000,000-5,000,000" in lines[4]
+    assert summary["across_seeds"]["+18"]["reached"] == 1
+    assert summary["seeds"]["2"]["final_return"] == 12
