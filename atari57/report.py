@@ -2,13 +2,18 @@ r"""Atari-57 score report: human-normalised scores beside the IMPALA paper's.
 
 Usage::
 
-    python -m atari57.report --scores FILE.csv [--format=table|json|markdown]
-        [--plot FILE.png] [--allow_partial]
+    impala-tf atari57 report --scores FILE_OR_DIR [--scores ...]
+        [--format=table|json|markdown] [--plot FILE.png] [--allow_partial]
 
-``FILE.csv`` has a header with (at least) the columns ``game,score``; one row
-per evaluation episode (or one row per game). Repeated rows of a game are
-averaged (the paper reports the mean of 200 evaluation episodes). Game names
-are the snake_case names of ``atari57.ALL_GAMES``.
+(``python -m atari57.report`` takes the same flags.) Each ``--scores``
+value is a CSV file, a comma-separated list of them, or a directory, which
+stands for every ``test_scores.csv`` below it (what ``impala-tf test``
+writes into a run's logdir). A CSV has a header with (at least) the columns
+``game,score``; one row per evaluation episode (or one row per game). A
+line that repeats the header (files joined with ``cat``) is skipped. Rows of
+a game are averaged over all files (the paper reports the mean of 200
+evaluation episodes). Game names are the snake_case names of
+``atari57.ALL_GAMES``.
 
 For every game the report prints the raw score and the human-normalised score
 ``100 (score - random) / (human - random)`` (%), and beside them the paper's
@@ -19,28 +24,31 @@ over the same games as this run's, so a partial report compares like with
 like. (The paper's *means* were computed with other reference scores and
 are not reproduced by its own Table C.1, so no "reported mean" is shown.)
 
-A game missing from the CSV is an error (exit status 2) unless
+A game missing from the CSVs is an error (exit status 2) unless
 ``--allow_partial``; an unknown game name or a malformed file is an error
 too. Errors print one ``error: ...`` line to stderr, never a traceback.
 
-The library functions (:func:`load_scores_csv`, :func:`compute_report`,
-:func:`format_report`, :func:`plot_report`) do not read flags.
+The library functions (:func:`load_scores_csv`, :func:`load_scores`,
+:func:`score_files`, :func:`compute_report`, :func:`format_report`,
+:func:`plot_report`) do not read flags. :func:`main` takes the arguments
+after the command's name and returns the exit status (the suite plug-in's
+command).
 """
 
 import csv
 import json
 import math
+import os
 import statistics
 import sys
 from typing import Dict, List, Mapping, Sequence, Union
 
-from absl import app
 from absl import flags
 
 from atari57 import games as games_lib
 
-__all__ = ["ReportError", "compute_report", "format_report",
-           "load_scores_csv", "plot_report", "main"]
+__all__ = ["ReportError", "compute_report", "format_report", "load_scores",
+           "load_scores_csv", "plot_report", "score_files", "main"]
 
 FORMATS = ("table", "json", "markdown")
 
@@ -69,27 +77,29 @@ def _canonical_game(name: str, where: str) -> str:
 def load_scores_csv(path: str) -> Dict[str, List[float]]:
     """Reads a ``game,score`` CSV into ``{game: [score, ...]}`` (file order).
 
-    Raises ReportError for an unreadable file, a missing header column, a
-    non-numeric score, an unknown game name or a file without scores.
+    A line equal to the header (another file's header, after ``cat``) is
+    skipped. Raises ReportError for an unreadable file, a missing header
+    column, a non-numeric score, an unknown game name or a file without
+    scores.
     """
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            fields = [(c or "").strip() for c in (reader.fieldnames or [])]
-            if "game" not in fields or "score" not in fields:
+            reader = csv.reader(f)
+            header = [c.strip() for c in next(reader, [])]
+            if "game" not in header or "score" not in header:
                 raise ReportError(
                     f"{path}: the first line must be a header with the "
                     f"columns 'game' and 'score' (found: "
-                    f"{','.join(fields) or 'nothing'})")
-            reader.fieldnames = fields
+                    f"{','.join(header) or 'nothing'})")
+            game_col, score_col = header.index("game"), header.index("score")
             scores: Dict[str, List[float]] = {}
             for row in reader:
-                line = reader.line_num
-                raw_game = (row.get("game") or "").strip()
-                raw_score = (row.get("score") or "").strip()
-                if not raw_game and not raw_score:
-                    continue  # Blank line.
-                where = f"{path} line {line}"
+                cells = [c.strip() for c in row]
+                if not any(cells) or cells == header:
+                    continue  # Blank line, or a repeated header.
+                where = f"{path} line {reader.line_num}"
+                raw_game = cells[game_col] if game_col < len(cells) else ""
+                raw_score = cells[score_col] if score_col < len(cells) else ""
                 if not raw_game:
                     raise ReportError(f"{where}: the game name is empty")
                 game = _canonical_game(raw_game, where)
@@ -111,6 +121,52 @@ def load_scores_csv(path: str) -> Dict[str, List[float]]:
         raise ReportError(f"{path}: not a readable CSV file ({e})") from None
     if not scores:
         raise ReportError(f"{path}: no scores found (expected rows game,score)")
+    return scores
+
+
+SCORES_FILE_NAME = "test_scores.csv"  # What `impala-tf test` writes.
+
+
+def score_files(specs: Sequence[str]) -> List[str]:
+    """The CSV files named by ``specs``, in order, each once.
+
+    Each spec is a file, a comma-separated list of files, or a directory,
+    which stands for every ``test_scores.csv`` below it (sorted by path).
+    Raises ReportError for a path that does not exist or a directory
+    without such a file.
+    """
+    files: List[str] = []
+    for spec in specs:
+        for path in (p.strip() for p in spec.split(",")):
+            if not path:
+                continue
+            if os.path.isdir(path):
+                found = sorted(
+                    os.path.join(root, SCORES_FILE_NAME)
+                    for root, _, names in os.walk(path)
+                    if SCORES_FILE_NAME in names)
+                if not found:
+                    raise ReportError(
+                        f"directory {path!r} holds no {SCORES_FILE_NAME} "
+                        f"(run impala-tf test for each game first)")
+            elif os.path.exists(path):
+                found = [path]
+            else:
+                raise ReportError(f"cannot read scores file {path!r}: "
+                                  f"No such file or directory")
+            files += [f for f in found if f not in files]
+    if not files:
+        raise ReportError("no scores file given (--scores)")
+    return files
+
+
+def load_scores(paths: Sequence[str]) -> Dict[str, List[float]]:
+    """:func:`load_scores_csv` of every file, a game's scores pooled over
+    the files (in file order)."""
+    scores: Dict[str, List[float]] = {}
+    for path in paths:
+        for game, values in load_scores_csv(path).items():
+            scores.setdefault(game, []).extend(values)
     return scores
 
 
@@ -371,43 +427,63 @@ def plot_report(report: dict, path: str) -> None:
 
 # -- Command line -------------------------------------------------------------
 
-FLAGS = flags.FLAGS
 
-
-def _define_flags() -> None:
-    """Defines the CLI's flags (only when run as a program, so importing this
-    module never adds --format etc. to another program's flags)."""
-    flags.DEFINE_string("scores", None, "CSV file with columns game,score "
-                        "(repeated rows of a game are averaged).")
-    flags.DEFINE_enum("format", "table", list(FORMATS), "Output format.")
+def _define_flags(flag_values: flags.FlagValues) -> None:
+    """The command's flags, in their own FlagValues (so the command runs
+    inside another program without touching its flags)."""
+    flags.DEFINE_multi_string(
+        "scores", [], "CSV file with columns game,score (a comma-separated "
+        "list of them, or a directory: every test_scores.csv below it); "
+        "repeatable. A game's rows are averaged over all files.",
+        flag_values=flag_values)
+    flags.DEFINE_enum("format", "table", list(FORMATS), "Output format.",
+                      flag_values=flag_values)
     flags.DEFINE_string("plot", None, "If set, write a PNG plot of per-game "
-                        "normalised scores against the paper's to this path.")
+                        "normalised scores against the paper's to this path.",
+                        flag_values=flag_values)
     flags.DEFINE_bool("allow_partial", False,
                       "Report on the games given even if some of the 57 are "
-                      "missing (statistics over those games).")
+                      "missing (statistics over those games).",
+                      flag_values=flag_values)
 
 
-def _run(argv: Sequence[str]) -> None:
-    if len(argv) > 1:
-        raise ReportError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS.scores:
+USAGE = ("usage: impala-tf atari57 report --scores FILE_OR_DIR [--scores ...] "
+         "[--format=table|json|markdown] [--plot FILE.png] [--allow_partial]")
+
+
+def _run(flag_values: flags.FlagValues) -> None:
+    if not flag_values.scores:
         raise ReportError("--scores FILE.csv is required")
-    scores = load_scores_csv(FLAGS.scores)
-    report = compute_report(scores, allow_partial=FLAGS.allow_partial)
+    scores = load_scores(score_files(flag_values.scores))
+    report = compute_report(scores, allow_partial=flag_values.allow_partial)
     if report["partial"]:
         print(f"warning: {len(report['missing'])} of "
               f"{len(games_lib.ALL_GAMES)} games missing "
               f"({_name_list(report['missing'])}); reporting on "
               f"{report['num_games']}", file=sys.stderr)
-    print(format_report(report, FLAGS.format))
-    if FLAGS.plot:
-        plot_report(report, FLAGS.plot)
-        print(f"wrote {FLAGS.plot}", file=sys.stderr)
+    print(format_report(report, flag_values.format))
+    if flag_values.plot:
+        plot_report(report, flag_values.plot)
+        print(f"wrote {flag_values.plot}", file=sys.stderr)
 
 
 def main(argv: Sequence[str]) -> int:
+    """Runs the command on ``argv`` (the arguments after its name);
+    returns the exit status: 0, or 2 after one ``error:`` line."""
+    flag_values = flags.FlagValues()
+    _define_flags(flag_values)
+    if any(a in ("-h", "--help", "--helpfull") for a in argv):
+        print(USAGE + "\n\n" + __doc__.split("\n\n")[0] +
+              "\n\nflags:\n" + flag_values.get_help())
+        return 0
     try:
-        _run(argv)
+        rest = flag_values(["atari57.report"] + list(argv))
+        if len(rest) > 1:
+            raise ReportError(f"unexpected arguments: {' '.join(rest[1:])}")
+        _run(flag_values)
+    except flags.Error as e:
+        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
     except ReportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -415,5 +491,4 @@ def main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-    _define_flags()
-    app.run(main)
+    sys.exit(main(sys.argv[1:]))

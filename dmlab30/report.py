@@ -2,28 +2,37 @@ r"""DMLab-30 report: human-normalised scores of per-level returns.
 
 Usage:
 
-  python -m dmlab30.report --scores=scores.csv [--format=table|json|markdown]
-                           [--plot=scores.png]
+  impala-tf dmlab30 report --scores=FILE_OR_DIR [--scores=...]
+                           [--format=table|json|markdown] [--plot=scores.png]
 
-``scores.csv`` has rows ``level,score`` (a header row ``level,score`` is
-optional; blank lines and lines starting with ``#`` are skipped). Level names
-may be test or train names, optionally prefixed with ``dmlab/`` or
-``contributed/dmlab30/``; train names count under their test names. Repeated
-rows for a level are averaged (so one row per evaluation episode works). All
-30 levels must be present.
+(``python -m dmlab30.report`` takes the same flags.) Each ``--scores`` value
+is a CSV file, a comma-separated list of them, or a directory, which stands
+for every ``test_scores.csv`` below it (what ``impala-tf test`` writes into
+a run's logdir). A file has rows ``level,score`` (a header row naming the
+columns ``level`` and ``score`` is optional, and a line repeating it, as
+after joining files with ``cat``, is skipped; blank lines and lines
+starting with ``#`` are skipped too). Level names may be test or train
+names, optionally prefixed with ``dmlab/`` or ``contributed/dmlab30/``;
+train names count under their test names. Rows for a level are averaged
+over all files (so one row per evaluation episode works). All 30 levels
+must be present.
 
 The report lists per level the score, the human-normalised score (uncapped
 and capped at 100) and the IMPALA paper's Table B.1 results for the same level,
 then the mean capped and uncapped scores beside the paper's. On bad input it
 prints one sentence to stderr and exits with status 2.
 
-The library functions (:func:`read_scores_csv`, :func:`build_report`,
-:func:`format_report`, :func:`plot_report`) do not depend on the flags.
+The library functions (:func:`read_scores`, :func:`read_scores_csv`,
+:func:`score_files`, :func:`build_report`, :func:`format_report`,
+:func:`plot_report`) do not depend on the flags. :func:`main` takes the
+arguments after the command's name and returns the exit status (the suite
+plug-in's command).
 """
 
 import csv
 import json
 import math
+import os
 import sys
 
 import dmlab30
@@ -37,12 +46,44 @@ class ReportError(ValueError):
     """Bad input to the report; its message is one sentence for the user."""
 
 
-def read_scores_csv(path):
-    """Reads ``level,score`` rows; returns ``{test level: mean score}``.
+SCORES_FILE_NAME = "test_scores.csv"  # What `impala-tf test` writes.
 
-    Raises ReportError (a ValueError) for an unreadable file, a malformed row,
-    an unknown level or a missing level.
+
+def score_files(specs):
+    """The CSV files named by ``specs`` (strings), in order, each once.
+
+    Each spec is a file, a comma-separated list of files, or a directory,
+    which stands for every ``test_scores.csv`` below it (sorted by path).
+    Raises ReportError for a path that does not exist or a directory
+    without such a file.
     """
+    files = []
+    for spec in specs:
+        for path in (p.strip() for p in spec.split(",")):
+            if not path:
+                continue
+            if os.path.isdir(path):
+                found = sorted(
+                    os.path.join(root, SCORES_FILE_NAME)
+                    for root, _, names in os.walk(path)
+                    if SCORES_FILE_NAME in names)
+                if not found:
+                    raise ReportError(
+                        f"directory {path!r} holds no {SCORES_FILE_NAME}")
+            elif os.path.exists(path):
+                found = [path]
+            else:
+                raise ReportError(f"cannot read scores file {path!r}: "
+                                  "No such file or directory")
+            files += [f for f in found if f not in files]
+    if not files:
+        raise ReportError("no scores file given (--scores)")
+    return files
+
+
+def _read_rows(path, sums, counts):
+    """Adds the ``level,score`` rows of one file to ``sums`` and
+    ``counts`` (by test level); returns how many rows it read."""
     try:
         with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.reader(f))
@@ -54,19 +95,21 @@ def read_scores_csv(path):
             f"scores file {path!r} is not a readable CSV file ({e})") from None
 
     level_col, score_col = 0, 1
-    sums, counts = {}, {}
-    header_seen = False
+    header = None
+    read = 0
     for line_number, row in enumerate(rows, start=1):
         cells = [cell.strip() for cell in row]
         if not any(cells) or cells[0].startswith("#"):
             continue
-        if not header_seen and not sums:
-            lowered = [cell.lower() for cell in cells]
-            if "level" in lowered and "score" in lowered:
-                level_col, score_col = lowered.index("level"), lowered.index(
-                    "score")
-                header_seen = True
-                continue
+        lowered = [cell.lower() for cell in cells]
+        if header is None and not read and (
+                "level" in lowered and "score" in lowered):
+            level_col, score_col = lowered.index("level"), lowered.index(
+                "score")
+            header = lowered
+            continue
+        if lowered == header:
+            continue  # A repeated header (files joined with cat).
         where = f"{path}, line {line_number}"
         if len(cells) <= max(level_col, score_col):
             raise ReportError(
@@ -86,15 +129,35 @@ def read_scores_csv(path):
                 f"{where}: {name!r} is not a DMLab-30 level") from None
         sums[level] = sums.get(level, 0.0) + score
         counts[level] = counts.get(level, 0) + 1
-
-    if not sums:
+        read += 1
+    if not read:
         raise ReportError(f"scores file {path!r} has no 'level,score' rows")
+    return read
+
+
+def read_scores(paths):
+    """Reads ``level,score`` rows of every file; returns ``{test level:
+    mean score}``, each level's rows averaged over all files.
+
+    Raises ReportError (a ValueError) for an unreadable file, a malformed row,
+    an unknown level or a missing level.
+    """
+    sums, counts = {}, {}
+    for path in paths:
+        _read_rows(path, sums, counts)
     missing = [level for level in dmlab30.TEST_LEVELS if level not in sums]
     if missing:
+        where = (f"scores file {paths[0]!r}" if len(paths) == 1
+                 else f"the {len(paths)} scores files")
         raise ReportError(
-            f"scores file {path!r} lacks {len(missing)} of the 30 DMLab-30 "
-            f"levels: {', '.join(missing)}")
+            f"{where} lack{'s' if len(paths) == 1 else ''} {len(missing)} of "
+            f"the 30 DMLab-30 levels: {', '.join(missing)}")
     return {level: sums[level] / counts[level] for level in dmlab30.TEST_LEVELS}
+
+
+def read_scores_csv(path):
+    """:func:`read_scores` of one file."""
+    return read_scores([path])
 
 
 def build_report(level_scores, per_level_cap=PER_LEVEL_CAP):
@@ -265,57 +328,71 @@ def plot_report(report, path):
         plt.close(fig)
 
 
-def run(scores_path, fmt="table", plot_path=None, out=None):
-    """Reads, reports and optionally plots; returns the report dict."""
+def run(scores_paths, fmt="table", plot_path=None, out=None):
+    """Reads ``scores_paths`` (a path, or a list of paths or directories,
+    see :func:`score_files`), reports and optionally plots; returns the
+    report dict."""
     if fmt not in FORMATS:
         raise ReportError(
             f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    report = build_report(read_scores_csv(scores_path))
+    if isinstance(scores_paths, str):
+        scores_paths = [scores_paths]
+    report = build_report(read_scores(score_files(scores_paths)))
     (out or sys.stdout).write(format_report(report, fmt))
     if plot_path:
         plot_report(report, plot_path)
     return report
 
 
-def _fail(message):
-    """Prints one sentence to stderr and exits with status 2."""
-    message = str(message).rstrip(".")
-    sys.stderr.write(f"dmlab30.report: error: {message}.\n")
-    sys.exit(2)
+USAGE = ("usage: impala-tf dmlab30 report --scores=FILE_OR_DIR [--scores=...] "
+         "[--format=table|json|markdown] [--plot=FILE.png]")
 
 
-def _define_flags():
+def _define_flags(flag_values):
+    """The command's flags, in their own FlagValues (so the command runs
+    inside another program without touching its flags)."""
     from absl import flags
-    flags.DEFINE_string("scores", None, "CSV file with rows 'level,score'.")
+    flags.DEFINE_multi_string(
+        "scores", [], "CSV file with rows 'level,score' (a comma-separated "
+        "list of them, or a directory: every test_scores.csv below it); "
+        "repeatable.", flag_values=flag_values)
     flags.DEFINE_string("format", "table", "Output format: "
-                        + ", ".join(FORMATS) + ".")
-    flags.DEFINE_string("plot", None, "Optional PNG file for a bar chart.")
-    return flags.FLAGS
+                        + ", ".join(FORMATS) + ".", flag_values=flag_values)
+    flags.DEFINE_string("plot", None, "Optional PNG file for a bar chart.",
+                        flag_values=flag_values)
 
 
-def _parse_flags(argv):
-    from absl import flags
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as e:
-        _fail(f"{e}; run with --help for usage")
+def _error(message):
+    """Prints one sentence to stderr; returns exit status 2."""
+    message = str(message).splitlines()[0].rstrip(".")
+    sys.stderr.write(f"dmlab30.report: error: {message}.\n")
+    return 2
 
 
 def main(argv):
+    """Runs the command on ``argv`` (the arguments after its name);
+    returns the exit status: 0, or 2 after one ``error:`` line."""
     from absl import flags
-    FLAGS = flags.FLAGS
-    if len(argv) > 1:
-        _fail(f"unexpected arguments {' '.join(argv[1:])!r}")
-    if not FLAGS.scores:
-        _fail("--scores=FILE.csv is required")
+    flag_values = flags.FlagValues()
+    _define_flags(flag_values)
+    if any(a in ("-h", "--help", "--helpfull") for a in argv):
+        print(USAGE + "\n\n" + __doc__.split("\n\n")[0] +
+              "\n\nflags:\n" + flag_values.get_help())
+        return 0
     try:
-        run(FLAGS.scores, FLAGS.format, FLAGS.plot)
+        rest = flag_values(["dmlab30.report"] + list(argv))
+    except flags.Error as e:
+        return _error(f"{e}; run with --help for usage")
+    if len(rest) > 1:
+        return _error(f"unexpected arguments {' '.join(rest[1:])!r}")
+    if not flag_values.scores:
+        return _error("--scores=FILE.csv is required")
+    try:
+        run(flag_values.scores, flag_values.format, flag_values.plot)
     except ValueError as e:  # ReportError and scoring errors.
-        _fail(e)
+        return _error(e)
     return 0
 
 
 if __name__ == "__main__":
-    from absl import app
-    _define_flags()
-    app.run(main, flags_parser=_parse_flags)
+    sys.exit(main(sys.argv[1:]))
