@@ -122,6 +122,16 @@ class ActorConfig:
     # "auto" (bfloat16 where the CPU has it). float32 by default until
     # bfloat16 is shown to learn as float32 does (docs/LEARNING.md).
     precision: str = "float32"
+    # How acting and learning are organised (`runtime.architectures`, the
+    # paper's Table 1): "impala" (asynchronous actors, V-trace),
+    # "a2c_sync_traj" (actors wait for the update after each unroll),
+    # "a2c_sync_step" (one batched policy call per step for every
+    # environment, each group of environments in its own process) or "a3c"
+    # (each worker sends the gradient of its own unroll).
+    architecture: str = "impala"
+
+
+ARCHITECTURES = ("impala", "a2c_sync_traj", "a2c_sync_step", "a3c")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +169,9 @@ class TrainConfig:
     # no authentication and listens on every network interface.
     listen_on_all_interfaces: bool = False
 
+    def __post_init__(self):
+        check_architecture(self)
+
     @property
     def needs_server(self):
         """True unless every actor is a process this learner starts, on
@@ -183,3 +196,31 @@ def check_listening(config):
         "--learner_address says, so anyone who reaches its port can run "
         "code as this user; pass --listen_on_all_interfaces to start it "
         "anyway, on a private network only")
+
+
+def check_architecture(config):
+    """Raises ValueError (one sentence, in flag names) if TrainConfig
+    `config`'s --architecture cannot run with its other settings: every
+    architecture but impala runs its workers as local processes on shared
+    memory, without replay; the synchronous ones train on every worker's
+    unrolls at once (--batch_size = --num_actors x --envs_per_actor)."""
+    arch = config.actor.architecture
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"--architecture={arch} is not one of "
+                         + ", ".join(ARCHITECTURES))
+    if arch == "impala":
+        return
+    if config.needs_server:
+        raise ValueError(f"--architecture={arch} runs local workers on "
+                         "shared memory only (no --job_name, "
+                         "--learner_hosts or --local_transport=grpc)")
+    if config.learner.replay_proportion > 0:
+        raise ValueError(f"--architecture={arch} trains on fresh unrolls "
+                         "only; drop --replay_proportion")
+    envs = config.num_actors * config.actor.envs_per_actor
+    if arch.startswith("a2c") and envs != config.learner.batch_size:
+        raise ValueError(
+            f"--architecture={arch} trains on every environment's unroll at "
+            f"once, so --batch_size={config.learner.batch_size} must equal "
+            f"--num_actors x --envs_per_actor = {config.num_actors} x "
+            f"{config.actor.envs_per_actor} = {envs}")

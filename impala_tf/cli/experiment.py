@@ -204,6 +204,15 @@ flags.DEFINE_float("env_timeout_s", _TRAIN("env_timeout_s"),
                    "Restart an actor whose environment step or reset takes "
                    "longer (its first reset may take 10x; 0: never).",
                    lower_bound=0.0)
+flags.DEFINE_enum("architecture", _ACTOR("architecture"),
+                  list(config_lib.ARCHITECTURES),
+                  "How acting and learning are organised (paper Table 1, "
+                  "docs/TABLE1.md): impala; a2c_sync_traj (actors wait for "
+                  "the update after each unroll; --batch_size = "
+                  "--num_actors x --envs_per_actor); a2c_sync_step (one "
+                  "policy call per step for all environments, each actor's "
+                  "environments in their own process); a3c (each actor "
+                  "sends the gradient of its own unroll).")
 # Environments.
 flags.DEFINE_float("sticky_action_prob", 0.0,
                    "Atari sticky-action probability (0 in the paper).",
