@@ -453,8 +453,9 @@ def run(config, make_hooks=None):
         export_dir = FLAGS.export_dir or os.path.join(config.logdir,
                                                       "saved_model")
         export.export_policy(agent, config.actor.observation_spec,
-                             export_dir)
-        print(f"[impala] SavedModel written to {export_dir}")
+                             export_dir, inputs=export.describe_run(config))
+        print(f"[impala] SavedModel written to {export_dir}; what it "
+              f"expects: {export_dir}/assets/{export.INPUTS_ASSET}")
 
 
 def _set_learner_threads():
