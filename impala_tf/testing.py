@@ -24,12 +24,12 @@ import collections
 import os
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 
 from impala_tf import transport
+from impala_tf.runtime import processes as processes_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -77,11 +77,9 @@ def isolated_command(args):
 
 def kill_group(proc):
     """SIGKILLs the process group led by `proc` (started with
-    `start_new_session=True`), whatever is left of it."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    `start_new_session=True`), whatever is left of it, and reaps `proc`
+    (`runtime.processes.kill`)."""
+    processes_lib.kill(proc, group=True)
 
 
 def run_impala(flags, timeout=240, env=None, module="impala_tf.cli.experiment",

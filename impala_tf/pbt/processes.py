@@ -12,11 +12,10 @@ here.
 """
 
 import os
-import signal
 import subprocess
-import time
 
 from impala_tf.pbt import population as pbt_population
+from impala_tf.runtime import processes
 
 BAD_INPUT = 2
 
@@ -51,13 +50,6 @@ class EventPrinter:
 
 class PopulationFailed(Exception):
     """A member cannot run (bad input, or it keeps dying); one sentence."""
-
-
-def _kill_group(proc, sig=signal.SIGKILL):
-    try:
-        os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 class MemberProcesses:
@@ -103,7 +95,7 @@ class MemberProcesses:
             code = proc.poll()
             if code is None:
                 continue
-            _kill_group(proc)  # Its actors, if any are left.
+            processes.kill(proc, group=True)  # Its actors, if any are left.
             del self._procs[member]
             if code == 0:
                 self.done.add(member)
@@ -125,17 +117,6 @@ class MemberProcesses:
 
     def stop(self, grace_s=90.0):
         """SIGTERM to every member (each saves a checkpoint), then SIGKILL
-        to whatever is left after `grace_s`."""
-        for proc in self._procs.values():
-            try:
-                proc.send_signal(signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.time() + grace_s
-        for proc in self._procs.values():
-            try:
-                proc.wait(max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                pass
-            _kill_group(proc)
+        to whatever is left of their process groups after `grace_s`."""
+        processes.stop(list(self._procs.values()), grace_s, group=True)
         self._procs.clear()

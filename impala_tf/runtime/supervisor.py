@@ -29,10 +29,10 @@ import multiprocessing
 import os
 import signal
 import sys
-import threading
 import time
 import traceback
 
+from impala_tf.runtime import processes
 from impala_tf.runtime import watchdog
 
 ENV_ERROR_EXIT = 3
@@ -41,13 +41,6 @@ _PARENT_POLL_S = 1.0
 
 class ActorsFailing(RuntimeError):
     """An actor keeps failing right after it starts; one sentence."""
-
-
-def _watch_parent(parent_pid):
-    while True:
-        if os.getppid() != parent_pid:
-            os._exit(0)  # The learner is gone: nobody reads our data.
-        time.sleep(_PARENT_POLL_S)
 
 
 def _say(line):
@@ -59,8 +52,8 @@ def actor_process_main(config, task, address, stop_event, parent_pid,
                        heartbeat=None, slots=None, weights=None):
     """Entry point of a local actor process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_watch_parent, args=(parent_pid,),
-                     daemon=True).start()
+    # The learner gone, nobody reads our data: exit.
+    processes.exit_with_parent(parent_pid, poll_s=_PARENT_POLL_S)
     if stop_event is not None and stop_event.is_set():
         os._exit(0)  # Stopped while starting: nothing to close.
     if heartbeat is not None:
@@ -251,16 +244,7 @@ class ActorSupervisor:
         self._stopping = True
         self._stop.set()
         procs = [p for p in self._procs.values() if p is not None]
-        for task, p in self._procs.items():
-            if p is not None and not watchdog.running(self._heartbeats[task]):
-                p.kill()
-        deadline = time.monotonic() + timeout_s
-        for p in procs:
-            p.join(max(0.0, deadline - time.monotonic()))
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-                p.join(5)
-            if p.is_alive():
-                p.kill()
-                p.join(5)
+        processes.kill([p for task, p in self._procs.items()
+                        if p is not None
+                        and not watchdog.running(self._heartbeats[task])])
+        processes.stop(procs, timeout_s=5.0, wait_s=timeout_s)

@@ -9,15 +9,17 @@ replay x seeds):
 * `train(command, prefix, timeout_s)`: runs one trainer command line to its
   end (resuming is the trainer's: same logdir, same command); on a timeout
   or when this process is stopped, SIGTERM (the trainer checkpoints), then
-  SIGKILL to its process group.
+  SIGKILL to its process group (`processes.stop`).
 * `read_curve(logdir)`, `frames_done(logdir)`: a run's progress.jsonl read
   back, a resumed run's redone records replacing the ones they redo.
 * `parse_list`, `flags_parser`, `run_main`: the tools' command-line
-  plumbing (one `error:` sentence and exit status 2 for bad input).
+  plumbing (one `error:` sentence and exit status 2 for bad input,
+  `errors.UsageError`).
 
 No TensorFlow: reading and launching need none.
 """
 
+import functools
 import os
 import signal
 import subprocess
@@ -25,13 +27,13 @@ import sys
 
 from absl import flags
 
+from impala_tf import errors
+from impala_tf.errors import UsageError
+from impala_tf.runtime import processes
 from impala_tf.runtime import progress
 
 RETURN_KEY = "episode_return_mean"
-
-
-class UsageError(Exception):
-    """Bad flags or missing runs; printed as one sentence, exit status 2."""
+STOP_TIMEOUT_S = 120  # SIGTERM to SIGKILL: time for the trainer's checkpoint.
 
 
 def passed_flags(flag_values, exclude=()):
@@ -97,41 +99,21 @@ def train(command, prefix, timeout_s=0, cwd=None, log=print):
     process's), so relative paths mean the same to both. Logs `<prefix>
     <command line>`. If this process dies, even by SIGKILL, the trainer gets SIGTERM (Linux)."""
     log(f"{prefix} {' '.join(command[1:])}", flush=True)
-    proc = subprocess.Popen(command, cwd=cwd, start_new_session=True,
-                            preexec_fn=_terminate_with_parent)
+    proc = subprocess.Popen(
+        command, cwd=cwd, start_new_session=True,
+        preexec_fn=functools.partial(processes.die_with_parent, os.getpid()))
     try:
         proc.wait(timeout=timeout_s or None)
     except subprocess.TimeoutExpired:
         log(f"{prefix} --timeout_s={timeout_s:g} reached; stopping it (it "
             "checkpoints)", flush=True)
-        stop(proc)
+        processes.stop(proc, STOP_TIMEOUT_S, group=True)
         return 0
     finally:
-        stop(proc)  # Only if still running: we are being stopped.
+        # Only still running when this process is being stopped; its
+        # process group may hold actors left behind either way.
+        processes.stop(proc, STOP_TIMEOUT_S, group=True)
     return proc.returncode
-
-
-def _terminate_with_parent():
-    """In the child, before exec: SIGTERM when the parent dies (Linux's
-    PR_SET_PDEATHSIG), so that a killed tool leaves no trainer behind."""
-    try:
-        import ctypes  # pylint: disable=import-outside-toplevel
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # Not Linux: the trainer outlives a killed tool.
-
-
-def stop(proc, grace_s=120):
-    """SIGTERM (the trainer checkpoints and exits), then SIGKILL to its
-    process group after `grace_s`."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def parse_list(values, name, kind=str):
@@ -157,8 +139,7 @@ def flags_parser(flag_values):
         try:
             return flag_values(argv)
         except flags.Error as e:
-            print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
-            sys.exit(2)
+            errors.fail(errors.first_line(e))
     return parse
 
 
@@ -168,12 +149,9 @@ def run_main(run, argv):
     with `run(sys.argv)`'s status, or 2 with one sentence for a
     UsageError. `run` gets the whole command line (its flagfiles too)."""
     if len(argv) > 1:
-        print(f"error: unexpected arguments {' '.join(argv[1:])!r}",
-              file=sys.stderr)
-        sys.exit(2)
+        errors.fail(f"unexpected arguments {' '.join(argv[1:])!r}")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         sys.exit(run(sys.argv))
     except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        errors.fail(str(e))

@@ -47,6 +47,7 @@ import time
 
 import tensorflow as tf
 
+from impala_tf.runtime import processes
 from impala_tf.transport import ActorTransport
 from impala_tf.transport import BatchSource
 from impala_tf.transport import WeightPublisher
@@ -384,7 +385,6 @@ def _wait_for_port(address, deadline):
 
 
 def pick_free_port():
-    """An unused TCP port on this machine (for a learner with no --port)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("", 0))
-        return s.getsockname()[1]
+    """An unused TCP port on this machine (for a learner with no --port):
+    `processes.free_port`."""
+    return processes.free_port()
