@@ -21,6 +21,7 @@ import sys
 import time
 
 from impala_tf import testing
+from impala_tf.runtime import processes
 
 REPO = testing.REPO
 _ISOLATED = "IMPALA_BENCHMARK_ISOLATED"
@@ -105,11 +106,7 @@ def gather(procs, out, timeout_s, join_s=30):
     try:
         return [out.get(timeout=timeout_s) for _ in procs]
     finally:
-        for p in procs:
-            p.join(join_s)
-            if p.is_alive():
-                p.kill()
-                p.join()
+        processes.stop(procs, timeout_s=0, wait_s=join_s)
 
 
 def run_main(module, main):

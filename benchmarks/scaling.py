@@ -24,13 +24,13 @@ import argparse
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
 from benchmarks import _common
+from impala_tf.runtime import processes
 from impala_tf.runtime import progress
 from impala_tf import testing
 
@@ -82,17 +82,9 @@ def run_config(learners, actors, args, extra, workdir):
             load_average_1min=os.getloadavg()[0],
             actors_connected=end.get("actors_connected"))
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)  # Learners stop, actors follow.
-            try:
-                proc.wait(120)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        # The launcher's learners stop, their actors follow; then whatever
+        # is left of its process group is killed.
+        processes.stop(proc, timeout_s=120, group=True)
     return result
 
 

@@ -45,13 +45,13 @@ interface. The default run takes about 9 minutes; --quick about 3.
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
 from benchmarks import _common
+from impala_tf.runtime import processes
 from impala_tf.runtime import progress
 from impala_tf import testing
 
@@ -59,20 +59,6 @@ MONOBEAST_FPS = 4300.0  # benchmarks/README.md, "Peers".
 DEFAULT_CONFIGS = "2:1:0,2:64:0,2:32:1,2:64:1:grpc,2:64:1,2:128:1"
 TRANSPORTS = {"shm": "shared_memory", "grpc": "grpc"}
 QUICK_CONFIGS = "2:1:0,2:64:1"
-
-
-def _stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(90)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # Whatever is left.
-    except ProcessLookupError:
-        pass
-    proc.wait()
 
 
 def _commit(source):
@@ -143,7 +129,7 @@ def train(config, args, extra, workdir, index=0, source=_common.REPO):
             "cpu_others": max(0.0, machine_busy - used["total"]),
             "policy_lag": sum(lags) / len(lags) if lags else None}
     finally:
-        _stop(proc)
+        processes.stop(proc, timeout_s=90, group=True)
 
 
 def _parse_config(text, parser):
@@ -197,13 +183,13 @@ def main(argv):
         args.configs = args.configs or QUICK_CONFIGS
     configs = [_parse_config(c, parser)
                for c in (args.configs or DEFAULT_CONFIGS).split(",")]
-    processes = os.cpu_count() or 1
+    num_emulators = os.cpu_count() or 1
     rows = []
     with tempfile.TemporaryDirectory(prefix="impala_throughput_") as work:
         quiet = lambda: _common.wait_until_quiet(args.quiet_wait_s) if (
             args.quiet_wait_s > 0) else None
         ceiling = lambda: _common.raw_emulator_ceiling(
-            processes, args.ceiling_s, per_cpu_second=True)
+            num_emulators, args.ceiling_s, per_cpu_second=True)
         quiet()
         before = ceiling()
         runs = [(c, d) for c in configs for d in sources]
@@ -250,8 +236,8 @@ def main(argv):
     table = _common.format_table(rows, columns)
     print(table)
     report = {"benchmark": "throughput", "machine": _common.machine(),
-              "ceiling": f"{processes} processes x raw ALE Pong, frame skip "
-                         "4, random actions",
+              "ceiling": f"{num_emulators} processes x raw ALE Pong, frame "
+                         "skip 4, random actions",
               "monobeast_fps": MONOBEAST_FPS, "warmup_s": args.warmup_s,
               "measure_s": args.measure_s, "ceiling_s": args.ceiling_s,
               "extra_flags": extra, "results": rows,
