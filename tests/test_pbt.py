@@ -160,7 +160,7 @@ def test_a_flagfile_does_not_fix_what_members_draw(pbt_flags):
 
     pbt_flags("--level_name=dmlab30", "--pbt_hold=learning_rate")
     assert pbt.initial_values(0)["learning_rate"] == pytest.approx(
-        registry.DMLAB30_DEFAULTS["learning_rate"])  # The level's default.
+        registry.parse_level_name("dmlab30").defaults["learning_rate"])
 
 
 class _FakeLearner:

@@ -25,8 +25,9 @@ then replay off/on, then seed. `--table_only` only re-reads the logdirs.
 Outputs: a table shaped like Table 2 on stdout (rows: corrections; columns:
 without / with replay; each cell the final mean return of the last 100
 episodes, mean ± std over the seeds, "–" if not run) with the paper's DMLab
-numbers beside it (`dmlab30.PAPER_TABLE_2`: the level's task if it is one of
-the paper's five, else all five), `<out>.csv` (one row per run: final
+numbers beside it (the reference "impala_table_2" of the suite that has it,
+DMLab-30's: the level's task if it is one of the paper's five, else all
+five), `<out>.csv` (one row per run: final
 return, frames, mean clipped rho on fresh and replayed trajectories where
 progress.jsonl has them) and `<out>.png` (bars without/with replay per
 correction, each seed a dot). Bad input: one `error:` sentence, exit 2.
@@ -44,11 +45,11 @@ import sys
 from absl import app
 from absl import flags
 
-import dmlab30
+from impala_tf.envs import suites
 from impala_tf.runtime import sweep
 
 FLAGS = flags.FLAGS
-CORRECTIONS = dmlab30.PAPER_TABLE_2_CORRECTIONS  # Table 2's row order.
+CORRECTIONS = ("vtrace", "1step_is", "epsilon", "none")  # Table 2's rows.
 LABELS = {"vtrace": "V-trace", "1step_is": "1-step IS",
           "epsilon": "ε-correction", "none": "No correction"}
 PAPER_REPLAY_PROPORTION = 0.5  # Section 5.2.2: 50% of each batch replayed.
@@ -150,12 +151,24 @@ def _fmt_cell(returns, num_seeds):
     return text
 
 
+def paper_table_2():
+    """The paper's Table 2, {(correction, with replay): {level: return}},
+    from the suite plug-in that has it (reference "impala_table_2"); {}
+    where none does."""
+    for suite in suites.load().values():
+        if "impala_table_2" in suite.reference:
+            return suite.reference["impala_table_2"]
+    return {}
+
+
 def paper_levels(level_name):
     """The paper's Table 2 tasks to show beside a level: its own if it is
-    one of the five (with or without a `dmlab/` prefix), else all five."""
+    one of the five (with or without a `dmlab/` prefix), else all five
+    (none without the table)."""
+    table = paper_table_2()
+    all_levels = tuple(next(iter(table.values()))) if table else ()
     name = level_name.rsplit("/", 1)[-1]
-    return ((name,) if name in dmlab30.PAPER_TABLE_2_LEVELS
-            else dmlab30.PAPER_TABLE_2_LEVELS)
+    return (name,) if name in all_levels else all_levels
 
 
 def format_table(results, level_name, frames, seeds):
@@ -166,7 +179,7 @@ def format_table(results, level_name, frames, seeds):
     header = ["correction", "without replay", "with replay"] + list(levels)
     rows = [header]
     for c in CORRECTIONS:
-        paper = dmlab30.PAPER_TABLE_2
+        paper = paper_table_2()
         rows.append([LABELS[c]] + [
             _fmt_cell(cell_returns(results, c, r), len(seeds))
             for r in (False, True)] + [

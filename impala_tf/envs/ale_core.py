@@ -19,6 +19,7 @@ Resizing is not here: each side has its own (float for one frame, exact
 integer arithmetic for a batch; they differ by at most one grey level).
 """
 
+import difflib
 import sys
 import typing
 
@@ -28,24 +29,55 @@ import numpy as np
 import ale_py
 import ale_py.roms
 
-from atari57 import games as _games
+from impala_tf.envs import suites
 
 _NOOP = ale_py.Action.NOOP
+
+
+def ale_rom_ids():
+    """The ids of the ROMs ale-py ships (snake_case, e.g. 'space_invaders')."""
+    return frozenset(ale_py.roms.get_all_rom_ids())
+
+
+def _snake_case(name):
+    """'SpaceInvaders', 'ALE/SpaceInvaders-v5', 'space-invaders' ->
+    'space_invaders'."""
+    guess = name.strip()
+    if guess.startswith("ALE/"):
+        guess = guess[4:].split("-v")[0]
+    snake = "".join("_" + c.lower() if c.isupper() else c for c in guess)
+    snake = snake.replace("-", "_").replace(" ", "_").strip("_")
+    while "__" in snake:
+        snake = snake.replace("__", "_")
+    return snake
 
 
 def resolve_rom_id(game):
     """Maps a snake_case game name to an ale-py ROM id.
 
-    The 57 Atari-57 names go through ``atari57.game_to_ale_id``; any other
-    ROM that ale-py ships (e.g. ``tetris``) is accepted by its own id.
-    Raises ``ValueError("unknown Atari game 'xyz'; ...")`` otherwise.
+    A game a suite names (the 57 of Atari-57) is played from the ROM id the
+    suite gives; any other ROM that ale-py ships (e.g. ``tetris``) is
+    accepted by its own id. Raises ``ValueError("unknown Atari game 'xyz';
+    ...")``, with a suggestion where one is close, otherwise.
     """
-    if game in _games.GAMES:
-        return _games.game_to_ale_id(game)
-    if isinstance(game, str) and game in ale_py.roms.get_all_rom_ids():
+    found = (suites.find_level(game, "atari") if isinstance(game, str)
+             else None)
+    if found is not None:
+        return found[1].env_id
+    roms = ale_rom_ids()
+    if isinstance(game, str) and game in roms:
         return game
-    _games.check_game(game)  # Raises with a hint.
-    raise AssertionError("unreachable")
+    hint = "."
+    if isinstance(game, str):
+        names = sorted(set(suites.levels("atari")) | roms)
+        snake = _snake_case(game)
+        close = ([snake] if snake in names else
+                 difflib.get_close_matches(snake, names, n=3, cutoff=0.6))
+        if close:
+            hint = "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+    raise ValueError(
+        f"unknown Atari game {game!r}; game names are snake_case ale-py ROM "
+        f"ids (e.g. 'pong', 'space_invaders'){hint}")
 
 
 def check_settings(seed=0, num_action_repeats=4, frame_stack=4, noop_max=30,

@@ -48,8 +48,9 @@ does), sum rewards across episodes and, at every ``LAST`` timestep, ask
 :meth:`AtariEnvironment.is_game_over`: ``True`` means the game ended there
 (game over or frame cap), so the accumulated sum is one game's return and
 should be reset to 0. Code that ignores ``is_game_over()`` still sees a valid
-dm_env. In test mode (``terminal_on_life_loss=False``, see
-``atari57.evaluation_env_kwargs()``) every ``LAST`` ends a game.
+dm_env. In test mode (``terminal_on_life_loss=False``, as
+``registry.LevelSet`` builds it with ``is_test=True``) every ``LAST`` ends a
+game.
 
 Code: the emulator, no-op resets, action repeat with max-pooling, the frame
 cap, life loss and the frame stack are ``ale_core`` (shared with the batched

@@ -257,9 +257,6 @@ class AtariBatch:
 def make_batch(level_set, level_ids, seeds, monitor=None):
     """An `AtariBatch` of `level_set`'s games `level_ids` with
     `level_set.make`'s training arguments (and `monitor`, see AtariBatch)."""
-    from atari57 import evaluation  # pylint: disable=g-import-not-at-top
-    kwargs = evaluation.training_env_kwargs(
-        full_action_space=level_set.is_multitask)
-    kwargs.update(level_set.env_kwargs)
+    kwargs = level_set.environment_kwargs(is_test=False)
     return AtariBatch([level_set.levels[i] for i in level_ids], list(seeds),
                       monitor=monitor, **kwargs)

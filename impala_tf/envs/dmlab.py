@@ -15,11 +15,11 @@ What the environment looks like (IMPALA paper, Appendix D; official release
   (:data:`DEFAULT_ACTION_SET`), each executed with
   ``lab.step(action, num_steps=num_action_repeats)`` (4 by default); the
   reward is the sum DeepMind Lab returns over those frames.
-* Level names: a DMLab-30 release name (``rooms_watermaze``,
-  ``rooms_collect_good_objects_train``, ...) is loaded as
-  ``contributed/dmlab30/<name>``; a ``dmlab/`` prefix is stripped first; any
-  other name (``seekavoid_arena_01``, ``contributed/dmlab30/...``) is passed
-  to DeepMind Lab as given.
+* Level names: a ``dmlab/`` prefix is stripped first; a level a suite names
+  (``envs.suites``; e.g. DMLab-30's ``rooms_watermaze``) is loaded as the
+  level script the suite gives (``contributed/dmlab30/rooms_watermaze``);
+  any other name (``seekavoid_arena_01``, ``contributed/dmlab30/...``) is
+  passed to DeepMind Lab as given.
 * Config (all values strings): ``width``, ``height``, ``logLevel='WARN'``,
   ``datasetPath`` when given, and in test mode ``allowHoldOutLevels='true'``
   and ``mixerSeed=str(0x600D5EED)`` ('1611489005'), the evaluation mixer seed
@@ -63,14 +63,13 @@ import dm_env
 from dm_env import specs
 import numpy as np
 
-import dmlab30
 from impala_tf.envs import dmlab_common
 from impala_tf.envs import dmlab_process
+from impala_tf.envs import suites
 
 DEEPMIND_LAB_MODULE_ENV_VAR = "IMPALA_TF_DEEPMIND_LAB_MODULE"
 DEFAULT_LAB_MODULE = "deepmind_lab"
 
-DMLAB30_PREFIX = "contributed/dmlab30/"
 LEVEL_NAME_PREFIX = "dmlab/"
 
 # Evaluation mixer seed of the official release (scalable_agent): 1611489005.
@@ -124,15 +123,15 @@ def check_lab_module(lab_module=None):
 
 
 def resolve_level_name(level):
-    """The level script name DeepMind Lab is given for ``level``."""
+    """The level script name DeepMind Lab is given for ``level``: a suite's
+    script for a level it names, else ``level`` (``dmlab/`` stripped)."""
     if not isinstance(level, str) or not level:
         raise ValueError(f"level must be a non-empty string, got {level!r}")
     name = level
     if name.startswith(LEVEL_NAME_PREFIX):
         name = name[len(LEVEL_NAME_PREFIX):]
-    if name in dmlab30.ALL_LEVELS:
-        return DMLAB30_PREFIX + name
-    return name
+    found = suites.find_level(name, "dmlab")
+    return found[1].env_id if found is not None else name
 
 
 def _config_value(value):
@@ -168,8 +167,9 @@ class DmLabEnvironment(dm_env.Environment):
         """Starts the Lab process; returns once the Lab is constructed.
 
         Args:
-          level: DMLab-30 name (e.g. 'rooms_watermaze'), 'dmlab/<name>', or
-            any other DeepMind Lab level script name (passed as given).
+          level: a suite's level name (e.g. DMLab-30's 'rooms_watermaze'),
+            'dmlab/<name>', or any other DeepMind Lab level script name
+            (passed as given); see :func:`resolve_level_name`.
           seed: seeds the RandomState that draws each episode's Lab seed.
           num_action_repeats: frames per agent step (``num_steps`` of
             ``Lab.step``).

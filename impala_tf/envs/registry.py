@@ -2,16 +2,21 @@
 
 Accepted names:
   * `atari/<game>` (snake_case, e.g. `atari/pong`): one Atari game with the
-    paper's Table G.1 preprocessing and the game's minimal action set.
-  * `atari57`: all 57 games for one multi-task agent (full 18 actions).
-  * `dmlab/<level>` or a DMLab-30 release name (e.g. `rooms_watermaze`):
-    one DeepMind Lab level. `dmlab30`: the 30 levels, multi-task.
+    paper's Table G.1 preprocessing and the game's minimal action set: a
+    game a suite names (Atari-57), or any ROM ale-py ships by its id.
+  * `dmlab/<level>`: one DeepMind Lab level (a suite's name, e.g.
+    `dmlab/rooms_watermaze`, or a level script as DeepMind Lab knows it);
+    a DeepMind Lab level a suite names also without the prefix
+    (`rooms_watermaze`).
+  * a level set a suite offers (`atari57`, `dmlab30`): several levels for
+    one multi-task agent, with the suite's defaults and scores.
   * `MODULE:FUNCTION`: a user's callable returning a `dm_env.Environment`
     with a uint8 image observation [H, W, C] (or a dict with 'frame' and an
     optional 'instruction' string) and a discrete action spec. It is called
     with the keyword arguments it accepts among `seed` (int) and `is_test`
     (bool).
 
+Suites are plug-ins (`envs.suites`); this module knows none by name.
 A `LevelSet` is picklable: actor processes rebuild their environments from it.
 """
 
@@ -21,16 +26,15 @@ import importlib
 import inspect
 import typing
 
-import dmlab30
-import atari57
-from atari57 import evaluation as atari_evaluation
+from impala_tf.envs import suites
 
 
 class LevelError(ValueError):
     """A `--level_name` that cannot be resolved; the message is one sentence."""
 
 
-# Defaults per suite (paper Table G.1 for Atari; the release for DMLab).
+# Defaults per kind (paper Table G.1 for Atari; the release for DMLab); a
+# suite's level set sets its own over them.
 ATARI_DEFAULTS = dict(
     agent="shallow", use_lstm=False, unroll_length=20, batch_size=32,
     learning_rate=0.0006, epsilon=0.01, entropy_cost=0.01,
@@ -44,10 +48,6 @@ DMLAB_DEFAULTS = dict(
     learning_rate=0.00048, epsilon=0.1, entropy_cost=0.00025,
     reward_clipping="abs_one", total_environment_frames=int(1e9),
     num_action_repeats=4, envs_per_actor=1)
-DMLAB30_DEFAULTS = dict(
-    DMLAB_DEFAULTS, learning_rate=0.00031866995608948655,
-    entropy_cost=0.0033391318945337044, reward_clipping="soft_asymmetric",
-    total_environment_frames=int(10e9))
 CUSTOM_DEFAULTS = dict(
     agent="shallow", use_lstm=True, unroll_length=20, batch_size=32,
     learning_rate=0.0006, epsilon=0.01, entropy_cost=0.01,
@@ -58,8 +58,10 @@ CUSTOM_DEFAULTS = dict(
     # training run) trained at ~1,700 agent steps/s with 32, ~1,100 with 16
     # and ~300 with 1 per actor.
     envs_per_actor=32)
+KIND_DEFAULTS = {"atari": ATARI_DEFAULTS, "dmlab": DMLAB_DEFAULTS,
+                 "custom": CUSTOM_DEFAULTS}
 
-# The user options (flags) each suite's environments take as keyword
+# The user options (flags) each kind's environments take as keyword
 # arguments, where given (`suite_env_kwargs`).
 SUITE_OPTIONS = {
     "atari": ("sticky_action_prob", "num_action_repeats"),
@@ -78,6 +80,26 @@ def suite_env_kwargs(kind, **options):
             if k in SUITE_OPTIONS[kind] and v is not None}
 
 
+def kind_env_kwargs(kind, is_test, multitask):
+    """The environment keyword arguments every level of `kind` gets.
+
+    Atari (`atari.AtariEnvironment`, whose defaults are Table G.1's): life
+    loss ends an episode in training, not in test mode (an episode is a
+    whole game); a multi-task agent plays all games with the full 18
+    actions. DeepMind Lab: `is_test`. Custom: none.
+    """
+    if kind == "atari":
+        return dict(terminal_on_life_loss=not is_test,
+                    full_action_space=bool(multitask))
+    if kind == "dmlab":
+        return dict(is_test=bool(is_test))
+    return {}
+
+
+def _dict_field():
+    return dataclasses.field(default_factory=dict)
+
+
 @dataclasses.dataclass(frozen=True)
 class LevelSet:
     """What `--level_name` names.
@@ -86,15 +108,22 @@ class LevelSet:
       name: the flag value.
       kind: 'atari', 'dmlab' or 'custom'.
       levels: level names (one for single-task), used in statistics.
-      defaults: flag defaults for this suite.
-      env_kwargs: extra keyword arguments for the environment constructor.
+      defaults: flag defaults for these levels.
+      env_kwargs: the user's options for the environment constructor
+        (`suite_env_kwargs`), applied last.
+      train_env_kwargs: the suite's environment keyword arguments in
+        training, over the kind's (`kind_env_kwargs`).
+      test_env_kwargs: the same in test mode.
+      test_levels: {level: the level played instead in test mode}.
     """
     name: str
     kind: str
     levels: typing.Tuple[str, ...]
     defaults: typing.Dict[str, typing.Any]
-    env_kwargs: typing.Dict[str, typing.Any] = dataclasses.field(
-        default_factory=dict)
+    env_kwargs: typing.Dict[str, typing.Any] = _dict_field()
+    train_env_kwargs: typing.Dict[str, typing.Any] = _dict_field()
+    test_env_kwargs: typing.Dict[str, typing.Any] = _dict_field()
+    test_levels: typing.Dict[str, str] = _dict_field()
 
     @property
     def is_multitask(self):
@@ -106,72 +135,71 @@ class LevelSet:
         return "game" if self.kind == "atari" else "level"
 
     def level_for(self, index):
-        """Level of the `index`-th environment (round-robin over levels, as
-        `atari57.assign_games`: a fixed number of environments per level
-        when their count is a multiple of the number of levels)."""
+        """Level of the `index`-th environment: round-robin over levels, so a
+        fixed number of environments per level when their count is a
+        multiple of the number of levels."""
         return index % len(self.levels)
 
     def test_level(self, level):
         """The level evaluated in test mode (DMLab-30 `_train` -> `_test`)."""
-        if self.kind == "dmlab" and level in dmlab30.LEVEL_MAPPING:
-            return dmlab30.LEVEL_MAPPING[level]
-        return level
+        return self.test_levels.get(level, level)
+
+    def environment_kwargs(self, is_test=False):
+        """Keyword arguments of the environment constructor (Atari, DMLab):
+        the kind's, the suite's for training or test mode, the user's."""
+        return dict(
+            kind_env_kwargs(self.kind, is_test, self.is_multitask),
+            **(self.test_env_kwargs if is_test else self.train_env_kwargs),
+            **self.env_kwargs)
 
     def suite_scores(self, per_level_means):
-        """Suite-level scores from {level: mean return} (may be partial).
+        """Level-set scores from {level: mean return} (may be partial).
 
-        dmlab30: the DMLab-30 mean capped and uncapped human-normalised
-        scores (%) once every level has returns; atari57: the median and
-        mean human-normalised score (%) over the games with returns.
-        Returns {} for other level sets.
+        The scores of the suite's level set named `name` (e.g. dmlab30: the
+        DMLab-30 mean capped and uncapped human-normalised scores, %, once
+        every level has returns; atari57: the median and mean
+        human-normalised score, %, over the games with returns). Returns {}
+        for a name no suite scores.
         """
-        if self.name == "dmlab30":
-            out = {"dmlab30_levels_with_returns": len(per_level_means)}
-            if len(per_level_means) == len(self.levels):
-                out["dmlab30_mean_capped"] = (
-                    dmlab30.compute_human_normalized_score(per_level_means))
-                out["dmlab30_mean_uncapped"] = (
-                    dmlab30.compute_human_normalized_score(
-                        per_level_means, per_level_cap=None))
-            return out
-        if self.name == "atari57" and per_level_means:
-            import numpy as np
-            scores = [atari57.human_normalized_score(g, r)
-                      for g, r in per_level_means.items()]
-            return {"atari57_games_with_returns": len(scores),
-                    "atari57_median_human_normalized": float(
-                        np.median(scores)),
-                    "atari57_mean_human_normalized": float(np.mean(scores))}
-        return {}
+        found = suites.find_level_set(self.name)
+        if found is None or found[1].scores is None:
+            return {}
+        return dict(found[1].scores(per_level_means))
+
+    def headline_score(self, per_level_means):
+        """The level set's own score (%, e.g. DMLab-30's mean capped) from
+        `suite_scores`, or None (no such score, or not computable yet)."""
+        found = suites.find_level_set(self.name)
+        if found is None or found[1].headline is None:
+            return None
+        return self.suite_scores(per_level_means).get(found[1].headline)
 
     def human_normalized(self, level, mean_return):
         """`level`'s human-normalised score in % (uncapped: 0 = random, 100
-        = human) where the project has its human and random scores (an
+        = human) where a suite has its human and random scores (an
         Atari-57 game, a DMLab-30 level); None for any other level."""
-        if self.kind == "atari" and level in atari57.ALL_GAMES:
-            return atari57.human_normalized_score(level, mean_return)
-        if self.kind == "dmlab":
-            try:
-                return dmlab30.human_normalized_score(level, mean_return)
-            except ValueError:  # Not a DMLab-30 level.
-                return None
-        return None
+        if self.kind not in suites.LEVEL_KINDS:
+            return None
+        found = suites.find_level(level, self.kind)
+        if found is None or found[0].human_normalized is None:
+            return None
+        try:
+            return float(found[0].human_normalized(level, mean_return))
+        except ValueError:  # The suite does not score this level.
+            return None
 
     def make(self, level_id, seed, is_test=False):
         """Builds the `dm_env.Environment` for `levels[level_id]`."""
         level = self.levels[level_id]
         if self.kind == "atari":
             from impala_tf.envs import atari
-            kwargs = (atari_evaluation.evaluation_env_kwargs if is_test
-                      else atari_evaluation.training_env_kwargs)(
-                full_action_space=self.is_multitask)
-            kwargs.update(self.env_kwargs)
-            return atari.AtariEnvironment(level, seed=seed, **kwargs)
+            return atari.AtariEnvironment(
+                level, seed=seed, **self.environment_kwargs(is_test))
         if self.kind == "dmlab":
             from impala_tf.envs import dmlab
             return dmlab.DmLabEnvironment(
                 self.test_level(level) if is_test else level, seed=seed,
-                is_test=is_test, **self.env_kwargs)
+                **self.environment_kwargs(is_test))
         return _call_user_factory(_resolve_callable(level), seed, is_test)
 
 
@@ -208,49 +236,86 @@ def _unknown(kind, name, choices):
     return LevelError(f"unknown {kind} '{name}'{hint}")
 
 
+def _test_levels(kind, levels):
+    out = {}
+    for level in levels:
+        found = suites.find_level(level, kind) if kind in (
+            suites.LEVEL_KINDS) else None
+        if found is not None and found[1].test_level:
+            out[level] = found[1].test_level
+    return out
+
+
+def _ale_rom_ids():
+    try:
+        from impala_tf.envs import ale_core
+    except ImportError:  # ale-py is not installed.
+        return frozenset()
+    return ale_core.ale_rom_ids()
+
+
+def _single(name, kind, level, options):
+    return LevelSet(name, kind, (level,), dict(KIND_DEFAULTS[kind]),
+                    suite_env_kwargs(kind, **options),
+                    test_levels=_test_levels(kind, (level,)))
+
+
+def _from_spec(name, spec, options):
+    if spec.kind == "custom":
+        for level in spec.levels:
+            _resolve_callable(level)
+    return LevelSet(
+        name, spec.kind, tuple(spec.levels),
+        dict(KIND_DEFAULTS[spec.kind], **spec.defaults),
+        suite_env_kwargs(spec.kind, **options),
+        train_env_kwargs=dict(spec.env_kwargs),
+        test_env_kwargs=dict(spec.test_env_kwargs),
+        test_levels=_test_levels(spec.kind, spec.levels))
+
+
 def parse_level_name(level_name, **options):
     """Resolves a `--level_name` value into a `LevelSet`.
 
     `options` (e.g. sticky_action_prob=0.25, level_cache_dir=None) become
-    the level set's `env_kwargs` as far as its suite takes them
+    the level set's `env_kwargs` as far as its kind takes them
     (`suite_env_kwargs`).
 
     Raises:
       LevelError: with one readable sentence for an unknown or malformed
-        name (no environment is built here, except importing a user module).
+        name, or a suite plug-in that does not load (no environment is built
+        here, except importing a user module).
     """
     name = (level_name or "").strip()
     if not name:
         raise LevelError("--level_name is empty")
-    if name == "atari57":
-        return LevelSet(name, "atari", tuple(atari57.ALL_GAMES),
-                        dict(ATARI_DEFAULTS, agent="deep"),
-                        suite_env_kwargs("atari", **options))
+    try:
+        level_sets = suites.level_sets()
+        atari_games = suites.levels("atari")
+        dmlab_levels = suites.levels("dmlab")
+    except suites.SuiteError as e:
+        raise LevelError(str(e)) from None
+    if name in level_sets:
+        return _from_spec(name, level_sets[name][1], options)
     if name.startswith("atari/"):
         game = name[len("atari/"):]
-        if game not in atari57.ALL_GAMES:
-            raise _unknown("Atari game", game, atari57.ALL_GAMES)
-        return LevelSet(name, "atari", (game,), ATARI_DEFAULTS,
-                        suite_env_kwargs("atari", **options))
-    if name == "dmlab30":
-        return LevelSet(name, "dmlab", tuple(dmlab30.TRAIN_LEVELS),
-                        DMLAB30_DEFAULTS,
-                        suite_env_kwargs("dmlab", **options))
-    if name.startswith("dmlab/") or name in dmlab30.ALL_LEVELS:
+        if game in atari_games or game in _ale_rom_ids():
+            return _single(name, "atari", game, options)
+        raise _unknown("Atari game", game,
+                       sorted(set(atari_games) | _ale_rom_ids()))
+    if name.startswith("dmlab/") or name in dmlab_levels:
         level = name[len("dmlab/"):] if name.startswith("dmlab/") else name
         if not level:
             raise LevelError("--level_name=dmlab/ names no level")
-        return LevelSet(name, "dmlab", (level,), DMLAB_DEFAULTS,
-                        suite_env_kwargs("dmlab", **options))
+        return _single(name, "dmlab", level, options)
     if ":" in name:
         module_name, _, attr = name.partition(":")
         if not module_name or not attr or ":" in attr:
             raise LevelError(
                 f"malformed --level_name '{name}': expected MODULE:FUNCTION")
         _resolve_callable(name)
-        return LevelSet(name, "custom", (name,), CUSTOM_DEFAULTS,
+        return LevelSet(name, "custom", (name,), dict(CUSTOM_DEFAULTS),
                         suite_env_kwargs("custom", **options))
     raise _unknown(
         "level", name,
-        ["atari/" + g for g in atari57.ALL_GAMES] + ["atari57", "dmlab30"]
-        + sorted(dmlab30.ALL_LEVELS)) from None
+        ["atari/" + g for g in atari_games] + sorted(level_sets)
+        + sorted(dmlab_levels)) from None
