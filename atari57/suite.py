@@ -9,7 +9,8 @@ It provides:
     settings of `atari57.multitask`), scored by the median and mean
     human-normalised score over the games with returns;
   * the paper's Table C.1 and Table 4 medians as reference data;
-  * the command `impala-tf atari57 report ...` (`python -m atari57.report`).
+  * the commands `impala-tf atari57 report ...` (`atari57.report`) and
+    `impala-tf atari57 evaluate ...` (`atari57.evaluate`).
 
 Importing `atari57` itself does not import this module (nor impala_tf).
 """
@@ -20,7 +21,7 @@ from atari57 import games
 from atari57 import multitask
 from impala_tf.envs import suites
 
-__all__ = ["SUITE", "report", "suite_scores"]
+__all__ = ["SUITE", "suite_scores"]
 
 
 def suite_scores(per_level_means):
@@ -41,13 +42,6 @@ def suite_scores(per_level_means):
             "atari57_median_human_normalized": float(
                 statistics.median(scores)),
             "atari57_mean_human_normalized": float(statistics.fmean(scores))}
-
-
-def report(argv):
-    """`impala-tf atari57 report ARGS`: runs `python -m atari57.report
-    ARGS`; returns its exit status."""
-    return suites.run_module("atari57.report", argv,
-                             prog="impala-tf atari57 report")
 
 
 SUITE = suites.Suite(
@@ -73,5 +67,6 @@ SUITE = suites.Suite(
         # {column: median human-normalised score, %}.
         "impala_table_4_median": dict(games.PAPER_MEDIANS),
     },
-    commands={"report": "atari57.suite:report"},
+    commands={"report": "atari57.report:main",
+              "evaluate": "atari57.evaluate:main"},
 )

@@ -12,7 +12,7 @@ It provides:
     level has returns;
   * the paper's Tables 2, 3 and B.1 as reference data (Table 2 for
     `impala-tf ablation`);
-  * the command `impala-tf dmlab30 report ...` (`python -m dmlab30.report`).
+  * the command `impala-tf dmlab30 report ...` (`dmlab30.report`).
 
 Importing `dmlab30` itself does not import this module (nor impala_tf).
 """
@@ -21,7 +21,7 @@ import dmlab30
 from dmlab30 import levels as levels_lib
 from impala_tf.envs import suites
 
-__all__ = ["DEFAULTS", "SUITE", "report", "suite_scores"]
+__all__ = ["DEFAULTS", "SUITE", "suite_scores"]
 
 # DeepMind Lab's directory of the DMLab-30 level scripts.
 LEVEL_SCRIPT_PREFIX = "contributed/dmlab30/"
@@ -56,13 +56,6 @@ def suite_scores(per_level_means):
     return out
 
 
-def report(argv):
-    """`impala-tf dmlab30 report ARGS`: runs `python -m dmlab30.report
-    ARGS`; returns its exit status."""
-    return suites.run_module("dmlab30.report", argv,
-                             prog="impala-tf dmlab30 report")
-
-
 def _level(name):
     test = levels_lib.LEVEL_MAPPING.get(name, name)
     return suites.Level("dmlab", LEVEL_SCRIPT_PREFIX + name,
@@ -89,5 +82,5 @@ SUITE = suites.Suite(
         # {column: {test level: raw test return}}.
         "impala_table_b1": levels_lib.PAPER_TABLE_B1,
     },
-    commands={"report": "dmlab30.suite:report"},
+    commands={"report": "dmlab30.report:main"},
 )

@@ -27,7 +27,6 @@ import functools
 import importlib
 import importlib.metadata
 import os
-import sys
 import typing
 
 ENTRY_POINT_GROUP = "impala_tf.suites"
@@ -289,27 +288,3 @@ def resolve_command(target):
         raise SuiteError(f"command {target!r}: module '{module_name}' has "
                          f"no callable '{attr}'")
     return fn
-
-
-def run_module(module, argv, prog):
-    """Runs `module` as `python -m module` would, with arguments `argv`.
-
-    For suite commands whose program is a module's `__main__` block (an
-    absl `app.run`): sys.argv is [prog] + argv meanwhile (absl reads it and
-    shows `prog` in --help). Returns the exit status: the SystemExit code
-    (None -> 0; a message -> printed to stderr, 1), or 0 if the module
-    returns.
-    """
-    import runpy  # pylint: disable=g-import-not-at-top
-    saved = sys.argv
-    sys.argv = [prog] + [str(a) for a in argv]
-    try:
-        runpy.run_module(module, run_name="__main__", alter_sys=False)
-    except SystemExit as e:
-        if e.code is None or isinstance(e.code, int):
-            return int(e.code or 0)
-        print(e.code, file=sys.stderr)
-        return 1
-    finally:
-        sys.argv = saved
-    return 0
