@@ -15,6 +15,9 @@ its options. On top of them this runner:
   * with --impala_tf_skip_slow_marks, deselects tests marked
     @pytest.mark.slow (like `make test-fast`), unless the environment has
     IMPALA_TF_SLOW_TESTS=1 (`bazel test --test_env=IMPALA_TF_SLOW_TESTS=1`).
+  * lets impala_tf find the suites atari57 and dmlab30, which are not
+    installed here (no entry points): IMPALA_TF_SUITES names their plug-in
+    modules unless the environment sets it.
 Exit status: pytest's (0 passed, 1 failed, 5 nothing collected, ...).
 """
 
@@ -22,6 +25,9 @@ import os
 import sys
 
 SKIP_SLOW_FLAG = "--impala_tf_skip_slow_marks"
+# impala_tf.envs.suites reads this variable where no entry points are installed.
+SUITES_ENV_VAR = "IMPALA_TF_SUITES"
+SUITE_MODULES = "atari57.suite,dmlab30.suite"
 
 
 def pytest_args(argv, environ):
@@ -49,6 +55,7 @@ def main(argv):
     # directories in the runfiles tree, which is the source tree in disguise.
     sys.dont_write_bytecode = True
     os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    os.environ.setdefault(SUITES_ENV_VAR, SUITE_MODULES)
     tmpdir = os.environ.get("TEST_TMPDIR")
     if tmpdir:
         # Bazel runs tests without $HOME, and the real one is read-only in
