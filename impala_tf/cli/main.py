@@ -72,8 +72,7 @@ COMMANDS = {
     "export": Command(_EXPERIMENT, "write a run's policy as a SavedModel",
                       "export"),
     "launch": Command("impala_tf.cli.launch",
-                      "start learner(s) and actor processes the distributed "
-                      "way, on this machine"),
+                      "learner(s) and actor processes, the distributed way"),
     "pbt": Command("impala_tf.cli.pbt", "population-based training"),
     "ablation": Command("impala_tf.cli.ablation",
                         "the off-policy correction ablation (Table 2)"),
@@ -109,15 +108,15 @@ def load_suites():
 
 def usage(found_suites, suite_error=None):
     """The text of `impala-tf --help`."""
-    width = max(len(n) for n in COMMANDS) + 2
+    rows = [(name, c.summary) for name, c in COMMANDS.items()]
+    rows += [(f"{name} {sub}", f"the {name} suite's {sub} command")
+             for name, suite in sorted(found_suites.items())
+             for sub in sorted(suite.commands)]
+    width = max(len(name) for name, _ in rows) + 2
     lines = [f"usage: {PROG} [--show_tf_logs] SUBCOMMAND [FLAGS...]",
              f"       python -m impala_tf [--show_tf_logs] SUBCOMMAND "
              "[FLAGS...]", "", "subcommands:"]
-    lines += [f"  {name:<{width}}{c.summary}" for name, c in COMMANDS.items()]
-    for name, suite in sorted(found_suites.items()):
-        for sub in sorted(suite.commands):
-            lines.append(f"  {name + ' ' + sub:<{width}}"
-                         f"the {name} suite's {sub} command")
+    lines += [f"  {name:<{width}}{summary}" for name, summary in rows]
     if suite_error:
         lines.append(f"  (suite plug-ins not loaded: {suite_error})")
     lines += ["", "options:",
@@ -125,7 +124,7 @@ def usage(found_suites, suite_error=None):
               f"  {'--version':<{width}}show the version",
               f"  {SHOW_TF_LOGS:<{width}}show TensorFlow's C++ start-up lines",
               "", f"`{PROG} SUBCOMMAND --help` shows that subcommand's "
-              "flags; --flagfile=PATH reads flags from a file."]
+              "flags;", "--flagfile=PATH reads flags from a file."]
     return "\n".join(lines) + "\n"
 
 
