@@ -1,10 +1,21 @@
 """Level names -> level sets, suite defaults and suite scores."""
 
+import inspect
+
 import pytest
 
 import atari57
 import dmlab30
 from impala_tf.envs import registry
+from impala_tf.envs.atari import AtariEnvironment
+
+
+def _atari_constructor_kwargs(level_set, is_test):
+    """All of AtariEnvironment's keyword arguments as `make` calls it."""
+    defaults = {name: p.default for name, p in inspect.signature(
+        AtariEnvironment).parameters.items()
+        if p.default is not inspect.Parameter.empty and name != "seed"}
+    return dict(defaults, **level_set.environment_kwargs(is_test))
 
 
 def test_atari_single_game_defaults_follow_table_g1():
@@ -99,3 +110,35 @@ def test_custom_callable_receives_seed_and_is_test():
 def test_bad_level_names(name, fragment):
     with pytest.raises(registry.LevelError, match=fragment):
         registry.parse_level_name(name)
+
+
+@pytest.mark.parametrize("name,multitask", [("atari/pong", False),
+                                            ("atari57", True)])
+def test_atari_environments_follow_the_papers_protocols(name, multitask):
+    ls = registry.parse_level_name(name)
+    assert _atari_constructor_kwargs(ls, False) == (
+        atari57.training_env_kwargs(full_action_space=multitask))
+    assert _atari_constructor_kwargs(ls, True) == (
+        atari57.evaluation_env_kwargs(full_action_space=multitask))
+    options = registry.parse_level_name(name, sticky_action_prob=0.25)
+    assert options.environment_kwargs(True)["sticky_action_prob"] == 0.25
+
+
+def test_dmlab_single_train_level_is_tested_on_its_test_level():
+    ls = registry.parse_level_name("dmlab/rooms_collect_good_objects_train")
+    assert ls.test_level("rooms_collect_good_objects_train") == (
+        "rooms_collect_good_objects_test")
+    assert ls.environment_kwargs(True) == {"is_test": True}
+    other = registry.parse_level_name("dmlab/seekavoid_arena_01")
+    assert other.test_level("seekavoid_arena_01") == "seekavoid_arena_01"
+    assert other.human_normalized("seekavoid_arena_01", 1.0) is None
+
+
+def test_headline_score_is_the_level_sets_own():
+    ls = registry.parse_level_name("atari57")
+    g = atari57.GAMES
+    assert ls.headline_score({"pong": g["pong"].human}) == pytest.approx(100)
+    lab = registry.parse_level_name("dmlab30")
+    assert lab.headline_score({lab.levels[0]: 1.0}) is None  # 29 missing.
+    assert registry.parse_level_name("atari/pong").headline_score(
+        {"pong": 1.0}) is None

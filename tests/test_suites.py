@@ -180,6 +180,7 @@ THIRD_PARTY = """
         level_sets={"pair": suites.LevelSetSpec(
             kind="atari", levels=("pong", "breakout"),
             defaults={"unroll_length": 7},
+            env_kwargs={"sticky_action_prob": 0.5},
             test_env_kwargs={"noop_max": 0},
             scores=scores, headline="pair_mean")},
         human_normalized=lambda level, score: 2.0 * score,
@@ -203,7 +204,9 @@ def test_third_party_suite_adds_levels_the_registry_resolves(
     assert ls.defaults == dict(registry.ATARI_DEFAULTS, unroll_length=7)
     assert ls.environment_kwargs(is_test=False) == dict(
         terminal_on_life_loss=True, full_action_space=True,
-        sticky_action_prob=0.25)
+        sticky_action_prob=0.25)  # The user's option over the suite's.
+    assert registry.parse_level_name("pair").environment_kwargs()[
+        "sticky_action_prob"] == 0.5
     assert ls.environment_kwargs(is_test=True) == dict(
         terminal_on_life_loss=False, full_action_space=True, noop_max=0,
         sticky_action_prob=0.25)

@@ -147,10 +147,11 @@ class LevelSet:
     def environment_kwargs(self, is_test=False):
         """Keyword arguments of the environment constructor (Atari, DMLab):
         the kind's, the suite's for training or test mode, the user's."""
-        return dict(
-            kind_env_kwargs(self.kind, is_test, self.is_multitask),
-            **(self.test_env_kwargs if is_test else self.train_env_kwargs),
-            **self.env_kwargs)
+        kwargs = kind_env_kwargs(self.kind, is_test, self.is_multitask)
+        kwargs.update(self.test_env_kwargs if is_test
+                      else self.train_env_kwargs)
+        kwargs.update(self.env_kwargs)
+        return kwargs
 
     def suite_scores(self, per_level_means):
         """Level-set scores from {level: mean return} (may be partial).
