@@ -200,7 +200,9 @@ def run_local_actor(config, task, learner_address, stop_event=None,
                     make_environments=env_batch.make):
     """An actor process spawned by the learner's supervisor.
 
-    With `slots` (this actor's `shared_memory.SharedSlots`) and `weights`
+    With `slots` (this actor's `shared_memory.SharedSlots`, or the
+    trainer's `baselines.mode.ActorLinks` around them: then
+    `baselines.mode.run_actor` acts as --architecture says) and `weights`
     (the learner's `shared_weights.SharedWeights`), everything goes through
     shared memory: no network at all. Otherwise trajectories go into the
     learner's gRPC queue and weights come from it, at `learner_address`.
@@ -212,6 +214,12 @@ def run_local_actor(config, task, learner_address, stop_event=None,
     agent = build_agent(config)
     if (slots is None) != (weights is None):
         raise ValueError("shared-memory actors need both slots and weights")
+    from impala_tf.runtime.baselines import mode  # pylint: disable=g-import-not-at-top
+    if isinstance(slots, mode.ActorLinks):  # The trainer's: --architecture.
+        mode.run_actor(config, task, agent, slots, weights,
+                       (stop_event.is_set if stop_event is not None
+                        else lambda: False), make_environments)
+        return
     if slots is not None:
         transport = shared_memory.SlotSender(
             slots, shared_weights.WeightReader(weights))

@@ -42,6 +42,7 @@ import sys
 import tensorflow as tf
 
 from impala_tf.runtime import actor as actor_lib
+from impala_tf.runtime.baselines import mode as mode_lib
 from impala_tf.runtime import checkpoints
 from impala_tf import config as config_lib
 from impala_tf.runtime import distributed
@@ -156,7 +157,7 @@ def shared_memory_slots(config, traj_spec):
                              num_slots)
 
 
-def _batch_source(config, server, actors, traj_spec, cluster, say):
+def _batch_source(config, server, slots, traj_spec, cluster, say):
     """The learner's `transport.BatchSource`: the local actors' shared
     memory if they have some, else the gRPC queue; with replay on, mixed
     with replayed trajectories (`replay.ReplayBatchSource`); where a GPU is
@@ -168,10 +169,9 @@ def _batch_source(config, server, actors, traj_spec, cluster, say):
         k = replay.replayed_per_batch(config.learner.replay_proportion,
                                       batch_size)
         batch_size -= k  # Read from the actors per batch once warm.
-    if actors.slots is None:
+    if slots is None:
         batches = server.batches(batch_size, ahead)
     else:
-        slots = actors.slots
         say(f"[impala] local actors send trajectories through shared memory "
             f"({len(slots)} x {slots[0].num_slots} slot(s) of "
             f"{slots[0].slot_bytes / 2 ** 20:.0f} MiB)")
@@ -310,22 +310,25 @@ def train(config, console=sys.stdout, make_hooks=None):
             "authentication, listening on every interface: keep this port "
             "on a private network)")
     counter = _remote_actor_counter(config, server, cluster, address, say)
+    mode = mode_lib.Mode(config, learner, traj_spec, say)  # --architecture
+    processes = mode.process_config
     actors = supervisor_lib.ActorSupervisor(
-        config.actor, address, config.num_actors,
+        processes.actor, address, processes.num_actors,
         spawn=config.spawn_actors, log=say,
         env_timeout_s=config.env_timeout_s,
-        make_slots=shared_memory_slots(config, traj_spec),
+        make_slots=mode.make_slots(shared_memory_slots(processes, traj_spec)),
         weights=server.weights if address is None else None)
-    batches, mixer = _batch_source(config, server, actors, traj_spec,
-                                   cluster, say)
+    batches, mixer = mode.batches(
+        actors.slots, lambda slots: _batch_source(
+            processes, server, slots, traj_spec, cluster, say))
     logger = progress.ProgressLogger(
         config.logdir, config.actor.level_set.levels,
         config.learner.num_action_repeats,
         config.learner.total_environment_frames,
         interval_s=config.log_interval_s,
         console=console if chief else None,  # Learner 0 speaks for all.
-        extra=(actors.stats if counter is None
-               else lambda: dict(actors.stats(), **counter.stats())),
+        extra=lambda: dict(actors.stats(), **mode.stats(),
+                           **(counter.stats() if counter else {})),
         suite_scores=config.actor.level_set.suite_scores)
 
     def close_inputs():
@@ -333,8 +336,8 @@ def train(config, console=sys.stdout, make_hooks=None):
         server.close()
         batches.close()
 
-    step = learner_loop.make_step(learner, _jit_compile(config, cluster, say),
-                                  cluster)
+    step = mode.step(learner_loop.make_step(
+        learner, _jit_compile(config, cluster, say), cluster))
     loop = learner_loop.LearnerLoop(
         learner, step, batches, logger,
         saver if chief else None, config.learner.total_environment_frames,

@@ -105,6 +105,15 @@ class SharedWeights(SharedBlock):
             self.torn_reads += 1
         return None
 
+    def latest_version(self):
+        """The version (learner step) of the latest publication, read
+        without copying the weights; None before the first. A publication
+        under way may already show its newer version."""
+        published = int(self.words[_PUBLISHED])
+        if published == 0:
+            return None
+        return int(self.words[_VERSION + 2 * ((published - 1) % 2)])
+
     @staticmethod
     def _copy(views):
         return [np.array(x) for x in views]
