@@ -3,14 +3,18 @@
 import dataclasses
 
 import pytest
+from absl import flags
 
 from impala_tf import config as config_lib
-from impala_tf.cli import experiment
+from impala_tf import errors
+from impala_tf.cli import flags as train_flags
+from impala_tf.cli import train_config
 from impala_tf.envs import registry
 
 CONFIGS = (config_lib.TrainConfig, config_lib.ActorConfig,
            config_lib.LearnerConfig)
-# Flags named like a field but turned into it by `build_configs`, not copied.
+# Flags named like a field but turned into it by `train_config.build`, not
+# copied.
 DERIVED = {
     "logdir": "logs/<level_name> by default",
     "learner_hosts": "a comma-separated string, parsed into a tuple",
@@ -19,19 +23,20 @@ DERIVED = {
     "queue_capacity": "batch_size by default",
 }
 TOY = "impala_tf.envs.toy:colour_choice"
+FLAGS = train_flags.define_train_flags(flags.FlagValues())
 
 
 def _fields_with_flags():
     for cls in CONFIGS:
         for field in dataclasses.fields(cls):
-            if field.name in experiment.FLAGS:
+            if field.name in FLAGS:
                 yield cls, field
 
 
 def test_every_flag_default_is_its_config_fields_default():
     checked = 0
     for cls, field in _fields_with_flags():
-        flag = experiment.FLAGS[field.name].default
+        flag = FLAGS[field.name].default
         if field.name in DERIVED:
             continue
         if field.default is dataclasses.MISSING:
@@ -46,16 +51,15 @@ def test_every_flag_default_is_its_config_fields_default():
 
 
 def test_the_documented_values_of_the_defaults_that_used_to_disagree():
-    flags = experiment.FLAGS
-    assert flags["checkpoint_interval_s"].default == 300.0
-    assert flags["vector_env"].default is True
-    assert flags["connect_timeout_s"].default == 300.0
-    assert flags["jit_compile"].default is None  # Resolved by the learner.
+    assert FLAGS["checkpoint_interval_s"].default == 300.0
+    assert FLAGS["vector_env"].default is True
+    assert FLAGS["connect_timeout_s"].default == 300.0
+    assert FLAGS["jit_compile"].default is None  # Resolved by the learner.
 
 
 def test_every_suite_default_has_an_unset_flag():
     for name in registry.CUSTOM_DEFAULTS:
-        assert experiment.FLAGS[name].default is None, name
+        assert FLAGS[name].default is None, name
 
 
 def test_field_default():
@@ -67,21 +71,20 @@ def test_field_default():
 
 @pytest.fixture
 def parsed_flags():
-    flags = experiment.FLAGS
-
+    """parse(*args) -> the trainer's flags parsed from args, in a fresh
+    FlagValues."""
     def parse(*args):
-        flags.unparse_flags()
-        flags(["impala"] + list(args))
+        flag_values = train_flags.define_train_flags(flags.FlagValues())
+        flag_values(["impala"] + list(args))
+        return flag_values
+    return parse
 
-    yield parse
-    flags.unparse_flags()
 
-
-def test_build_configs_fills_every_field_from_flags_and_suite(parsed_flags):
-    parsed_flags("--level_name=" + TOY, "--batch_size=4", "--decay=0.9",
-                 "--checkpoint_interval_s=7", "--nojit_compile",
-                 "--connect_timeout_s=9")
-    config = experiment.build_configs()
+def test_build_fills_every_field_from_flags_and_suite(parsed_flags):
+    config = train_config.build(parsed_flags(
+        "--level_name=" + TOY, "--batch_size=4", "--decay=0.9",
+        "--checkpoint_interval_s=7", "--nojit_compile",
+        "--connect_timeout_s=9"))
     suite = registry.CUSTOM_DEFAULTS
     assert config.learner.batch_size == 4 == config.actor.queue_capacity
     assert config.learner.decay == 0.9
@@ -111,23 +114,22 @@ def text_env(seed=0):
 
 
 def test_jit_compile_with_text_observations_is_a_usage_error(parsed_flags):
-    parsed_flags("--level_name=tests.test_config:text_env", "--jit_compile")
-    with pytest.raises(experiment.UsageError, match="text"):
-        experiment.build_configs()
-    parsed_flags("--level_name=tests.test_config:text_env")
-    assert experiment.build_configs().jit_compile is None
+    text = "--level_name=tests.test_config:text_env"
+    with pytest.raises(errors.UsageError, match="text"):
+        train_config.build(parsed_flags(text, "--jit_compile"))
+    assert train_config.build(parsed_flags(text)).jit_compile is None
 
 
 def test_entropy_cost_schedule_flags_build_the_schedule(parsed_flags):
-    parsed_flags("--level_name=" + TOY, "--entropy_cost=0.01",
-                 "--final_entropy_cost=0.002",
-                 "--entropy_cost_decay_start_frames=1000",
-                 "--entropy_cost_decay_end_frames=3000")
-    learner = experiment.build_configs().learner
+    learner = train_config.build(parsed_flags(
+        "--level_name=" + TOY, "--entropy_cost=0.01",
+        "--final_entropy_cost=0.002",
+        "--entropy_cost_decay_start_frames=1000",
+        "--entropy_cost_decay_end_frames=3000")).learner
     assert (learner.final_entropy_cost, learner.entropy_cost_decay_start_frames,
             learner.entropy_cost_decay_end_frames) == (0.002, 1000, 3000)
-    parsed_flags("--level_name=" + TOY)
-    assert experiment.build_configs().learner.final_entropy_cost is None
+    assert train_config.build(parsed_flags(
+        "--level_name=" + TOY)).learner.final_entropy_cost is None
 
 
 def test_an_incomplete_entropy_schedule_is_one_sentence_and_exit_2(tmp_path):

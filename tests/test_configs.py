@@ -1,11 +1,12 @@
 """Tests for configs/*.cfg, the paper's experiments as absl flagfiles.
 
 Every file must parse with the trainer's own flags, build its configuration
-(`experiment.build_configs`, which builds one environment but starts no
+(`train_config.build`, which builds one environment but starts no
 training; DMLab files build under tests/fake_deepmind_lab.py), give the
 values of the paper tables its comments cite, and let a flag given after
-`--flagfile` override it. absl's FLAGS is process-wide: every case starts
-and ends with `FLAGS.unparse_flags()` (all flags back to their defaults).
+`--flagfile` override it. The trainer's flags live in this module's own
+FlagValues: every case starts and ends with `FLAGS.unparse_flags()` (all
+flags back to their defaults).
 """
 
 import glob
@@ -16,7 +17,8 @@ import sys
 import pytest
 from absl import flags
 
-from impala_tf.cli import experiment
+from impala_tf.cli import flags as train_flags
+from impala_tf.cli import train_config
 from impala_tf import testing
 from impala_tf.envs import dmlab
 
@@ -105,12 +107,15 @@ def _path(name):
     return os.path.join(CONFIG_DIR, name)
 
 
+FLAGS = train_flags.define_train_flags(flags.FlagValues())
+
+
 @pytest.fixture
 def parse():
     """parse(*args): parses args as the trainer's command line."""
-    experiment.FLAGS.unparse_flags()
-    yield lambda *args: experiment.FLAGS(["impala_tf.cli.experiment", *args])
-    experiment.FLAGS.unparse_flags()
+    FLAGS.unparse_flags()
+    yield lambda *args: FLAGS(["impala_tf.cli.experiment", *args])
+    FLAGS.unparse_flags()
 
 
 @pytest.fixture
@@ -142,7 +147,7 @@ def test_every_config_has_expectations():
 @pytest.mark.parametrize("name", CONFIGS)
 def test_config_builds_with_the_paper_values(name, parse, fake_lab):
     parse(f"--flagfile={_path(name)}")
-    config = experiment.build_configs()
+    config = train_config.build(FLAGS)
     built = _built_values(config)
     expected = EXPECTED[name]
     wrong = {k: (built[k], v) for k, v in expected.items() if built[k] != v}
@@ -158,8 +163,8 @@ def test_config_sets_every_value_it_checks(name):
         for line in f:
             if line.strip().startswith("--"):
                 flag = line.strip()[2:].split("=", 1)[0]
-                if (flag not in experiment.FLAGS and flag.startswith("no")
-                        and flag[2:] in experiment.FLAGS):
+                if (flag not in FLAGS and flag.startswith("no")
+                        and flag[2:] in FLAGS):
                     flag = flag[2:]  # --nouse_lstm
                 given.add(flag)
     assert set(EXPECTED[name]) <= given, sorted(set(EXPECTED[name]) - given)
@@ -183,7 +188,7 @@ def test_later_flags_override_the_file(parse):
     parse(f"--flagfile={_path('atari_shallow_expert.cfg')}",
           "--learning_rate=0.001", "--level_name=atari/breakout",
           "--use_lstm")
-    config = experiment.build_configs()
+    config = train_config.build(FLAGS)
     assert config.learner.learning_rate == 0.001
     assert config.actor.level_set.name == "atari/breakout"
     assert config.actor.agent.use_lstm
@@ -193,7 +198,7 @@ def test_later_flags_override_the_file(parse):
 def test_the_file_overrides_earlier_flags(parse):
     parse("--learning_rate=0.001",
           f"--flagfile={_path('atari_shallow_expert.cfg')}")
-    assert experiment.FLAGS.learning_rate == 0.0006
+    assert FLAGS.learning_rate == 0.0006
 
 
 def test_unknown_flag_in_a_flagfile_is_rejected(parse, tmp_path):
@@ -212,8 +217,8 @@ def test_table2_with_replay_half(parse, tmp_path):
     cfg.write_text(f"--flagfile={_path('table2_ablation.cfg')}\n"
                    "--replay_proportion=0.5\n")
     parse(f"--flagfile={cfg}")
-    assert experiment.FLAGS.replay_proportion == 0.5
-    assert experiment.FLAGS.replay_capacity == 10_000
+    assert FLAGS.replay_proportion == 0.5
+    assert FLAGS.replay_capacity == 10_000
 
 
 @pytest.mark.slow

@@ -105,16 +105,17 @@ def test_fitness_is_human_normalised_where_the_scores_are_known():
 
 @pytest.fixture
 def pbt_flags():
-    """parse(*args): parses `python -m impala_tf.cli.pbt` args in this process,
-    from the defaults (absl's FLAGS is process-wide: back to them after)."""
+    """parse(*args) -> the parsed `impala_tf.cli.pbt` command line's
+    FlagValues (a fresh one each call, defined by `pbt.define_flags`)."""
+    from absl import flags  # pylint: disable=import-outside-toplevel
     from impala_tf.cli import pbt  # pylint: disable=import-outside-toplevel
 
     def parse(*args):
-        pbt.FLAGS.unparse_flags()
-        pbt.FLAGS(["impala_tf.cli.pbt", "--logdir=pop", "--population_size=3",
-                   *args])
-    yield parse
-    pbt.FLAGS.unparse_flags()
+        flag_values = pbt.define_flags(flags.FlagValues())
+        flag_values(["impala_tf.cli.pbt", "--logdir=pop",
+                     "--population_size=3", *args])
+        return flag_values
+    return parse
 
 
 def test_a_flagfile_does_not_fix_what_members_draw(pbt_flags):
@@ -124,8 +125,8 @@ def test_a_flagfile_does_not_fix_what_members_draw(pbt_flags):
     from impala_tf.cli import pbt  # pylint: disable=import-outside-toplevel
     flagfile = "--flagfile=" + os.path.join(testing.REPO, "configs",
                                             "pong_fast.cfg")
-    pbt_flags(flagfile)
-    drawn = [pbt.initial_values(m) for m in range(3)]
+    initial = pbt.initial_from_flags(pbt_flags(flagfile))
+    drawn = [initial.values(m) for m in range(3)]
     for name in ("learning_rate", "entropy_cost"):
         assert len({d[name] for d in drawn}) == 3, (name, drawn)
     for d in drawn:
@@ -133,34 +134,73 @@ def test_a_flagfile_does_not_fix_what_members_draw(pbt_flags):
         assert 5e-5 <= d["entropy_cost"] <= 1e-2
         assert d["epsilon"] in pbt_rule.EPSILONS
         assert d["max_grad_norm"] == 40.0  # Never drawn.
-    line = pbt.describe_initial()
+    line = initial.describe()
     assert line.startswith("[pbt] initial hyperparameters: learning_rate, "
                            "entropy_cost, epsilon drawn from Table D.1"), line
     assert "max_grad_norm=40 held" in line
     assert "set by the flags but drawn: --learning_rate, --entropy_cost, " \
         "--epsilon" in line, line
     assert "learning_rate=" + format(drawn[1]["learning_rate"], ".4g") \
-        in pbt.describe_initial(1)
+        in initial.describe(1)
 
-    pbt_flags(flagfile, "--pbt_hold=learning_rate,epsilon",
-              "--pbt_fixed=2:learning_rate=0")
-    held = [pbt.initial_values(m) for m in range(3)]
+    initial = pbt.initial_from_flags(pbt_flags(
+        flagfile, "--pbt_hold=learning_rate,epsilon",
+        "--pbt_fixed=2:learning_rate=0"))
+    held = [initial.values(m) for m in range(3)]
     assert [h["learning_rate"] for h in held] == [0.0006, 0.0006, 0.0]
     assert [h["epsilon"] for h in held] == [1e-5] * 3
     # The others' draws are those they would have been.
     assert [h["entropy_cost"] for h in held] == [d["entropy_cost"]
                                                  for d in drawn]
-    line = pbt.describe_initial()
+    line = initial.describe()
     assert ("entropy_cost drawn from Table D.1 for each member; "
             "learning_rate=0.0006, epsilon=1e-05, max_grad_norm=40 held at "
             "the flags' values; --pbt_fixed: 2:learning_rate=0") in line, line
     assert line.endswith("set by the flags but drawn: --entropy_cost "
                          "(--pbt_hold=entropy_cost would hold them)"), line
-    assert "learning_rate=0 from --pbt_fixed" in pbt.describe_initial(2)
+    assert "learning_rate=0 from --pbt_fixed" in initial.describe(2)
 
-    pbt_flags("--level_name=dmlab30", "--pbt_hold=learning_rate")
-    assert pbt.initial_values(0)["learning_rate"] == pytest.approx(
+    initial = pbt.initial_from_flags(pbt_flags("--level_name=dmlab30",
+                                               "--pbt_hold=learning_rate"))
+    assert initial.values(0)["learning_rate"] == pytest.approx(
         registry.parse_level_name("dmlab30").defaults["learning_rate"])
+
+
+def test_a_member_is_the_flags_config_with_its_own_values(pbt_flags,
+                                                         tmp_path):
+    """The member's config is built from the flags, then given its
+    hyperparameters, seed and directory; no flag is written."""
+    # pylint: disable=import-outside-toplevel
+    import dataclasses
+    from impala_tf.cli import pbt
+    from impala_tf.cli import train_config
+    flag_values = pbt_flags(f"--logdir={tmp_path}", "--seed=5",
+                            "--level_name=" + testing.TOY_LEVEL,
+                            "--learning_rate=0.002", "--num_actors=1",
+                            "--pbt_fixed=1:entropy_cost=0.03")
+    before = flag_values.flag_values_dict()
+    base = train_config.build(flag_values)
+    config, make_hooks = pbt.build_member(flag_values, 1)
+    assert flag_values.flag_values_dict() == before
+    values = pbt.initial_from_flags(flag_values).values(1)
+    assert values["entropy_cost"] == 0.03
+    assert values["learning_rate"] != 0.002  # Drawn, not held.
+    assert {n: getattr(config.learner, n)
+            for n in pbt_rule.EVOLVABLE} == values
+    assert config.actor.seed == 5 + 1000
+    assert config.logdir == os.path.join(str(tmp_path), "member_1")
+    assert config.resume_hyperparameters == "checkpoint"
+    assert base.resume_hyperparameters == "flags"
+    # The rest is the flags' config.
+    assert dataclasses.replace(config.learner, **{
+        n: getattr(base.learner, n) for n in values}) == base.learner
+    assert dataclasses.replace(
+        config.actor, seed=base.actor.seed, level_set=base.actor.level_set,
+        observation_spec=base.actor.observation_spec) == base.actor
+    assert dataclasses.replace(
+        config, actor=base.actor, learner=base.learner, logdir=base.logdir,
+        resume_hyperparameters="flags") == base
+    assert callable(make_hooks)
 
 
 class _FakeLearner:

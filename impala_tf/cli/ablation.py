@@ -45,7 +45,9 @@ import sys
 from absl import app
 from absl import flags
 
+from impala_tf.cli import flags as train_flags
 from impala_tf.envs import suites
+from impala_tf.errors import UsageError
 from impala_tf.runtime import sweep
 
 FLAGS = flags.FLAGS
@@ -63,8 +65,6 @@ OWN_FLAGS = ("frames", "seeds", "corrections", "replay", "cell",
 RHO_KEYS = ("mean_clipped_rho_fresh", "mean_clipped_rho_replayed")
 CSV_COLUMNS = ("cell", "correction", "replay", "seed", "frames",
                "final_return") + RHO_KEYS + ("logdir",)
-
-UsageError = sweep.UsageError
 
 # One training run of the grid; `index` is its --cell number.
 Run = collections.namedtuple("Run", ["index", "correction", "replay", "seed"])
@@ -339,26 +339,30 @@ def run(argv):
     return 0
 
 
-def define_flags():
-    """The trainer's flags plus this tool's (called once, by __main__)."""
-    from impala_tf.cli import experiment  # noqa: F401  Defines the trainer's.
+def define_flags(flag_values=FLAGS):
+    """The trainer's flags plus this tool's, in `flag_values`; returns
+    it."""
+    train_flags.define_train_flags(flag_values)
+    kw = {"flag_values": flag_values}
     flags.DEFINE_integer("frames", None, "Environment frames of each run "
-                         "(its --total_environment_frames).", lower_bound=1)
-    flags.DEFINE_list("seeds", ["1"], "Seeds; every cell trains each.")
+                         "(its --total_environment_frames).", lower_bound=1,
+                         **kw)
+    flags.DEFINE_list("seeds", ["1"], "Seeds; every cell trains each.", **kw)
     flags.DEFINE_list("corrections", list(CORRECTIONS),
-                      "Off-policy corrections (Table 2's rows).")
+                      "Off-policy corrections (Table 2's rows).", **kw)
     flags.DEFINE_enum("replay", "both", ["both", "off", "on"],
                       "Which half of the table to train: without replay, "
-                      "with, or both.")
+                      "with, or both.", **kw)
     flags.DEFINE_integer("cell", None, "Train only run K (line K+1 of "
                          "--print_commands): a cluster array's task index.",
-                         lower_bound=0)
+                         lower_bound=0, **kw)
     flags.DEFINE_bool("print_commands", False, "Only print each run's "
-                      "trainer command line, one per line.")
+                      "trainer command line, one per line.", **kw)
     flags.DEFINE_bool("table_only", False, "Only re-read the logdirs and "
-                      "redraw the table, CSV and plot.")
+                      "redraw the table, CSV and plot.", **kw)
     flags.DEFINE_string("out", None, "Output prefix of .csv and .png "
-                        "(default: <logdir>/ablation).")
+                        "(default: <logdir>/ablation).", **kw)
+    return flag_values
 
 
 def main(argv):
