@@ -2,7 +2,7 @@ r"""PBT against the same members without evolution: numbers and curves.
 
     python -m benchmarks.pbt_toy --pbt=DIR --control=DIR --output=docs/pbt_toy.png
 
-DIR: a population directory of `python -m impala_tf.cli.pbt`, the control one
+DIR: a population directory of `impala-tf pbt`, the control one
 run with the same flags and `--pbt_burn_in_frames` above
 `--total_environment_frames` (docs/PBT.md gives the commands). Prints, per
 member, its initial hyperparameters (run_config.json), its final running
@@ -10,6 +10,7 @@ mean return and the frames at which it first reached a return of 9 in each
 run, then the population's mean; draws each member's return against frames.
 """
 
+import argparse
 import json
 import os
 import sys
@@ -51,7 +52,15 @@ def summary(logdir, threshold=9.0):
 
 
 def main(argv):
-    args = dict(a.lstrip("-").split("=", 1) for a in argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.pbt_toy",
+        description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pbt", required=True,
+                        help="the PBT population's directory")
+    parser.add_argument("--control", required=True,
+                        help="the same members' directory without evolution")
+    parser.add_argument("--output", required=True, help="the PNG to write")
+    args = vars(parser.parse_args(argv[1:]))
     runs = {"PBT": args["pbt"], "no evolution": args["control"]}
     for name, logdir in runs.items():
         rows = summary(logdir)
