@@ -1,0 +1,226 @@
+"""impala_tf.runtime.baselines: the Table 1 architectures of the trainer."""
+
+import dataclasses
+import multiprocessing
+import threading
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from impala_tf import testing
+from impala_tf.runtime import progress
+from impala_tf.runtime import trainer
+from impala_tf.runtime.baselines import a3c
+from impala_tf.runtime.baselines import mode as mode_lib
+from impala_tf.runtime.baselines import waits
+from impala_tf.transport import shared_memory
+from impala_tf.transport import shared_weights
+from tests import procs
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def _weights(values, version):
+    specs = [(tf.float32, [2])]
+    w = shared_weights.SharedWeights(specs, SPAWN)
+    w.write([np.full([2], values, np.float32)], version)
+    return w
+
+
+class _Reader:
+    def __init__(self, weights):
+        self._reader = shared_weights.WeightReader(weights)
+
+    def pull_weights(self):
+        return self._reader.pull_weights()
+
+    def enqueue(self, trajectories):
+        del trajectories
+
+    def close(self):
+        pass
+
+
+def test_sync_weights_waits_for_a_newer_version():
+    weights = _weights(1.0, 0)
+    sync = mode_lib.SyncWeights(_Reader(weights), weights)
+    first, version = sync.pull_weights()  # The first pull does not wait.
+    assert version == 0 and first[0][0] == 1.0
+    pulled, done = [], threading.Event()
+
+    def pull():
+        pulled.append(sync.pull_weights())
+        done.set()
+
+    thread = threading.Thread(target=pull)
+    thread.start()
+    # Version 0 again (a republication) does not release it.
+    weights.write([np.full([2], 1.5, np.float32)], 0)
+    assert not done.wait(0.3)
+    weights.write([np.full([2], 2.0, np.float32)], 1)
+    assert done.wait(30)
+    thread.join()
+    assert pulled[0][1] == 1 and pulled[0][0][0][0] == 2.0
+    weights.close()  # The learner is done: a waiting actor ends.
+    with pytest.raises(tf.errors.CancelledError):
+        sync.pull_weights()
+
+
+def test_wait_stats_sum_actor_rows_and_learner_fields():
+    stats = waits.WaitStats(2, SPAWN)
+    waits.Row(stats.row(0)).add("actor_pull_s", 1.5)
+    waits.Row(stats.row(1)).add("actor_pull_s", 0.25)
+    stats.add(1, "actor_unrolls", 3)
+    stats.learner["learner_wait_s"] += 2.0
+    record = stats.record()
+    assert record["actor_pull_s"] == 1.75
+    assert record["actor_unrolls"] == 3
+    assert record["learner_wait_s"] == 2.0 and record["env_step_s"] == 0.0
+    assert set(record) == set(waits.ACTOR_FIELDS + waits.LEARNER_FIELDS)
+
+
+def test_timed_transport_counts_each_unroll():
+    stats = waits.WaitStats(1, SPAWN)
+    inner = testing.NullTransport([np.zeros(2)])
+    timed = waits.TimedTransport(inner, waits.Row(stats.row(0)))
+    for _ in range(3):
+        timed.pull_weights()
+        timed.enqueue({"x": np.zeros([4, 2])})
+    record = stats.record()
+    assert record["actor_unrolls"] == 3 and inner.trajectories == 12
+    for key in ("actor_pull_s", "actor_act_s", "actor_send_s"):
+        assert record[key] >= 0.0
+
+
+def _config(tmp_path, architecture, **changes):
+    config = testing.tiny_train_config(tmp_path)
+    return dataclasses.replace(
+        config, actor=dataclasses.replace(config.actor,
+                                          architecture=architecture),
+        **changes)
+
+
+def test_config_refuses_what_an_architecture_cannot_run(tmp_path):
+    config = testing.tiny_train_config(tmp_path)  # 1 actor x 1 env, B=2.
+    with pytest.raises(ValueError, match=r"--batch_size=2 must equal "
+                       r"--num_actors x --envs_per_actor = 1 x 1 = 1"):
+        _config(tmp_path, "a2c_sync_traj")
+    _config(tmp_path, "a3c")  # A3C has no batch to match.
+    with pytest.raises(ValueError, match="shared memory only"):
+        _config(tmp_path, "a3c", local_transport="grpc")
+    with pytest.raises(ValueError, match="drop --replay_proportion"):
+        dataclasses.replace(
+            config, learner=dataclasses.replace(config.learner,
+                                                replay_proportion=0.5),
+            actor=dataclasses.replace(config.actor, architecture="a3c"))
+    with pytest.raises(ValueError, match="is not one of"):
+        _config(tmp_path, "a4c")
+
+
+def _numpy_batch(seed):
+    """Two random unrolls of the tiny config (T=5, 2 actions, 24x24), as
+    numpy arrays [2, T+1, ...]: what an actor sends."""
+    batch = testing.random_batch(2, 5, 2, 24, seed=seed)
+    return tf.nest.map_structure(lambda x: x.numpy(), batch)
+
+
+def test_a3c_update_equals_the_learners_own_step(tmp_path):
+    """A worker's gradient, through shared memory and the learner's
+    apply step, moves the weights exactly as the learner's train step on
+    the same unrolls does."""
+    config = _config(tmp_path, "a3c")
+    _, learner, traj_spec, _ = trainer.build(config)
+    _, reference, _, _ = trainer.build(config)
+    for v, w in zip(reference.agent.trainable_variables,
+                    learner.agent.trainable_variables):
+        v.assign(w)
+    worker_agent = trainer.actor_lib.build_agent(config.actor)
+    for v, w in zip(worker_agent.trainable_variables,
+                    learner.agent.trainable_variables):
+        v.assign(w)
+    spec = a3c.message_spec(learner, traj_spec, 2)
+    slots = shared_memory.SharedSlots(spec, 1, 1, SPAWN)
+    weights = shared_weights.SharedWeights(
+        [(v.dtype, v.shape) for v in learner.agent.trainable_variables],
+        SPAWN)
+    weights.write([v.numpy() for v in learner.agent.trainable_variables], 0)
+    applied = np.zeros([1], np.int64)
+    stats = waits.WaitStats(1, SPAWN)
+    sender = a3c.GradientSender(
+        worker_agent, config.learner, traj_spec, 2,
+        shared_memory.SlotSender(slots, shared_weights.WeightReader(weights)),
+        applied, 0, waits.Row(stats.row(0)), lambda: weights.closed)
+    receiver = shared_memory.SlotReceiver([slots], spec).batches(1, 1)
+    step = a3c.apply_step(learner, applied)
+    try:
+        batch = _numpy_batch(seed=4)
+        sender.pull_weights()
+        sender.enqueue(batch)
+        out = step(next(receiver))
+        want = reference.train_step(
+            tf.nest.map_structure(tf.convert_to_tensor, batch))
+    finally:
+        receiver.close()
+    assert applied[0] == 1  # The worker's next pull may go on.
+    for got, ref in zip(learner.agent.trainable_variables,
+                        reference.agent.trainable_variables):
+        np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-5,
+                                   atol=1e-6)
+    assert int(out["num_frames"]) == int(want["num_frames"]) == 2 * 5
+    np.testing.assert_allclose(float(out["total_loss"]),
+                               float(want["total_loss"]), rtol=1e-5)
+    assert stats.record()["actor_gradient_s"] > 0
+
+
+# -- Real training runs (learner and actor processes). ----------------------
+
+TINY = testing.TINY_FLAGS + ["--envs_per_actor=4"]  # 2 x 4 = batch 8.
+
+
+def _train(tmp_path, architecture, frames, extra=()):
+    logdir = str(tmp_path / architecture)
+    result = testing.run_impala(
+        TINY + [f"--architecture={architecture}", f"--logdir={logdir}",
+                f"--total_environment_frames={frames}"] + list(extra),
+        timeout=400)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return progress.read_records(logdir, strict=True), result
+
+
+@pytest.mark.slow
+@procs.requires_netns
+@pytest.mark.parametrize("architecture",
+                         ["a2c_sync_traj", "a2c_sync_step", "a3c"])
+def test_each_architecture_learns_the_toy_level(tmp_path, architecture):
+    records, result = _train(tmp_path, architecture, 12000)
+    last = records[-1]
+    assert last["env_frames"] >= 12000
+    assert last["episode_return_mean"] > 7.5, records  # Random play: 5.
+    assert f"architecture {architecture}" in result.stdout
+    assert last["actor_unrolls"] > 0 and last["learner_step_s"] > 0
+    if architecture.startswith("a2c"):
+        # The learner trains only on unrolls of its current weights.
+        assert all(r["off_version_trajectories"] == 0 for r in records)
+        assert all(r["policy_lag_mean"] in (0.0, None) for r in records)
+        assert last["actor_pull_s"] > 0  # Waiting for the update.
+    if architecture == "a2c_sync_step":
+        assert last["env_step_s"] > 0 and last["env_straggler_s"] >= 0
+    if architecture == "a3c":
+        assert last["actor_gradient_s"] > 0
+        # Each gradient is taken with the weights that acted: rho is 1.
+        assert last["mean_rho"] == pytest.approx(1.0, abs=1e-3)
+        # One step per worker unroll of 4 environments x 10 steps.
+        assert last["learner_steps"] == last["env_frames"] // 40
+
+
+@pytest.mark.slow
+@procs.requires_netns
+def test_slow_reset_task_runs_in_lock_step(tmp_path):
+    records, _ = _train(
+        tmp_path, "a2c_sync_step", 4000,
+        ["--level_name=benchmarks.slow_reset_env:make_env"])
+    last = records[-1]
+    assert last["env_frames"] >= 4000
+    # Restarts of tens of milliseconds in one process hold up the other.
+    assert last["env_straggler_s"] > 0.05
