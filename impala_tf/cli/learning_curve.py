@@ -141,7 +141,8 @@ def run(argv):
 
 def define_flags():
     """The trainer's flags plus this tool's (called once, by __main__)."""
-    from impala_tf.cli import experiment  # noqa: F401  Defines the trainer's.
+    from impala_tf.cli import flags as train_flags  # pylint: disable=g-import-not-at-top
+    train_flags.define_train_flags(FLAGS)
     flags.DEFINE_integer("frames", None, "Frames to train each seed for "
                          "(default: the configuration's "
                          "--total_environment_frames).", lower_bound=1)
