@@ -94,6 +94,20 @@ def test_wait_s_lets_a_child_exit_by_itself_before_any_signal():
         processes.kill(proc)
 
 
+def test_wait_returns_the_processes_still_running():
+    quick = subprocess.Popen([sys.executable, "-c", "pass"])
+    slow = _python(DIES_ON_TERM)
+    try:
+        _ready(slow)
+        assert processes.wait(quick, timeout_s=60) == []
+        assert quick.returncode == 0  # Reaped.
+        start = time.monotonic()
+        assert processes.wait([quick, slow], timeout_s=0.2) == [slow]
+        assert 0.2 <= time.monotonic() - start < 30
+    finally:
+        processes.kill([quick, slow])
+
+
 # A process-group leader that starts a child ignoring SIGTERM, prints the
 # child's pid and dies on SIGTERM, leaving the child behind. The child
 # prints READY on the same stdout, the test's pipe, which it holds open

@@ -2,7 +2,8 @@ r"""Start a learner and N actor processes on this machine, the distributed way.
 
     python -m impala_tf.cli.launch --listen_on_all_interfaces
         --num_actor_processes=4 [--num_learners=1]
-        [--learner_address=HOST:PORT] [--dry_run] [experiment flags...]
+        [--learner_address=HOST:PORT] [--dry_run] [trainer flags...]
+    impala-tf launch ...                                 (the same)
 
 Every process is a separate `python -m impala_tf.cli.experiment` with a role
 (`--job_name=learner|actor --task=N`), exactly as on a cluster: the
@@ -20,11 +21,12 @@ i % K.
 The learners' TensorFlow servers have no authentication and listen on every
 network interface (TensorFlow cannot bind them to one), so the launcher
 starts nothing without --listen_on_all_interfaces, which it passes to the
-learners only.
+learners only. `--help` (or `--helpshort`) prints the launcher's flags,
+`--helpfull` also the trainer's; both start nothing.
 """
 
 import argparse
-import ctypes
+import functools
 import os
 import shlex
 import signal
@@ -32,6 +34,10 @@ import socket
 import subprocess
 import sys
 import time
+
+from impala_tf import errors
+from impala_tf.errors import UsageError
+from impala_tf.runtime import processes
 
 ROLE_FLAGS = ("--job_name", "--task", "--learner_hosts", "--learner_address")
 LISTEN_FLAG = "--listen_on_all_interfaces"
@@ -52,27 +58,50 @@ def _allows_listening(flags):
     return value
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("", 0))
-        return s.getsockname()[1]
+HELP_FLAGS = ("help", "helpshort", "helpfull", "h", "?")
 
 
-def _die_with_parent():
-    """In a child: get SIGTERM when the launcher dies (Linux)."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
-    except OSError:
-        pass
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one `error:` sentence and exit
+    status 2 (`errors.fail`), without the usage lines."""
+
+    def error(self, message):
+        errors.fail(message)
+
+
+def _help_asked(argv):
+    """"full" if argv asks for --helpfull, "short" for --help, --helpshort,
+    -h or -? (absl's and argparse's spellings), else None."""
+    asked = None
+    for arg in argv:
+        if arg == "--":
+            break
+        name, _, value = arg.lstrip("-").partition("=")
+        if (arg.startswith("-") and name in HELP_FLAGS
+                and value.lower() not in ("false", "0")):
+            asked = "full" if name == "helpfull" else asked or "short"
+    return asked
+
+
+def _trainer_help():
+    """The help of the flags every role takes (the trainer's)."""
+    # pylint: disable=import-outside-toplevel
+    from absl import flags
+    from impala_tf.cli import flags as train_flags
+    flag_values = train_flags.define_train_flags(flags.FlagValues())
+    text = flag_values.get_help(include_special_flags=False)
+    return text.split(":\n", 1)[1]  # Without the defining module's name.
 
 
 def parse_args(argv):
-    """Returns (launcher namespace, flags passed on to every role)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m impala_tf.cli.launch",
+    """Returns (launcher namespace, flags passed on to every role). Help
+    (see `_help_asked`) is printed and exits 0; a bad command line exits 2
+    with one sentence."""
+    parser = _Parser(
+        prog="impala-tf launch",
         description=__doc__.split("\n\n")[2],
-        epilog="Any other --flag goes to every role (see python -m "
-               "impala_tf.cli.experiment --help).")
+        epilog="Any other --flag goes to every role (impala-tf launch "
+               "--helpfull lists them).")
     parser.add_argument("--num_actor_processes", type=int, default=2,
                         help="actor processes to start here (default 2)")
     parser.add_argument("--num_learners", type=int, default=1,
@@ -82,6 +111,13 @@ def parse_args(argv):
                              "localhost and a free port)")
     parser.add_argument("--dry_run", action="store_true",
                         help="print the commands and exit")
+    asked = _help_asked(argv)
+    if asked:
+        parser.print_help()
+        if asked == "full":
+            print("\nflags passed on to every role (the trainer's):")
+            print(_trainer_help())
+        sys.exit(0)
     args, rest = parser.parse_known_args(argv)
     for flag in rest:
         if flag.split("=")[0] in ROLE_FLAGS:
@@ -104,13 +140,13 @@ def plan(args, flags, python=sys.executable):
     if args.learner_address:
         host, _, port = args.learner_address.rpartition(":")
         if not host or not port.isdigit() or int(port) == 0:
-            raise SystemExit("error: --learner_address must be HOST:PORT "
-                             "with a fixed port")
-        ports = [int(port)] + [_free_port()
+            raise UsageError("--learner_address must be HOST:PORT with a "
+                             "fixed port")
+        ports = [int(port)] + [processes.free_port()
                                for _ in range(args.num_learners - 1)]
     else:
         host = "localhost"
-        ports = [_free_port() for _ in range(args.num_learners)]
+        ports = [processes.free_port() for _ in range(args.num_learners)]
     base = [python, "-m", "impala_tf.cli.experiment"]
     public = host
     if host in ("localhost", "127.0.0.1"):
@@ -138,41 +174,50 @@ def plan(args, flags, python=sys.executable):
 
 
 class Launcher:
-    """Runs the planned processes; `run()` returns the exit status."""
+    """Runs the planned processes; `run()` returns the exit status.
 
-    def __init__(self, learners, actors, log=print, restart_delay_s=2.0):
+    Args:
+      learners, actors: the argv of each learner and actor process.
+      log: callable(str) for one-line events.
+      restart_delay_s: wait before restarting a failed actor.
+      actor_grace_s: how long actors may take to exit by themselves once
+        the learners are done.
+      stop_timeout_s: SIGTERM to SIGKILL for actors still running then.
+    """
+
+    def __init__(self, learners, actors, log=print, restart_delay_s=2.0,
+                 actor_grace_s=30.0, stop_timeout_s=10.0):
         self._learner_cmds = learners
         self._actor_cmds = actors
         self._log = log
         self._delay = restart_delay_s
+        self._actor_grace_s = actor_grace_s
+        self._stop_timeout_s = stop_timeout_s
         self._learners = []
         self._actors = {}
         self._stopping = False
 
     @staticmethod
     def _start(cmd):
-        return subprocess.Popen(cmd, preexec_fn=_die_with_parent,
-                                start_new_session=True)
+        return subprocess.Popen(
+            cmd, start_new_session=True,
+            preexec_fn=functools.partial(processes.die_with_parent,
+                                         os.getpid()))
+
+    def _all(self):
+        return self._learners + list(self._actors.values())
 
     def _on_signal(self, signum, _frame):
         name = signal.Signals(signum).name
         if self._stopping:
             self._log(f"[launch] {name} again: killing every process")
-            self._kill(signal.SIGKILL)
+            processes.kill(self._all(), group=True)
             return
         self._stopping = True
         self._log(f"[launch] {name}: asking the learners to stop")
         for p in self._learners:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-
-    def _kill(self, sig):
-        for p in self._learners + list(self._actors.values()):
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, sig)
-                except ProcessLookupError:
-                    pass
 
     def run(self):
         previous = {s: signal.signal(s, self._on_signal)
@@ -192,11 +237,11 @@ class Launcher:
                 if not self._stopping:
                     self._restart_failed_actors()
             codes = [p.returncode for p in self._learners]
-            self._wait_for_actors(30.0)
+            self._wait_for_actors()
             code = next((c for c in codes if c), 0)
             return 128 - code if code < 0 else code
         finally:
-            self._kill(signal.SIGKILL)
+            processes.kill(self._all(), group=True)
             for s, h in previous.items():
                 signal.signal(s, h)
 
@@ -206,32 +251,31 @@ class Launcher:
             if code not in (None, 0):
                 self._log(f"[launch] actor {i} exited with status {code}; "
                           "restarting it")
+                processes.kill(p, group=True)  # What it left behind.
                 time.sleep(self._delay)
                 self._actors[i] = self._start(self._actor_cmds[i])
 
-    def _wait_for_actors(self, timeout_s):
-        """The learners are done: actors see the closed queue and exit."""
-        deadline = time.monotonic() + timeout_s
-        for p in self._actors.values():
-            try:
-                p.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-        left = [i for i, p in self._actors.items() if p.poll() is None]
-        if left:
+    def _wait_for_actors(self):
+        """The learners are done: actors see the closed queue and exit;
+        those still running after `actor_grace_s` get SIGTERM, then
+        SIGKILL after `stop_timeout_s`."""
+        actors = list(self._actors.values())
+        if processes.wait(actors, self._actor_grace_s):
+            left = [i for i, p in self._actors.items() if p.poll() is None]
             self._log(f"[launch] actors {left} still running "
-                      f"{timeout_s:.0f}s after the learner; stopping them")
-            self._kill(signal.SIGTERM)
-            for p in self._actors.values():
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    pass
+                      f"{self._actor_grace_s:g}s after the learner; "
+                      "stopping them")
+            processes.stop(actors, self._stop_timeout_s, group=True)
 
 
 def main(argv=None):
+    """The launcher; returns its exit status (bad input: exits 2 with one
+    sentence)."""
     args, flags = parse_args(sys.argv[1:] if argv is None else argv)
-    learners, actors, remote = plan(args, flags)
+    try:
+        learners, actors, remote = plan(args, flags)
+    except UsageError as e:
+        errors.fail(str(e))
     say = lambda m: print(m, flush=True)
     for k, cmd in enumerate(learners):
         say(f"[launch] learner {k}: {shlex.join(cmd)}")

@@ -43,6 +43,7 @@ from absl import flags
 
 from impala_tf import errors
 from impala_tf.cli import experiment
+from impala_tf.cli import flags as train_flags
 from impala_tf.cli import train_config
 from impala_tf.errors import UsageError
 from impala_tf.pbt import initial as pbt_initial
@@ -58,7 +59,7 @@ _RULE = lambda name: pbt_rule.Rule.__dataclass_fields__[name].default
 def define_flags(flag_values=FLAGS):
     """Defines the trainer's flags and this tool's in `flag_values`;
     returns it."""
-    experiment.define_flags(flag_values)
+    train_flags.define_train_flags(flag_values)
     kw = {"flag_values": flag_values}
     flags.DEFINE_integer("population_size", None, "Members of the "
                          "population (the paper: 24).", lower_bound=2, **kw)

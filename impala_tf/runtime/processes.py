@@ -13,7 +13,8 @@ they start:
   any OS, whichever parent thread started it.
 * `stop(procs, timeout_s)`: optionally wait for processes to exit on their
   own, then SIGTERM, wait up to a timeout, SIGKILL (to each process group,
-  with `group`), and reap; `kill(procs)`: SIGKILL and reap now. Both take a
+  with `group`), and reap; `kill(procs)`: SIGKILL and reap now;
+  `wait(procs, timeout_s)`: a bounded wait. Each takes a
   `subprocess.Popen`, a `multiprocessing.Process` or a list of them.
 
 No TensorFlow and no absl.
@@ -143,6 +144,17 @@ def _signal_group(proc, sig):
         pass
 
 
+def wait(procs, timeout_s):
+    """Waits up to `timeout_s` seconds in all for `procs` to exit (and reaps
+    those that did); returns those still running, in order."""
+    procs = _as_list(procs)
+    deadline = time.monotonic() + timeout_s
+    for proc in procs:
+        if _running(proc):
+            _wait(proc, max(0.0, deadline - time.monotonic()))
+    return [p for p in procs if _running(p)]
+
+
 def kill(procs, group=False):
     """SIGKILLs each process of `procs` that still runs and reaps it.
 
@@ -181,12 +193,7 @@ def stop(procs, timeout_s, group=False, wait_s=0.0, sig=signal.SIGTERM):
       sig: the polite signal.
     """
     procs = _as_list(procs)
-    for seconds, ask in ((wait_s, None), (timeout_s, sig)):
-        if ask is not None:
-            for proc in procs:
-                _signal(proc, ask)
-        deadline = time.monotonic() + seconds
-        for proc in procs:
-            if _running(proc):
-                _wait(proc, max(0.0, deadline - time.monotonic()))
+    for proc in wait(procs, wait_s):
+        _signal(proc, sig)
+    wait(procs, timeout_s)
     return kill(procs, group=group)
