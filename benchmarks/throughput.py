@@ -176,7 +176,8 @@ def main(argv):
     sources = [os.path.abspath(d) for d in (
         args.sources.split(",") if args.sources else [_common.REPO])]
     for d in sources:
-        if not os.path.isfile(os.path.join(d, "impala_tf", "experiment.py")):
+        if not os.path.isfile(os.path.join(d, "impala_tf", "cli",
+                                           "experiment.py")):
             parser.error(f"--sources: {d} is not an impala_tf checkout")
     if args.quick:
         args.warmup_s, args.measure_s, args.ceiling_s = 10.0, 25.0, 6.0
