@@ -1,5 +1,6 @@
-"""Packaging: the wheel pyproject.toml builds, and the `impala-tf` program
-installed from it (and editable) working from outside the checkout.
+"""Packaging: the wheel pyproject.toml builds, the `impala-tf` program
+installed from it (and editable) working from outside the checkout, and
+the Makefile's set-up logic (dry runs with a stand-in .venv and Python).
 
 Offline: the wheel is built with this environment's setuptools
 (--no-build-isolation) from a copy of the sources, installed with --no-deps
@@ -168,3 +169,83 @@ def test_editable_install_in_a_new_virtual_environment(tmp_path):
                   cwd=str(elsewhere), env=env)
     assert helped.returncode == 0, helped.stderr
     assert "\n  atari57 report " in helped.stdout
+
+
+# -- The Makefile (dry runs: make -n / -q; nothing is installed). ----------
+
+def _make(*args):
+    return _run(["make", "--no-print-directory", "-C", testing.REPO, *args],
+                cwd=testing.REPO, env=_clean_env(), timeout=60)
+
+
+@pytest.fixture
+def ready_venv(tmp_path):
+    """A stand-in .venv whose install stamp is newer than its inputs."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    stamp = venv / ".installed"
+    stamp.write_text("")
+    newest = max(os.path.getmtime(os.path.join(testing.REPO, f))
+                 for f in ("requirements.txt", "pyproject.toml"))
+    os.utime(stamp, (newest + 60, newest + 60))
+    return str(venv)
+
+
+def _old_python(tmp_path):
+    """An executable that is Python 3.8 to a version check."""
+    fake = tmp_path / "python3.8"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f"exec {sys.executable} -c 'import sys; code = sys.argv.pop(1); "
+        "sys.version_info = (3, 8, 10, \"final\", 0); exec(code)' \"$2\"\n")
+    fake.chmod(0o755)
+    return str(fake)
+
+
+needs_make = pytest.mark.skipif(shutil.which("make") is None,
+                                     reason="no make")
+
+
+@needs_make
+def test_make_train_runs_the_installed_program(ready_venv):
+    result = _make("-n", f"VENV={ready_venv}", "train",
+                   "CONFIG=configs/atari_deep_expert.cfg", "ARGS=--seed=2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (f"{ready_venv}/bin/impala-tf train --flagfile="
+                             "configs/atari_deep_expert.cfg --seed=2\n")
+    bench = _make("-n", f"VENV={ready_venv}", "bench")
+    assert bench.stdout == (f"{ready_venv}/bin/python -m "
+                            "benchmarks.throughput --quick\n"), bench.stderr
+
+
+@needs_make
+def test_make_reinstalls_after_requirements_or_pyproject_change(ready_venv):
+    stamp = f"{ready_venv}/.installed"
+    assert _make("-q", f"VENV={ready_venv}", stamp).returncode == 0
+    for changed in ("requirements.txt", "pyproject.toml"):
+        result = _make("-n", f"-W{changed}", f"VENV={ready_venv}", stamp)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.count("installing TensorFlow") == 1
+        assert f"{ready_venv}/bin/python -m pip install -q --no-deps -e ." in (
+            result.stdout)
+    assert _make("-q", "-WREADME.md", f"VENV={ready_venv}",
+                 stamp).returncode == 0
+
+
+@needs_make
+def test_make_needs_python_3_10(tmp_path):
+    old = _old_python(tmp_path)
+    venv = tmp_path / "new_venv"
+    result = _make("-n", f"VENV={venv}", f"PYTHON={old}", "train")
+    assert result.returncode == 2
+    assert "installing" not in result.stdout
+    assert result.stderr.endswith(
+        f"*** {old} is Python 3.8, and impala_tf needs 3.10 or newer (make "
+        "PYTHON=/path/to/python3.11).  Stop.\n")
+    assert result.stderr.count("\n") == 1
+    assert not venv.exists()
+    missing = _make("check-python", f"PYTHON={tmp_path}/none")
+    assert missing.returncode == 2
+    assert "does not run" in missing.stderr
+    assert _make("check-python", f"PYTHON={sys.executable}").returncode == 0
