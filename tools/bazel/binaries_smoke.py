@@ -1,10 +1,11 @@
 """Bazel smoke test: each py_binary behaves like `python -m` on --help.
 
 Run by //tools/bazel:binaries_smoke (part of `bazel test //...`). It checks
-the Bazel wiring of //:experiment, //:atari57_report and //:dmlab30_report
-(generated runpy mains, runfiles, the venv interpreter), not the programs:
-`<binary> --help` must give the same exit status and output as
-`python -m <module> --help` (absl's --help exits with status 1).
+the Bazel wiring of //:impala-tf, //:experiment, //:pbt, //:atari57_report
+and //:dmlab30_report (generated runpy mains, runfiles, the venv
+interpreter), not the programs: `<binary> --help` must give the same exit
+status and output as `python -m <module> --help` (absl's --help exits with
+status 1; impala-tf's with 0).
 A binary whose module is not in the repository yet is skipped, with a reason.
 Outside Bazel (no $TEST_SRCDIR) everything is skipped.
 """
@@ -17,8 +18,11 @@ import pytest
 
 WORKSPACE_NAME = "impala_tf_workspace"  # workspace(name = ...) in /WORKSPACE
 
+# Binary -> the file of the module it runs (the module: its dotted path).
 BINARIES = {
+    "impala-tf": "impala_tf/__main__.py",
     "experiment": "impala_tf/cli/experiment.py",
+    "pbt": "impala_tf/cli/pbt.py",
     "atari57_report": "atari57/report.py",
     "dmlab30_report": "dmlab30/report.py",
 }
