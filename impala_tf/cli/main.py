@@ -14,8 +14,8 @@ Subcommands:
     pbt             population-based training
     ablation        the off-policy correction ablation (Table 2)
     learning-curve  learning curves of a configuration over seeds
-    SUITE COMMAND   a command an environment suite adds, e.g.
-                    impala-tf atari57 report ..., impala-tf dmlab30 report ...
+    SUITE COMMAND   a command an environment suite adds: impala-tf atari57
+                    report|evaluate ..., impala-tf dmlab30 report ...
 
 `train`, `test` and `export` are `python -m impala_tf.cli.experiment` with
 `--mode=train|test|export` set (a different --mode, on the command line or
@@ -35,10 +35,13 @@ Options before the subcommand:
 
 TensorFlow's start-up lines ("oneDNN custom operations are on", "Could not
 find cuda drivers", "All log messages before absl::InitializeLog()", ...)
-are hidden in every process the program starts (`console`): it sets
-TF_CPP_MIN_LOG_LEVEL (unless already set) and filters standard error
-before anything imports TensorFlow. `--show_tf_logs` (or
-TF_CPP_MIN_LOG_LEVEL=0) shows them.
+are hidden in every process the program starts (`console`): before
+anything imports TensorFlow it sets TF_CPP_MIN_LOG_LEVEL (unless already
+set) and passes standard error, which the processes it starts inherit,
+through a filter process. `--show_tf_logs` (or TF_CPP_MIN_LOG_LEVEL=0)
+shows them. A process writing to a log file of its own instead (a pbt
+member) gets TF_CPP_MIN_LOG_LEVEL only: the first three of those lines
+still appear there.
 
 Only the chosen subcommand's module is imported: `impala-tf --help` does
 not load TensorFlow. Bad input (an unknown subcommand, a contradicting
@@ -47,7 +50,6 @@ not load TensorFlow. Bad input (an unknown subcommand, a contradicting
 
 import builtins
 import importlib.util
-import os
 import sys
 import types
 import typing
@@ -93,12 +95,10 @@ def version():
 
 
 def load_suites():
-    """({suite name: Suite}, None) of the suite plug-ins, or ({}, the
-    sentence saying why they did not load). No suite module: none."""
-    try:
-        from impala_tf.envs import suites  # pylint: disable=g-import-not-at-top
-    except ImportError:
-        return {}, None
+    """({suite name: Suite}, None) of the suite plug-ins (less any named
+    like a built-in subcommand), or ({}, the sentence saying why they did
+    not load)."""
+    from impala_tf.envs import suites  # pylint: disable=g-import-not-at-top
     try:
         found = suites.load()
     except suites.SuiteError as e:
@@ -114,7 +114,7 @@ def usage(found_suites, suite_error=None):
              for sub in sorted(suite.commands)]
     width = max(len(name) for name, _ in rows) + 2
     lines = [f"usage: {PROG} [--show_tf_logs] SUBCOMMAND [FLAGS...]",
-             f"       python -m impala_tf [--show_tf_logs] SUBCOMMAND "
+             "       python -m impala_tf [--show_tf_logs] SUBCOMMAND "
              "[FLAGS...]", "", "subcommands:"]
     lines += [f"  {name:<{width}}{summary}" for name, summary in rows]
     if suite_error:
