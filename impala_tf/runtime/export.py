@@ -77,7 +77,7 @@ def describe_inputs(level_name, kind, observation_spec, num_actions,
     Returns:
       {"level_name", "kind", "observation": {name: {"shape", "dtype",
       "meaning"}}, "actions": {"num_actions", "action_repeats", "meaning",
-      "names"?, ...}, "reward", "done"}.
+      "names"?, ...}, "prev_action", "reward", "done"}.
     """
     frame = observation_spec["frame"]
     h, w, c = frame.shape.as_list()
@@ -106,9 +106,14 @@ def describe_inputs(level_name, kind, observation_spec, num_actions,
         "kind": kind,
         "observation": observation,
         "actions": actions,
-        "reward": ("float32: the reward of the previous step, summed over "
-                   "its repeated frames and not clipped (the network clips "
-                   "it to [-1, 1]); 0 at an episode's first step."),
+        "prev_action": ("int32: the action taken before this observation; "
+                        "0 before the first one."),
+        "reward": ("float32: the reward that came with this observation, "
+                   "summed over the repeated frames and not clipped (the "
+                   "network clips it to [-1, 1]); 0 before the first "
+                   "action. Training fed a new episode's first step the "
+                   "last action and reward of the episode before (the "
+                   "release's convention); `impala-tf test` feeds 0 and 0."),
         "done": ("bool: true at an episode's first step (resets the LSTM "
                  "state), false after."),
     }
