@@ -370,12 +370,21 @@ def _make_problems(command, args):
     if result.returncode != 0:
         return problems + [f"make -n {' '.join(args)} exited with status "
                            f"{result.returncode}: {result.stderr[-500:]}"]
+    trainers = 0
     for line in result.stdout.splitlines():
         argv = split(line)
         for i, word in enumerate(argv):
-            if word == "-m" and i + 1 < len(argv) and (
-                    argv[i + 1] == "impala_tf.cli.experiment"):
-                problems += argument_problems(TRAIN, argv[i + 2:])
+            if os.path.basename(word) == "impala-tf":
+                name, rest = tool_of(["impala-tf"] + argv[i + 1:])
+            elif word == "-m" and argv[i + 1:i + 2] == [
+                    "impala_tf.cli.experiment"]:
+                name, rest = TRAIN, argv[i + 2:]
+            else:
+                continue
+            trainers += 1
+            problems += argument_problems(name, rest)
+    if args[:1] == ["train"] and not trainers:
+        problems.append("make -n train shows no trainer command")
     return problems
 
 
@@ -442,14 +451,19 @@ def test_a_wrong_flag_or_config_is_caught():
         "impala-tf ablation --frames=0 --seeds=1",
         "ARGS=\"--seeds=1,1\"",
         "impala-tf ablation --frames=10 $ARGS",
+        "make train CONFIG=configs/no_such_config.cfg ARGS=\"--no_such_flag=1\"",
         "```",
         "```python",
         "impala-tf train --not_shell=1",
         "```",
     ])
     commands = extract_commands(doc, "fake.md")
-    assert [c.line for c in commands] == [2, 3, 4, 6]
+    assert [c.line for c in commands] == [2, 3, 4, 6, 7]
     problems = [problems_of(c) for c in commands]
+    if shutil.which("make"):
+        assert problems[4][0] == (
+            "CONFIG=configs/no_such_config.cfg: no such file")
+        assert "--no_such_flag is not a flag of impala-tf train" in problems[4]
     assert problems[0] == ["--no_such_flag is not a flag of impala-tf train"]
     assert problems[1] == [
         "--flagfile=configs/no_such_config.cfg does not exist"]
