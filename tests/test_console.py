@@ -81,6 +81,16 @@ def test_line_filter_holds_a_partial_line():
     assert line_filter.flush() == b""  # A dropped line without its end.
 
 
+def test_line_filter_takes_the_marker_out_and_hands_over_before_it():
+    line_filter = console.LineFilter(3, marker=b"\0mark\0")
+    assert line_filter.feed(b"a\n" + CUDA + b"\nhalf") == b"a\n"
+    assert line_filter.feed(b" line\0ma") == b""
+    assert not line_filter.marker_seen
+    assert line_filter.feed(b"rk\0after\n" + ONEDNN + b"\n") == (
+        b"half lineafter\n")
+    assert line_filter.marker_seen
+
+
 def _read_until(fd, expected, timeout_s=10):
     got = b""
     while not got.endswith(expected):
@@ -125,10 +135,17 @@ _FILTERED_PROGRAM = textwrap.dedent("""\
              "    assert console.start_filter(3) is None, 'second filter'\\n"
              "os.write(2, sys.argv[1].encode() + b'\\\\nchild line\\\\n')\\n")
     subprocess.run([sys.executable, "-c", child, sys.argv[2]], check=True)
+    # A child that holds standard error open until told to end.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read(); "
+         "sys.stderr.write('holder done\\\\n')"], stdin=subprocess.PIPE)
     sys.stderr.write("last line")
     if running:
         print("drained" if running.close() else "not drained", flush=True)
-        sys.stderr.write(" after close\\n")
+    sys.stderr.write(" after close\\n")
+    sys.stderr.flush()
+    holder.stdin.close()
+    holder.wait()
     sys.exit(3)
     """)
 
@@ -147,11 +164,13 @@ def test_filter_process_covers_children_and_keeps_the_exit_status(show):
     if show:
         assert result.stdout == "no filter\n"
         assert result.stderr == (f"{noise}\nparent line\n{noise}\n"
-                                 "child line\nlast line")
+                                 "child line\nlast line after close\n"
+                                 "holder done\n")
     else:
+        # Drained while the holder still wrote through the filter.
         assert result.stdout == "filter\ndrained\n"
         assert result.stderr == ("parent line\nchild line\nlast line"
-                                 " after close\n")
+                                 " after close\nholder done\n")
 
 
 @pytest.mark.slow

@@ -95,13 +95,19 @@ class LineFilter:
     a line without its end is held until more comes (`pending`) or `flush`
     hands it over. A record's second line, if it has one, goes through
     (none of the start-up records has one).
+
+    `marker` (bytes, optional) is taken out of the stream wherever it is;
+    `marker_seen` says when, and everything before it, a partial line
+    too, has been handed over by then.
     """
 
-    def __init__(self, min_level):
+    def __init__(self, min_level, marker=None):
         """`min_level`: TensorFlow's TF_CPP_MIN_LOG_LEVEL (0-3): records of
         a lower severity (INFO 0, WARNING 1, ERROR 2) are dropped."""
         self._min_level = min_level
+        self._marker = marker
         self._partial = b""
+        self.marker_seen = False
 
     def is_noise(self, line):
         """Whether one line (bytes, without its end) is to be dropped."""
@@ -115,7 +121,15 @@ class LineFilter:
     def feed(self, data):
         """Returns the bytes of `data` (after any held partial line) to pass
         on: its complete lines, less the dropped ones."""
-        lines = (self._partial + data).split(b"\n")
+        data, self._partial = self._partial + data, b""
+        if self._marker and self._marker in data:
+            before, after = data.split(self._marker, 1)
+            self.marker_seen = True
+            return self._lines(before) + self.flush() + self._lines(after)
+        return self._lines(data)
+
+    def _lines(self, data):
+        lines = data.split(b"\n")
         self._partial = lines.pop()
         return b"".join(line + b"\n" for line in lines
                         if not self.is_noise(line))
@@ -137,10 +151,16 @@ def _write_all(fd, data):
         data = data[os.write(fd, data):]
 
 
-def pump(read_fd, write_fd, line_filter, partial_line_s=PARTIAL_LINE_S):
+def pump(read_fd, write_fd, line_filter, partial_line_s=PARTIAL_LINE_S,
+         on_marker=None):
     """Copies `read_fd` to `write_fd` through `line_filter` until end of
-    file; returns then, or raises OSError if `write_fd` fails."""
+    file; returns then, or raises OSError if `write_fd` fails. Calls
+    `on_marker()` once, after writing what came before the filter's
+    marker."""
     while True:
+        if on_marker is not None and line_filter.marker_seen:
+            on_marker()
+            on_marker = None
         timeout = partial_line_s if line_filter.pending else None
         ready, _, _ = select.select([read_fd], [], [], timeout)
         if not ready:
@@ -161,8 +181,9 @@ def _already_filtered(environ):
     return environ.get(FILTER_VAR) == f"{st.st_dev}:{st.st_ino}"
 
 
-def _run_filter(read_fd, keep_fds, min_level):
-    """The filter process: never returns."""
+def _run_filter(read_fd, done_fd, min_level, marker):
+    """The filter process: never returns. Closes `done_fd` once `marker`
+    has come through (what came before it is out), ends at end of file."""
     try:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
                     signal.SIGQUIT):
@@ -172,10 +193,11 @@ def _run_filter(read_fd, keep_fds, min_level):
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
         os.dup2(devnull, 1)  # Holds no one's stdout open.
-        keep = sorted({read_fd, *keep_fds})
+        keep = sorted({read_fd, done_fd})
         for low, high in zip([2] + keep, keep + [os.sysconf("SC_OPEN_MAX")]):
             os.closerange(low + 1, high)  # Fds between the kept ones.
-        pump(read_fd, 2, LineFilter(min_level))
+        pump(read_fd, 2, LineFilter(min_level, marker),
+             on_marker=lambda: os.close(done_fd))
     except BaseException:  # pylint: disable=broad-except
         pass
     finally:
@@ -185,35 +207,40 @@ def _run_filter(read_fd, keep_fds, min_level):
 class StderrFilter:
     """A running filter: this process's (and its children's) fd 2 is the
     write end of a pipe a forked process reads, filters and copies to the
-    original standard error."""
+    original standard error. The filter ends when no process writes to the
+    pipe any more."""
 
-    def __init__(self, pid, original_fd, done_fd):
+    def __init__(self, pid, original_fd, done_fd, marker):
         self.pid = pid
         self._original_fd = original_fd
         self._done_fd = done_fd
+        self._marker = marker
 
     def close(self, timeout_s=DRAIN_S):
-        """Points fd 2 back at the original standard error and waits up to
-        `timeout_s` for the filter to pass on what it holds (it ends when no
-        other process writes to it); returns whether it ended."""
+        """Points this process's fd 2 back at the original standard error,
+        once the filter has passed on everything written before (waiting at
+        most `timeout_s`); returns whether it had. Children still running
+        keep writing through the filter."""
         if self._original_fd is None:
             return True
         try:
             sys.stderr.flush()
         except (OSError, ValueError):
             pass
+        try:
+            _write_all(2, self._marker)
+            drained, _, _ = select.select([self._done_fd], [], [], timeout_s)
+        except OSError:  # The filter is gone.
+            drained = []
         os.dup2(self._original_fd, 2)
         os.close(self._original_fd)
-        self._original_fd = None
-        ready, _, _ = select.select([self._done_fd], [], [], timeout_s)
         os.close(self._done_fd)
-        if not ready:
-            return False
+        self._original_fd = None
         try:
-            os.waitpid(self.pid, 0)
+            os.waitpid(self.pid, os.WNOHANG)  # Reaped here if it ended.
         except ChildProcessError:
             pass
-        return True
+        return bool(drained)
 
 
 def start_filter(min_level, environ=None):
@@ -233,11 +260,13 @@ def start_filter(min_level, environ=None):
         pass
     read_fd, write_fd = os.pipe()
     done_read, done_write = os.pipe()
+    # Written by `close`: in the stream after everything this process wrote.
+    marker = b"\0impala-tf-console-" + os.urandom(8).hex().encode() + b"\0"
     pid = os.fork()
     if pid == 0:
         os.close(write_fd)
         os.close(done_read)
-        _run_filter(read_fd, {done_write}, min_level)
+        _run_filter(read_fd, done_write, min_level, marker)
     os.close(read_fd)
     os.close(done_write)
     original = os.dup(2)
@@ -245,7 +274,7 @@ def start_filter(min_level, environ=None):
     os.close(write_fd)
     st = os.fstat(2)
     environ[FILTER_VAR] = f"{st.st_dev}:{st.st_ino}"
-    running = StderrFilter(pid, original, done_read)
+    running = StderrFilter(pid, original, done_read, marker)
     atexit.register(running.close)
     return running
 
