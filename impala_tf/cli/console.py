@@ -27,7 +27,9 @@ oneDNN notice only by turning oneDNN off). So `quiet_tensorflow`:
 Everything else on standard error (Python's output, warnings, tracebacks,
 TensorFlow's records at or above the level) goes through unchanged, line by
 line; a partial line goes through after 50 ms without more output.
-Standard output is not touched.
+Standard output is not touched. At a normal exit the program waits until
+the filter has passed on what it wrote; a process ending with os._exit
+does not wait, so its last lines can follow the shell's prompt by moments.
 
 `show=True` (`impala-tf --show_tf_logs ...`) sets TF_CPP_MIN_LOG_LEVEL=0 and
 starts no filter: every line shows. A user who sets TF_CPP_MIN_LOG_LEVEL
@@ -55,8 +57,8 @@ _ABSL_BANNER = (b"WARNING: All log messages before absl::InitializeLog() is "
                 b"called are written to STDERR")
 # How long a partial line waits for its end before it goes through.
 PARTIAL_LINE_S = 0.05
-# How long the program waits at exit for the filter to pass on its last
-# lines (it ends once no process writes to it).
+# How long the program waits at exit for the filter to pass on what it
+# wrote (the filter itself ends once no process writes to it).
 DRAIN_S = 2.0
 
 
