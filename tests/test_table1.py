@@ -67,14 +67,20 @@ def test_summarize_measures_only_the_window_after_the_warm_up():
 
 
 def test_ratios_are_to_impala_on_each_task():
-    rows = [{"task": t, "mode": m, "fps": fps} for t, m, fps in [
-        ("pong", "impala", 1000.0), ("pong", "a3c", 500.0),
-        ("pong", "a3c", 700.0), ("slow_reset", "impala", 400.0),
-        ("slow_reset", "a3c", 100.0)]]
+    rows = [{"task": t, "mode": m, "fps": fps, "cpu_run": cpu}
+            for t, m, fps, cpu in [
+                ("pong", "impala", 1000.0, 2.0), ("pong", "a3c", 500.0, 1.0),
+                ("pong", "a3c", 700.0, 1.0),
+                ("slow_reset", "impala", 400.0, None),
+                ("slow_reset", "a3c", 100.0, None)]]
     summary = table1.combine(rows, ["pong", "slow_reset"], ["impala", "a3c"])
     a3c = summary[1]
     assert a3c["here_task1"] == 600.0 and a3c["here_ratio1"] == 0.6
     assert a3c["here_ratio2"] == 0.25
+    # Per CPU-second: 600 against IMPALA's 500; none where not measured.
+    assert a3c["here_per_cpu1"] == 600.0
+    assert a3c["here_per_cpu_ratio1"] == pytest.approx(1.2)
+    assert a3c["here_per_cpu_ratio2"] is None
     assert a3c["paper_ratio1"] == pytest.approx(6.5 / 17)
     assert summary[0]["here_ratio1"] == 1.0
 
