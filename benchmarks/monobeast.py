@@ -33,7 +33,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 
