@@ -7,10 +7,17 @@
   multi-task environment settings (full 18-action set).
 * :mod:`atari57.evaluation` -- the paper's evaluation protocol as
   ``AtariEnvironment`` kwargs (:func:`evaluation_env_kwargs`).
-* :mod:`atari57.report` -- ``python -m atari57.report --scores FILE.csv``:
-  per-game and median/mean human-normalised scores beside the paper's.
+* :mod:`atari57.report` -- ``impala-tf atari57 report --scores FILE.csv``:
+  per-game and median/mean human-normalised scores beside the paper's;
+  :mod:`atari57.score_files` reads the score CSVs (several files or
+  directories, a header repeated by ``cat``).
+* :mod:`atari57.evaluate` -- ``impala-tf atari57 evaluate``: tests every
+  game's run in turn (or prints the 57 commands) and gathers the report.
+* :mod:`atari57.suite` -- ``SUITE``, the plug-in through which impala_tf
+  finds the games, their scores and these commands.
 
-This package is plain data and Python: it needs neither ALE nor TensorFlow.
+The data modules are plain Python: they need neither ALE nor TensorFlow;
+only ``suite`` and ``evaluate`` import impala_tf.
 """
 
 from atari57.evaluation import EVALUATION_EPISODES

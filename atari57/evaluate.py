@@ -46,6 +46,7 @@ from typing import Callable, List, Sequence, Tuple
 from atari57 import evaluation
 from atari57 import games as games_lib
 from atari57 import report
+from impala_tf import errors
 
 TRAINER_MODULE = "impala_tf.cli.experiment"
 COLUMNS = ("game", "score", "episode", "frames")  # `impala-tf test`'s CSV.
@@ -56,8 +57,7 @@ SET_PER_RUN = ("--mode", "--level_name", "--logdir", "--test_output",
 Run = Tuple[str, List[str], str]
 
 
-class UsageError(ValueError):
-    """Bad input; printed as one `error:` sentence, exit status 2."""
+UsageError = errors.UsageError
 
 
 class _Parser(argparse.ArgumentParser):

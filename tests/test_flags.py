@@ -83,8 +83,10 @@ def test_trainer_help_lists_its_flags_and_starts_nothing(module, args,
     result = testing.run_impala(
         args + [TOY, f"--logdir={logdir}"], module=module, timeout=120,
         isolate=False)
-    # absl ends a help request with status 1, having started nothing.
-    assert result.returncode == 1, result.stderr[-2000:]
+    # absl ends a help request with status 1, having started nothing;
+    # `impala-tf` reports help that was asked for as a success.
+    expected = 0 if module == "impala_tf" else 1
+    assert result.returncode == expected, result.stderr[-2000:]
     for flag in ("--level_name", "--test_num_episodes", "--learning_rate",
                  "--num_actors"):
         assert flag in result.stdout, result.stdout[-2000:]

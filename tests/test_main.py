@@ -216,7 +216,17 @@ def test_program_exit_statuses():
 def test_subcommand_help_names_the_program_and_its_flags():
     result = _run(["train", "--help"])
     assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 0, result.stderr  # Asked for: a success.
     assert "impala-tf train:" in result.stdout
     assert "--level_name" in result.stdout
     checked = _run(["train", "--batch_size=3", "--only_check_args"])
     assert checked.returncode == 0, checked.stderr
+    bad = _run(["train", "--batch_size=x", "--help"])
+    assert bad.returncode == 2 and "batch_size" in bad.stderr, bad.stderr
+
+
+def test_help_asked_stops_at_the_end_of_options():
+    assert main.help_asked(["--flagfile=a.cfg", "--helpfull"])
+    assert main.help_asked(["-h"])
+    assert not main.help_asked(["--", "--help"])
+    assert not main.help_asked(["--helper=1"])

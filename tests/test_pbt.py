@@ -118,6 +118,18 @@ def pbt_flags():
     return parse
 
 
+@pytest.mark.parametrize("level, clip_evolves", [
+    ("atari57", True), ("atari/pong", True), ("dmlab30", False),
+    (testing.TOY_LEVEL, False)])
+def test_the_gradient_clip_evolves_on_atari_levels_only(pbt_flags, level,
+                                                        clip_evolves):
+    """Appendix F: on Atari the gradient-clip threshold evolves too."""
+    from impala_tf.cli import pbt  # pylint: disable=import-outside-toplevel
+    rule = pbt.rule_from_flags(pbt_flags(f"--level_name={level}"))
+    assert ("max_grad_norm" in rule.evolved) == clip_evolves
+    assert set(pbt_rule.DEFAULT_EVOLVED) <= set(rule.evolved)
+
+
 def test_a_flagfile_does_not_fix_what_members_draw(pbt_flags):
     """Every configs/ file sets the learning rate, entropy cost and epsilon
     (flags 'given' in absl): the members still draw them from Table D.1

@@ -33,13 +33,14 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from impala_tf import errors
 from impala_tf import transport
 
 # Bytes assumed per string (a DMLab instruction) in the memory estimate.
 _STRING_BYTES = 64
 
 
-class ReplayError(ValueError):
+class ReplayError(errors.UsageError, ValueError):
     """Replay settings that cannot work here (one sentence)."""
 
 

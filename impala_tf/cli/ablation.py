@@ -1,6 +1,6 @@
 r"""The paper's Table 2 in one command: 4 off-policy corrections x replay.
 
-  python -m impala_tf.cli.ablation --flagfile=configs/table2_ablation.cfg \
+  impala-tf ablation --flagfile=configs/table2_ablation.cfg \
       --frames=200000000 --seeds=1,2,3 --logdir=logs/table2
 
 trains every cell of Table 2's grid, the corrections (`--corrections`,
@@ -9,7 +9,7 @@ learner-side experience replay (`--replay_proportion`, 0.5 as the paper
 unless set above 0, and `--replay_capacity`), each for `--frames` environment frames
 with every seed of `--seeds`: run `<logdir>/<correction>_replay<0|1>/
 seed_<s>`. The runs train one after another on this machine, each a
-`python -m impala_tf.cli.experiment` with every trainer flag given here (a
+`impala-tf train` with every trainer flag given here (a
 `--flagfile`, `--level_name`, ...; flags after a flagfile override it) and,
 set per run: --logdir, --seed, --total_environment_frames (the budget; the
 learning rate decays over it unless the configuration sets
@@ -19,7 +19,7 @@ its checkpoint and skips the runs already at `--frames`.
 
 On a cluster: `--print_commands` prints one trainer command line per run
 (run K on line K+1), and `--cell=K` trains only run K (an array job's task
-index; README "The off-policy ablation"). Runs are ordered by correction,
+index; docs/ABLATION.md). Runs are ordered by correction,
 then replay off/on, then seed. `--table_only` only re-reads the logdirs.
 
 Outputs: a table shaped like Table 2 on stdout (rows: corrections; columns:

@@ -1,7 +1,7 @@
 r"""The trainer's entry point: train, test or export a run (`--mode`).
 
+    impala-tf train|test|export [flags]
     python -m impala_tf.cli.experiment --mode=train|test|export [flags]
-    impala-tf train|test|export [flags]            (the same)
 
 With no flags it trains the paper's shallow feed-forward agent on Atari
 Pong (Table G.1 hyperparameters). Flags keep the official release's names
@@ -54,25 +54,11 @@ def _interrupted():
                 status=130, hard=True)
 
 
-def user_errors():
-    """The exception types that are bad input (one sentence each): besides
-    `errors.UsageError`, the level's and the run directory's."""
-  
-    from impala_tf.envs import registry
-    from impala_tf.runtime import runs
-    known = (UsageError, registry.LevelError, runs.RunError)
-    try:
-        from impala_tf.envs import dmlab
-        known += (dmlab.DeepMindLabNotInstalledError,)
-    except ImportError:
-        pass
-    return known
-
-
 def run_guarded(build, run):
     """`run(build())` as an entry point's body (this one's, and a
-    population-based training member's, `cli.pbt`): bad input (`user_errors()`,
-    a ValueError while building, a replay that cannot fill) prints one
+    population-based training member's, `cli.pbt`): bad input
+    (`errors.UsageError`, which the level's, the run directory's and
+    replay's errors are, or a ValueError while building) prints one
     sentence and exits with status 2; actors that keep failing exit 1 (a
     checkpoint is saved: not bad input); Ctrl-C before training set its own
     handler exits 130.
@@ -82,21 +68,18 @@ def run_guarded(build, run):
         caller did not give it).
       run: callable(config).
     """
-    known = user_errors()
     try:
         config = build()
-    except known as e:
+    except UsageError as e:
         errors.fail(str(e), hard=True)
     except ValueError as e:  # Environment or flag values that do not fit.
         errors.fail(errors.first_line(e), hard=True)
     except KeyboardInterrupt:
         _interrupted()
-  
-    from impala_tf.algorithm import replay  # TensorFlow is loaded by now.
-    from impala_tf.runtime import supervisor
+    from impala_tf.runtime import supervisor  # TensorFlow is loaded by now.
     try:
         run(config)
-    except known + (replay.ReplayError,) as e:
+    except UsageError as e:
         errors.fail(str(e), hard=True)
     except supervisor.ActorsFailing as e:
         errors.fail(str(e), status=1, hard=True)

@@ -75,7 +75,7 @@ def define_train_flags(flag_values=flags.FLAGS):
             "release used 1).", lower_bound=1)
     string("learner_address", _TRAIN("learner_address"),
            "host:port the learner serves on (port 0: pick one).")
-    # Roles on a cluster (README "Distributed training").
+    # Roles on a cluster (docs/DISTRIBUTED.md).
     enum("job_name", "", ["", "learner", "actor"],
          "Empty: one learner process that spawns --num_actors local "
          "actors. learner: serve on --learner_address (or the "

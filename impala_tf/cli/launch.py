@@ -1,6 +1,6 @@
 r"""Start a learner and N actor processes on this machine, the distributed way.
 
-    python -m impala_tf.cli.launch --listen_on_all_interfaces
+    impala-tf launch --listen_on_all_interfaces
         --num_actor_processes=4 [--num_learners=1]
         [--learner_address=HOST:PORT] [--dry_run] [trainer flags...]
     impala-tf launch ...                                 (the same)

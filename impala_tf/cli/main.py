@@ -54,6 +54,8 @@ import sys
 import types
 import typing
 
+from impala_tf import errors
+
 PROG = "impala-tf"
 SHOW_TF_LOGS = "--show_tf_logs"
 
@@ -84,8 +86,7 @@ COMMANDS = {
 }
 
 
-class UsageError(Exception):
-    """Bad command line: one sentence, exit status 2."""
+UsageError = errors.UsageError
 
 
 def version():
@@ -185,6 +186,20 @@ def command_argv(name, args):
     return [f"{PROG} {name}", f"--mode={command.mode}"] + list(args)
 
 
+HELP_FLAGS = ("-h", "-?", "--help", "--helpshort", "--helpfull",
+              "--helpxml", "-help", "-helpshort", "-helpfull")
+
+
+def help_asked(args):
+    """Whether args (a subcommand's) ask for its help before any `--`."""
+    for arg in args:
+        if arg == "--":
+            return False
+        if arg in HELP_FLAGS:
+            return True
+    return False
+
+
 def run_as_main(module, argv):
     """Runs `module` as `python -m module` with sys.argv = argv would, but
     keeps argv[0] (runpy puts the module's file there), so absl's --help
@@ -265,7 +280,14 @@ def _dispatch(args, quiet):
     if first in COMMANDS:
         argv = command_argv(first, rest)
         quiet(show)
-        return run_as_main(COMMANDS[first].module, argv)
+        try:
+            return run_as_main(COMMANDS[first].module, argv)
+        except SystemExit as e:
+            # absl ends --help with status 1; help that was asked for and
+            # printed is a success.
+            if e.code == 1 and help_asked(rest):
+                return 0
+            raise
     found, suite_error = load_suites()
     if first in found:
         quiet(show)

@@ -1,6 +1,6 @@
 r"""Population-based training (paper Appendix F).
 
-    python -m impala_tf.cli.pbt --logdir=pop --population_size=4 \
+    impala-tf pbt --logdir=pop --population_size=4 \
         --num_actors=1 [trainer flags...]
     impala-tf pbt ...                                  (the same)
 
@@ -90,7 +90,7 @@ def define_flags(flag_values=FLAGS):
                       "Hyperparameters evolved, of "
                       f"{','.join(pbt_rule.EVOLVABLE)} (default: "
                       "learning_rate,entropy_cost,epsilon, and "
-                      "max_grad_norm for atari57, Appendix F).", **kw)
+                      "max_grad_norm on Atari levels, Appendix F).", **kw)
     flags.DEFINE_list("pbt_hold", [],
                       "Hyperparameters every member starts at the flag's "
                       "value (given, from a --flagfile, or the level's "
@@ -108,12 +108,22 @@ def define_flags(flag_values=FLAGS):
     return flag_values
 
 
+def _is_atari(level_name):
+    """Whether `level_name` names Atari levels (a bad name: False; the
+    trainer refuses it in one sentence later)."""
+    from impala_tf.envs import registry
+    try:
+        return registry.parse_level_name(level_name).kind == "atari"
+    except registry.LevelError:
+        return False
+
+
 def rule_from_flags(flag_values):
     """The `pbt_rule.Rule` of the flags (UsageError on a bad name)."""
     fv = flag_values
     evolved = fv.pbt_hyperparameters or (
         pbt_rule.DEFAULT_EVOLVED + (("max_grad_norm",)
-                                    if fv.level_name == "atari57" else ()))
+                                    if _is_atari(fv.level_name) else ()))
     unknown = [n for n in evolved if n not in pbt_rule.EVOLVABLE]
     if unknown:
         raise UsageError(f"--pbt_hyperparameters: unknown {unknown}; known: "

@@ -63,6 +63,7 @@ import dm_env
 from dm_env import specs
 import numpy as np
 
+from impala_tf import errors
 from impala_tf.envs import dmlab_common
 from impala_tf.envs import dmlab_process
 from impala_tf.envs import suites
@@ -83,7 +84,7 @@ DEFAULT_ACTION_SET = dmlab_common.DEFAULT_ACTION_SET
 LevelCache = dmlab_common.LevelCache
 
 
-class DeepMindLabNotInstalledError(ImportError):
+class DeepMindLabNotInstalledError(errors.UsageError, ImportError):
     """The DeepMind Lab Python module cannot be imported."""
 
 

@@ -26,10 +26,11 @@ import importlib
 import inspect
 import typing
 
+from impala_tf import errors
 from impala_tf.envs import suites
 
 
-class LevelError(ValueError):
+class LevelError(errors.UsageError, ValueError):
     """A `--level_name` that cannot be resolved; the message is one sentence."""
 
 

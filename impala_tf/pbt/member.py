@@ -42,11 +42,12 @@ def fitness(returns_by_level, level_set):
     Human-normalised scores as fractions (0 = random, 1.0 = human), so that
     the absolute copy threshold of 0.05 is the paper's 5 points of it on
     every game and level (Appendix F): one Atari game or DMLab-30 level,
-    its mean return normalised (`LevelSet.human_normalized`, uncapped);
-    dmlab30, the mean capped score and atari57, the median score
-    (`LevelSet.suite_scores`). A level without reference scores (a
-    `MODULE:FUNCTION` level): its mean return. Other level sets: the mean
-    of the per-level mean returns.
+    its mean return normalised (`LevelSet.human_normalized`, uncapped); a
+    suite's level set, its headline score (`LevelSet.headline_score`:
+    DMLab-30's mean capped score, Atari-57's median). A level without
+    reference scores (a `MODULE:FUNCTION` level): its mean return. Other
+    level sets, or a headline not computable yet (DMLab-30 before every
+    level has returns): the mean of the per-level mean returns.
     """
     means = {level: float(np.mean(r)) for level, r in returns_by_level.items()
              if r}
@@ -54,10 +55,9 @@ def fitness(returns_by_level, level_set):
         [(level, mean)] = means.items()
         score = level_set.human_normalized(level, mean)
         return mean if score is None else score / 100.0
-    scores = level_set.suite_scores(means)
-    for key in ("dmlab30_mean_capped", "atari57_median_human_normalized"):
-        if key in scores:
-            return scores[key] / 100.0
+    headline = level_set.headline_score(means)
+    if headline is not None:
+        return headline / 100.0
     return float(np.mean(list(means.values())))
 
 

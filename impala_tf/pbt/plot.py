@@ -1,4 +1,4 @@
-"""`python -m impala_tf.cli.pbt --plot`: a population's history as one PNG.
+"""`impala-tf pbt --plot`: a population's history as one PNG.
 
 One panel for the fitness and one per hyperparameter that changes in the
 events (log scale), each member a line against its frames, from

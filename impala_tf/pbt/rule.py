@@ -36,7 +36,7 @@ DEFAULT_EVOLVED = ("learning_rate", "entropy_cost", "epsilon")
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
-    """When a member evolves and how (flags of `python -m impala_tf.cli.pbt`)."""
+    """When a member evolves and how (flags of `impala-tf pbt`)."""
     burn_in_frames: int = 20_000_000
     ready_episodes: int = 5_000
     copy_threshold: float = 0.05

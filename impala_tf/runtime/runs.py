@@ -17,12 +17,13 @@ import json
 import os
 import tempfile
 
+from impala_tf import errors
 from impala_tf.runtime import progress
 
 CONFIG_FILE = "run_config.json"
 
 
-class RunError(Exception):
+class RunError(errors.UsageError):
     """A problem with --logdir or its contents; the message is one sentence."""
 
 
