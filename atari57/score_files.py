@@ -10,10 +10,10 @@ of ``atari57.ALL_GAMES``. Errors are :class:`ReportError`, one sentence.
 
 import csv
 import math
-import os
 from typing import Dict, List, Sequence
 
 from atari57 import games as games_lib
+from impala_tf.runtime import score_files as score_files_lib
 
 __all__ = ["ReportError", "SCORES_FILE_NAME", "canonical_game",
            "load_scores", "load_scores_csv", "score_files"]
@@ -87,40 +87,19 @@ def load_scores_csv(path: str) -> Dict[str, List[float]]:
     return scores
 
 
-SCORES_FILE_NAME = "test_scores.csv"  # What `impala-tf test` writes.
+SCORES_FILE_NAME = score_files_lib.SCORES_FILE_NAME
 
 
 def score_files(specs: Sequence[str]) -> List[str]:
-    """The CSV files named by ``specs``, in order, each once.
-
-    Each spec is a file, a comma-separated list of files, or a directory,
-    which stands for every ``test_scores.csv`` below it (sorted by path).
-    Raises ReportError for a path that does not exist or a directory
-    without such a file.
-    """
-    files: List[str] = []
-    for spec in specs:
-        for path in (p.strip() for p in spec.split(",")):
-            if not path:
-                continue
-            if os.path.isdir(path):
-                found = sorted(
-                    os.path.join(root, SCORES_FILE_NAME)
-                    for root, _, names in os.walk(path)
-                    if SCORES_FILE_NAME in names)
-                if not found:
-                    raise ReportError(
-                        f"directory {path!r} holds no {SCORES_FILE_NAME} "
-                        f"(run impala-tf test for each game first)")
-            elif os.path.exists(path):
-                found = [path]
-            else:
-                raise ReportError(f"cannot read scores file {path!r}: "
-                                  f"No such file or directory")
-            files += [f for f in found if f not in files]
-    if not files:
-        raise ReportError("no scores file given (--scores)")
-    return files
+    """The CSV files named by ``specs``, in order, each once (a file, a
+    comma-separated list of files, or a directory standing for every
+    ``test_scores.csv`` below it). Raises ReportError for a path that does
+    not exist or a directory without such a file."""
+    try:
+        return score_files_lib.find(
+            specs, hint="run impala-tf test for each game first")
+    except score_files_lib.ScoreFilesError as e:
+        raise ReportError(str(e)) from None
 
 
 def load_scores(paths: Sequence[str]) -> Dict[str, List[float]]:

@@ -21,6 +21,7 @@ import sys
 import time
 
 from impala_tf import testing
+from impala_tf.runtime import curves
 from impala_tf.runtime import processes
 
 REPO = testing.REPO
@@ -235,15 +236,7 @@ CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile",
              "amx_bf16")
 
 
-def format_table(rows, columns):
-    """rows: list of dicts; columns: list of (key, header, format)."""
-    cells = [[h for _, h, _ in columns]]
-    for r in rows:
-        cells.append([("-" if r.get(k) is None else fmt.format(r[k]))
-                      for k, _, fmt in columns])
-    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths))
-                     for row in cells)
+format_table = curves.format_table  # rows: dicts; (key, header, format).
 
 
 def write_json(path, report):

@@ -32,11 +32,11 @@ plug-in's command).
 import csv
 import json
 import math
-import os
 import sys
 
 import dmlab30
 from dmlab30 import levels as levels_lib
+from impala_tf.runtime import score_files as score_files_lib
 
 FORMATS = ("table", "json", "markdown")
 PER_LEVEL_CAP = dmlab30.DEFAULT_PER_LEVEL_CAP
@@ -46,39 +46,18 @@ class ReportError(ValueError):
     """Bad input to the report; its message is one sentence for the user."""
 
 
-SCORES_FILE_NAME = "test_scores.csv"  # What `impala-tf test` writes.
+SCORES_FILE_NAME = score_files_lib.SCORES_FILE_NAME
 
 
 def score_files(specs):
-    """The CSV files named by ``specs`` (strings), in order, each once.
-
-    Each spec is a file, a comma-separated list of files, or a directory,
-    which stands for every ``test_scores.csv`` below it (sorted by path).
-    Raises ReportError for a path that does not exist or a directory
-    without such a file.
-    """
-    files = []
-    for spec in specs:
-        for path in (p.strip() for p in spec.split(",")):
-            if not path:
-                continue
-            if os.path.isdir(path):
-                found = sorted(
-                    os.path.join(root, SCORES_FILE_NAME)
-                    for root, _, names in os.walk(path)
-                    if SCORES_FILE_NAME in names)
-                if not found:
-                    raise ReportError(
-                        f"directory {path!r} holds no {SCORES_FILE_NAME}")
-            elif os.path.exists(path):
-                found = [path]
-            else:
-                raise ReportError(f"cannot read scores file {path!r}: "
-                                  "No such file or directory")
-            files += [f for f in found if f not in files]
-    if not files:
-        raise ReportError("no scores file given (--scores)")
-    return files
+    """The CSV files named by ``specs`` (strings), in order, each once (a
+    file, a comma-separated list of files, or a directory standing for
+    every ``test_scores.csv`` below it). Raises ReportError for a path that
+    does not exist or a directory without such a file."""
+    try:
+        return score_files_lib.find(specs)
+    except score_files_lib.ScoreFilesError as e:
+        raise ReportError(str(e)) from None
 
 
 def _read_rows(path, sums, counts):

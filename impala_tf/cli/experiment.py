@@ -144,8 +144,10 @@ def _run_actor(config):
 def _test(config, flag_values):
     """--mode=test: evaluate the latest checkpoint, scores to a CSV."""
     from impala_tf.runtime import evaluate
+    from impala_tf.runtime import score_files
     fv = flag_values
-    output = fv.test_output or os.path.join(config.logdir, "test_scores.csv")
+    output = fv.test_output or os.path.join(config.logdir,
+                                            score_files.SCORES_FILE_NAME)
     means = evaluate.evaluate(
         config.actor, _restore_agent(config), fv.test_num_episodes,
         output, seed=fv.seed + 10_000,
