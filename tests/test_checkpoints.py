@@ -1,14 +1,23 @@
-"""Tests for impala_tf.runtime.checkpoints beyond those of tests/test_reliability*
-(errors, resume) and tests/test_pbt.py (hyperparameters): saving a step
-twice."""
+"""Tests for impala_tf.runtime.checkpoints: saving a step twice, finite
+checkpoints only, exact resume, and damaged or foreign checkpoints as one
+sentence (tests/test_pbt.py covers the hyperparameters they hold)."""
 
 import os
+import shutil
 
+import numpy as np
+import pytest
 import tensorflow as tf
 
 from impala_tf.runtime import checkpoints
+from impala_tf.runtime import runs
 from impala_tf import testing
 from impala_tf.runtime import trainer
+from tests import reliability_support
+
+make_config = reliability_support.make_config
+random_batch = reliability_support.random_batch
+values = reliability_support.values
 
 
 def _files(directory):
@@ -28,3 +37,130 @@ def test_a_step_already_saved_is_not_rewritten(tmp_path):
     second = saver.save()
     assert second != first and second.endswith("-1")
     assert tf.train.latest_checkpoint(directory) == second
+
+
+def test_checkpoints_after_nonfinite_batches_are_finite_and_nan_is_not_saved(
+        tmp_path):
+    config = make_config(tmp_path, reward_clipping="none")
+    _, learner, spec, _ = trainer.build(config)
+    batch = random_batch(spec, 2, 2, seed=0)
+    nan_batch = batch._replace(env_outputs=batch.env_outputs._replace(
+        reward=tf.fill(batch.env_outputs.reward.shape, np.nan)))
+    bad_action = batch._replace(agent_outputs=batch.agent_outputs._replace(
+        action=tf.fill(batch.agent_outputs.action.shape, 2)))
+    # Two skipped updates (tests/test_learner.py checks them), one finite.
+    for b in (nan_batch, bad_action, batch):
+        learner.train_step(b)
+    lines = []
+    # Checkpoints hold finite values only, and a NaN weight is never saved.
+    saver = checkpoints.Checkpoints(str(tmp_path / "ck"), learner,
+                                    lines.append)
+    path = saver.save()
+    reader = tf.train.load_checkpoint(path)
+    for key in reader.get_variable_to_dtype_map():
+        value = reader.get_tensor(key)
+        if np.issubdtype(np.asarray(value).dtype, np.floating):
+            assert np.all(np.isfinite(value)), key
+    learner.agent.trainable_variables[0].assign(
+        tf.fill(learner.agent.trainable_variables[0].shape, np.nan))
+    assert saver.save() is None
+    assert "NOT saving a checkpoint" in lines[-1]
+    assert checkpoints.latest(str(tmp_path / "ck")) == path
+
+
+def test_resume_restores_every_variable_exactly(tmp_path):
+    config = make_config(tmp_path)
+    _, first, spec, _ = trainer.build(config)
+    step_a = first.train_step  # Eager: no tracing time; same update.
+    for seed in range(3):
+        step_a(random_batch(spec, 2, 2, seed))
+    run_dir = runs.RunDirectory(config.logdir)
+    checkpoints.Checkpoints(run_dir.checkpoint_dir, first).save()
+    # A "new process": a fresh learner, restored the trainer's way.
+    _, second, _, _ = trainer.build(config)
+    assert checkpoints.Checkpoints(run_dir.checkpoint_dir,
+                                   second).restore() is not None
+    a, b = values(first), values(second)
+    assert int(second.num_steps.numpy()) == 3
+    assert int(second.num_frames.numpy()) == 3 * 10
+    slots = [n for n in a if "ms" in n.split("/")[-1] or "rms" in n.lower()]
+    assert slots, sorted(a)  # RMSProp's mean squares are checkpointed.
+    for name in a:
+        if "learning_rate" not in name:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    # The same next batch gives the same update, learning rate included.
+    batch = random_batch(spec, 2, 2, seed=9)
+    out_a = step_a(batch)
+    out_b = second.train_step(batch)
+    assert float(out_a["learning_rate"]) == float(out_b["learning_rate"])
+    assert float(out_b["learning_rate"]) == pytest.approx(
+        0.01 * (1 - 30 / 1000))
+    for name, value in values(first).items():
+        np.testing.assert_array_equal(value, values(second)[name],
+                                      err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory):
+    """A run directory with two checkpoints of a trained shallow agent."""
+    return reliability_support.save_run(tmp_path_factory.mktemp("saved"))
+
+
+def _restore_copy(saved_run, tmp_path, damage, **agent):
+    copy = str(tmp_path / "copy")
+    shutil.copytree(saved_run, copy)
+    ckdir = os.path.join(copy, "checkpoints")
+    damage(ckdir)
+    _, learner, _, _ = trainer.build(make_config(copy, **agent))
+    return checkpoints.Checkpoints(
+        runs.RunDirectory(copy).checkpoint_dir, learner).restore()
+
+
+def _truncate(ckdir):
+    path = os.path.join(ckdir, "ckpt-2.data-00000-of-00001")
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+
+
+def _flip(ckdir):
+    path = os.path.join(ckdir, "ckpt-2.data-00000-of-00001")
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 3] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+
+
+def _write(name, text):
+    def damage(ckdir):
+        with open(os.path.join(ckdir, name), "w") as f:
+            f.write(text)
+    return damage
+
+
+@pytest.mark.parametrize("damage,agent,fragment", [
+    (_truncate, {}, "is corrupt (IndexError"),
+    (_flip, {}, "is corrupt (DataLossError"),
+    (lambda d: os.remove(os.path.join(d, "ckpt-2.data-00000-of-00001")), {},
+     "is corrupt"),
+    (_write("ckpt-2.index", "garbage"), {}, "or name an older one "
+     "(ckpt-1) in its 'checkpoint' file"),
+    (_write("checkpoint", "garbage {{"), {}, "state file is missing"),
+    (lambda d: None, {"torso": "deep"}, "written by a different agent"),
+    (lambda d: None, {"num_actions": 3}, "written by a different agent"),
+    (lambda d: None, {"use_lstm": True}, "written by a different agent"),
+])
+def test_bad_checkpoint_is_one_sentence(saved_run, tmp_path, damage, agent,
+                                        fragment):
+    with pytest.raises(runs.RunError) as info:
+        _restore_copy(saved_run, tmp_path, damage, **agent)
+    message = str(info.value)
+    assert fragment in message and "\n" not in message, message
+
+
+def test_leftovers_of_a_killed_save_are_ignored(saved_run, tmp_path):
+    def killed_mid_save(ckdir):  # What a SIGKILL inside save() leaves.
+        os.makedirs(os.path.join(ckdir, "ckpt-3_temp"))
+        _write("ckpt-3_temp/part-00000-of-00001.data-00000-of-00001",
+               "partial")(ckdir)
+        _write("ckpt-3.index", "partial")(ckdir)
+    path = _restore_copy(saved_run, tmp_path, killed_mid_save)
+    assert path.endswith("ckpt-2")

@@ -10,6 +10,8 @@ import tensorflow as tf
 from impala_tf import agents
 from impala_tf.algorithm import learner as learner_lib
 from impala_tf import testing
+from impala_tf.runtime import trainer
+from tests import reliability_support
 
 B, T, A, SIZE = 3, 4, 3, 24  # Batch, unroll, actions, frame side.
 
@@ -283,3 +285,36 @@ def test_rmsprop_mean_square_starts_where_configured(initial):
         ms = c.decay * initial + (1 - c.decay) * g * g
         expected = b - c.learning_rate * g / np.sqrt(ms + c.epsilon)
         np.testing.assert_allclose(a, expected, rtol=2e-3, atol=1e-6)
+
+
+def test_nonfinite_batch_from_the_trainers_learner_skips_every_update(
+        tmp_path):
+    """NaN rewards, and actions out of range (what NaN logits make actors
+    sample), leave weights and optimizer slots unchanged; the skip count
+    stays after a finite batch trains again."""
+    config = reliability_support.make_config(tmp_path, reward_clipping="none")
+    _, learner, spec, _ = trainer.build(config)
+    batch = reliability_support.random_batch(spec, 2, 2, seed=0)
+    nan_batch = batch._replace(env_outputs=batch.env_outputs._replace(
+        reward=tf.fill(batch.env_outputs.reward.shape, np.nan)))
+    values = reliability_support.values
+    before = values(learner)
+    out = learner.train_step(nan_batch)
+    assert not np.isfinite(out["total_loss"].numpy())
+    assert int(out["nonfinite_skips"]) == 1 and int(out["num_steps"]) == 1
+    after = values(learner)
+    for name, value in before.items():  # Weights and optimizer slots.
+        if "learning_rate" not in name and "num_" not in name and (
+                "nonfinite" not in name):
+            np.testing.assert_array_equal(value, after[name], err_msg=name)
+    # NaN logits make actors sample an action out of range: skipped too.
+    bad_action = batch._replace(agent_outputs=batch.agent_outputs._replace(
+        action=tf.fill(batch.agent_outputs.action.shape, 2)))
+    out = learner.train_step(bad_action)
+    assert int(out["nonfinite_skips"]) == 2
+    assert not np.isfinite(out["total_loss"].numpy())
+    # A finite batch trains again; the skip count stays.
+    out = learner.train_step(batch)
+    assert int(out["nonfinite_skips"]) == 2
+    assert any(not np.array_equal(before[n], v)
+               for n, v in values(learner).items() if "agent" in n)

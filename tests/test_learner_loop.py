@@ -191,3 +191,14 @@ def test_make_step_is_the_learners_step_or_the_clusters():
     assert out == {"x": 6.0, "jit": True}
     step = learner_loop.make_step(Learner(), cluster=Cluster())
     np.testing.assert_allclose(step(tf.constant(3.0))["x"], 9.0)
+
+
+def test_nonfinite_reporter_names_the_step_and_is_rate_limited():
+    lines = []
+    reporter = learner_loop.NonfiniteReporter(lines.append, 0)
+    reporter.check({"nonfinite_skips": 1, "num_steps": 7,
+                    "total_loss": np.nan, "grad_norm": np.nan})
+    reporter.check({"nonfinite_skips": 2, "num_steps": 8,
+                    "total_loss": np.nan, "grad_norm": np.nan})
+    assert len(lines) == 1 and "step 7: non-finite loss" in lines[0]
+    assert "update skipped" in lines[0]

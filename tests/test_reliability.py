@@ -5,7 +5,8 @@ own process group, killed with everything it started when the test ends,
 whatever happens. Actor processes are found by that process group in /proc,
 so orphans (actors whose learner died) are seen too. Single-process checks
 (NaN updates, exact resume, damaged checkpoints, the watchdog and the
-supervisor) are in tests/test_reliability_units.py.
+supervisor) are in tests/test_supervisor.py, test_watchdog.py,
+test_checkpoints.py, test_runs.py, test_learner.py and test_learner_loop.py.
 """
 
 import hashlib
