@@ -1,4 +1,5 @@
-"""Tests for impala_tf.agents (shapes, parameter counts, resets, gradients)."""
+"""Tests for impala_tf.agents.agent (`agents.make_agent`, `ImpalaAgent`):
+shapes, parameter counts, resets, gradients, tf.function and SavedModel."""
 
 import numpy as np
 import pytest
@@ -271,30 +272,6 @@ def test_gradients_reach_every_variable(torso, use_lstm, use_instruction):
         assert np.any(g != 0), v.name
 
 
-def test_instruction_encoder_empty_and_padding():
-    encoder = agents.InstructionEncoder()
-    out = encoder(
-        tf.constant(["", "go to the red apple", "", "  red  apple "]))
-    assert out.shape == (4, 64) and out.dtype == tf.float32
-    assert np.all(np.isfinite(out.numpy()))
-    np.testing.assert_array_equal(out[0], np.zeros(64))
-    np.testing.assert_array_equal(out[2], np.zeros(64))
-    assert np.any(out[1].numpy() != 0)
-    # Padding of shorter instructions does not change their encoding, and
-    # extra whitespace is ignored.
-    alone = encoder(tf.constant(["red apple"]))
-    np.testing.assert_allclose(out[3], alone[0], atol=1e-6)
-    # An all-empty batch (zero words) works and gives zeros.
-    empty = encoder(tf.constant(["", ""]))
-    np.testing.assert_array_equal(empty, np.zeros([2, 64]))
-    # Gradients from an all-empty batch are finite (zero).
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(encoder(tf.constant(["", ""])))
-    for g in tape.gradient(loss, encoder.trainable_variables):
-        if g is not None:
-            assert np.all(np.isfinite(tf.convert_to_tensor(g).numpy()))
-
-
 def test_missing_instruction_and_unknown_torso_raise():
     rng = np.random.default_rng(8)
     agent = agents.make_agent("shallow", 3, use_instruction=True)
@@ -338,33 +315,3 @@ def test_saved_model_export_of_step(tmp_path):
         np.testing.assert_allclose(a, b, atol=1e-6)
     init = loaded.initial_state(tf.constant(3))
     assert [s.shape for s in tf.nest.flatten(init)] == [(3, 256), (3, 256)]
-
-
-@pytest.mark.parametrize("kernel,stride,padding", [(8, 4, "VALID"),
-                                                    (3, 1, "SAME")])
-def test_pixel_conv_is_a_conv_on_the_scaled_frame(kernel, stride, padding):
-    # The torsos' first layer folds the release's frame / 255 into the
-    # kernel: same outputs and same gradients as snt.Conv2D on frame / 255
-    # with the same variables.
-    from impala_tf.agents import torsos
-    frame = tf.constant(np.random.default_rng(0).integers(
-        0, 256, (3, 24, 20, 4), np.uint8))
-    pixel = torsos.PixelConv2D(5, kernel, stride=stride, padding=padding,
-                               b_init=snt.initializers.RandomNormal())
-    plain = snt.Conv2D(5, kernel, stride=stride, padding=padding)
-    with tf.GradientTape(persistent=True) as tape:
-        got = pixel(frame)
-        plain(tf.zeros([1, 24, 20, 4]))
-        plain.w.assign(pixel.w)
-        plain.b.assign(pixel.b)
-        want = plain(tf.cast(frame, tf.float32) / 255.0)
-        got_loss = tf.reduce_sum(tf.sin(got))
-        want_loss = tf.reduce_sum(tf.sin(want))
-    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5,
-                               atol=1e-5)
-    for g, w in zip(tape.gradient(got_loss, [pixel.w, pixel.b]),
-                    tape.gradient(want_loss, [plain.w, plain.b])):
-        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4,
-                                   atol=1e-4)
-    assert [v.name for v in pixel.variables] == [
-        v.name.replace(plain.name, pixel.name) for v in plain.variables]
