@@ -1,5 +1,5 @@
 """The small trajectory nest the transport tests send (tests/test_transport.py,
-tests/test_transport_grpc.py): a support module, not a test file, so every
+tests/test_grpc.py): a support module, not a test file, so every
 test target (Bazel's included) has it."""
 
 import numpy as np

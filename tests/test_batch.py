@@ -19,7 +19,7 @@ from impala_tf.envs import batch as env_batch
 from impala_tf.envs import registry
 
 TOY = testing.TOY_LEVEL
-COUNTER = "tests.test_env_batch:counter_env"
+COUNTER = "tests.test_batch:counter_env"
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 

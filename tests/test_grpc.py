@@ -143,7 +143,7 @@ import tensorflow as tf
 from impala_tf.transport import grpc
 from impala_tf.transport import reconnecting
 from tests import transport_data as t
-from tests import test_transport_grpc as g
+from tests import test_grpc as g
 
 DEADLINE_MS = 200
 
