@@ -70,15 +70,15 @@ def test_actor_counter_counts_joins_and_departures():
     from impala_tf.runtime import distributed
     counts = np.zeros(8, np.int64)
     lines = []
+    now = [100.0]  # The counter's clock, in seconds.
     counter = distributed.ActorCounter(lambda: counts.copy(), timeout_s=0.2,
-                                       log=lines.append)
+                                       log=lines.append, clock=lambda: now[0])
     counter.poll()
     assert counter.stats() == {"actors_connected": 0, "actors_seen": 0}
     counts[[1, 5]] = 1
     counter.poll()
     assert counter.stats() == {"actors_connected": 2, "actors_seen": 2}
-    import time
-    time.sleep(0.3)
+    now[0] += 0.3  # Past timeout_s.
     counts[1] += 1  # Actor 1 still pulls; actor 5 went silent.
     counter.poll()
     assert counter.stats() == {"actors_connected": 1, "actors_seen": 2}

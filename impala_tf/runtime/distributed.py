@@ -195,21 +195,24 @@ class ActorCounter:
         (`transport.grpc.LearnerServer.actor_unrolls`).
       timeout_s: silence after which an actor counts as gone.
       log: callable(str).
+      clock: callable returning seconds (float) on a monotonic clock; every
+        time the counter reads or waits against comes from it.
     """
 
-    def __init__(self, read, timeout_s=60.0, log=print):
+    def __init__(self, read, timeout_s=60.0, log=print, clock=time.monotonic):
         self._read = read
+        self._clock = clock
         self._timeout = timeout_s
         self._log = log
         self._counts = None
         self._last_seen = {}
         self._seen = set()
         self._lock = threading.Lock()
-        self.last_change = time.monotonic()
+        self.last_change = self._clock()
 
     def poll(self):
         counts = self._read()
-        now = time.monotonic()
+        now = self._clock()
         changed = (range(len(counts)) if self._counts is None
                    else (counts != self._counts).nonzero()[0])
         self._counts = counts
@@ -240,14 +243,14 @@ class ActorCounter:
     def wait_quiet(self, quiet_s=1.5, max_s=10.0):
         """After the queue closed: waits until no actor pulled for
         `quiet_s` (they saw the close and left), at most `max_s`."""
-        deadline = time.monotonic() + max_s
-        self.last_change = time.monotonic()
-        while time.monotonic() < deadline:
+        deadline = self._clock() + max_s
+        self.last_change = self._clock()
+        while self._clock() < deadline:
             try:
                 self.poll()
             except tf.errors.OpError:
                 return
-            if time.monotonic() - self.last_change >= quiet_s:
+            if self._clock() - self.last_change >= quiet_s:
                 return
             time.sleep(0.2)
 
