@@ -1,5 +1,6 @@
-"""Tests of `transport.grpc.ActorClient.enqueue` against a real learner
-server: a blocked enqueue that outlasts its deadline (the learner not
+"""Tests of impala_tf.transport.grpc against a real learner server: weights
+round-trip with their version and a batch crosses as tensors of the nest;
+and `ActorClient.enqueue`: a blocked enqueue that outlasts its deadline (the learner not
 dequeuing: first compile, a checkpoint, a PBT copy) delivers every
 trajectory exactly once, and a blocked enqueue still ends when the learner
 closes its queue or vanishes (and what it abandons puts nothing into the
@@ -232,3 +233,64 @@ def test_blocked_enqueue_ends_when_the_learner_closes_or_vanishes():
     code, out = testing.run_isolated_script(
         '"$PY" -c "$SCRIPT"', timeout=180, env={"SCRIPT": _ENDS_SCRIPT})
     assert code == 0 and "ENDS-OK" in out, out[-3000:]
+
+
+_GRPC_SCRIPT = r"""
+import numpy as np
+import tensorflow as tf
+from impala_tf import transport
+from impala_tf.transport import grpc
+from tests import transport_data as t
+
+address = f"localhost:{grpc.pick_free_port()}"
+grpc.start_learner_server(address)
+specs = [(tf.float32, tf.TensorShape([2, 3])), (tf.int32, tf.TensorShape([]))]
+server = grpc.LearnerServer(t.SPEC, specs, capacity=8)
+weights = [tf.Variable(np.arange(6, dtype=np.float32).reshape(2, 3)),
+           tf.Variable(7)]
+server.publish(weights, 5)
+client = grpc.ActorClient(address, t.SPEC, specs, 8, connect_timeout_s=30)
+assert isinstance(client, transport.ActorTransport)
+assert isinstance(server, transport.WeightPublisher)
+pulled, version = client.pull_weights()
+assert version == 5, version
+np.testing.assert_array_equal(pulled[0], weights[0].numpy())
+assert int(pulled[1]) == 7
+weights[0].assign_add(tf.ones([2, 3]))
+server.publish(weights, 6)
+pulled, version = client.pull_weights()
+assert version == 6 and float(pulled[0][0, 0]) == 1.0
+client.enqueue(t.trajectories([1, 2, 3]))
+client.enqueue(t.trajectories([4, 5, 6]))
+batches = server.batches(4, prefetch=1)
+assert isinstance(batches, transport.BatchSource)
+batch = next(batches)
+assert all(isinstance(x, tf.Tensor) for x in tf.nest.flatten(batch))
+assert batch["frame"].shape == (4, 3, 5, 5, 4)
+assert batch["frame"].dtype == tf.uint8
+assert t.check_batch([batch[k].numpy() for k in sorted(t.SPEC)], 4) == [
+    1, 2, 3, 4]
+batches.close()
+try:
+    next(batches)
+    raise AssertionError("the source did not end")
+except StopIteration:
+    pass
+try:
+    client.pull_weights()
+    raise AssertionError("the client did not see the close")
+except tf.errors.CancelledError:
+    pass
+client.close()
+print("GRPC-OK")
+"""
+
+
+@procs.requires_netns
+def test_grpc_weights_round_trip_and_a_batch_crosses():
+    """A real server and client: published weights are pulled with their
+    version, unrolls cross as a batch of tensors of the nest (the same kind
+    as shared memory's), and closing the source ends both sides."""
+    code, out = testing.run_isolated_script(
+        '"$PY" -c "$SCRIPT"', timeout=180, env={"SCRIPT": _GRPC_SCRIPT})
+    assert code == 0 and "GRPC-OK" in out, out[-3000:]
