@@ -11,7 +11,6 @@ import time
 import pytest
 
 from impala_tf.runtime import supervisor as supervisor_lib
-from impala_tf.runtime import watchdog
 from impala_tf import testing
 from impala_tf.envs import registry
 from tests import faulty_envs
@@ -84,7 +83,7 @@ def test_supervisor_stops_healthy_actors_quickly():
         # Until the actor is past its start-up (its heartbeat says running),
         # so stop() asks it to stop rather than killing a starting process.
         deadline = time.monotonic() + 30.0
-        while not watchdog.running(sup._heartbeats[0]):
+        while not sup.running(0):
             assert time.monotonic() < deadline, "actor never started running"
             sup.poll()
             time.sleep(0.05)

@@ -235,6 +235,12 @@ class ActorSupervisor:
     def pids(self):
         return {t: p.pid for t, p in self._procs.items() if p is not None}
 
+    def running(self, task):
+        """Whether actor `task` is past its start-up: its heartbeat says it
+        steps its environments."""
+        heartbeat = self._heartbeats.get(task)
+        return heartbeat is not None and watchdog.running(heartbeat)
+
     def stop(self, timeout_s=15.0):
         """Asks actors to stop, then terminates and kills stragglers.
 
