@@ -196,7 +196,8 @@ def test_sigkilled_senders_never_deliver_partial_trajectories():
             kills += 1
             busy[a][0] = 0
             actors[a] = spawn(a)
-        time.sleep(1.0)
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.05)  # Until the learner side has a batch.
     finally:
         for p in actors:
             p.kill()
