@@ -190,8 +190,18 @@ def train_monobeast(args, shim_dir, workdir, index):
                 "cpu_others": max(0.0, machine - cpu),
                 "measured_s": last[0] - first[0]}
     finally:
+        _stop_group(proc)
+
+
+def _stop_group(proc):
+    """Stops MonoBeast (SIGINT, its own way out), then kills what is left
+    of its process group; a second SIGTERM or Ctrl-C meanwhile waits until
+    this is done."""
+    blocked = {signal.SIGTERM, signal.SIGINT}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)  # MonoBeast's own way out.
+            proc.send_signal(signal.SIGINT)
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
@@ -201,6 +211,8 @@ def train_monobeast(args, shim_dir, workdir, index):
         except ProcessLookupError:
             pass
         proc.wait()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def main(argv):
