@@ -431,11 +431,15 @@ def main(argv):
     args = parser.parse_args(argv)
     precisions = [p.strip() for p in args.precisions.split(",")]
     bad = [p for p in precisions if p not in ("float32", "bfloat16")]
-    if bad or args.envs < 1 or args.unrolls < 1:
-        print("error: --precisions takes float32,bfloat16; --envs and "
-              "--unrolls at least 1")
+    try:
+        batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    except ValueError:
+        batch_sizes = []
+    if bad or args.envs < 1 or args.unrolls < 1 or not batch_sizes or min(
+            batch_sizes) < 1:
+        print("error: --precisions takes float32,bfloat16; --batch_sizes "
+              "positive integers; --envs and --unrolls at least 1")
         return 2
-    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     raw = []
     rows = []
