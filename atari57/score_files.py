@@ -13,13 +13,14 @@ import math
 from typing import Dict, List, Sequence
 
 from atari57 import games as games_lib
+from impala_tf import errors
 from impala_tf.runtime import score_files as score_files_lib
 
 __all__ = ["ReportError", "SCORES_FILE_NAME", "canonical_game",
            "load_scores", "load_scores_csv", "score_files"]
 
 
-class ReportError(ValueError):
+class ReportError(errors.UsageError, ValueError):
     """Bad input to the report (the CLI prints it and exits with status 2)."""
 
 

@@ -36,13 +36,14 @@ import sys
 
 import dmlab30
 from dmlab30 import levels as levels_lib
+from impala_tf import errors
 from impala_tf.runtime import score_files as score_files_lib
 
 FORMATS = ("table", "json", "markdown")
 PER_LEVEL_CAP = dmlab30.DEFAULT_PER_LEVEL_CAP
 
 
-class ReportError(ValueError):
+class ReportError(errors.UsageError, ValueError):
     """Bad input to the report; its message is one sentence for the user."""
 
 
