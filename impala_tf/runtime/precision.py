@@ -13,9 +13,9 @@ weights whatever the precision.
 `auto` would pick bfloat16 where the CPU has native bfloat16 arithmetic
 (`amx_bf16` or `avx512_bf16` in /proc/cpuinfo) once bfloat16 is shown to
 learn as float32 does (BFLOAT16_LEARNS); until then it picks float32
-everywhere and says why: on Pong with configs/pong_fast.cfg, bfloat16
-reached -15 later than every float32 seed and one of its two seeds missed
-+18 by 19M frames (docs/LEARNING.md). It picks float32 where a GPU is
+everywhere and says why: on Pong with configs/pong_fast.cfg, one of
+bfloat16's two seeds did not reach +18 by 20M frames, where all six
+float32 seeds did (docs/LEARNING.md). It picks float32 where a GPU is
 visible (the rewrite is a CPU one). Each process resolves `auto` for its
 own CPU: remote actors may run on other machines.
 
