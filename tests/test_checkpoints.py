@@ -1,6 +1,7 @@
 """Tests for impala_tf.runtime.checkpoints: saving a step twice, finite
-checkpoints only, exact resume, and damaged or foreign checkpoints as one
-sentence (tests/test_pbt.py covers the hyperparameters they hold)."""
+checkpoints only, exact resume, damaged or foreign checkpoints as one
+sentence, and the hyperparameters they hold (a checkpoint without them
+restores with the config's)."""
 
 import os
 import shutil
@@ -13,6 +14,7 @@ from impala_tf.runtime import checkpoints
 from impala_tf.runtime import runs
 from impala_tf import testing
 from impala_tf.runtime import trainer
+from tests import pbt_support
 from tests import reliability_support
 
 make_config = reliability_support.make_config
@@ -164,3 +166,26 @@ def test_leftovers_of_a_killed_save_are_ignored(saved_run, tmp_path):
         _write("ckpt-3.index", "partial")(ckdir)
     path = _restore_copy(saved_run, tmp_path, killed_mid_save)
     assert path.endswith("ckpt-2")
+
+
+def test_hyperparameters_are_checkpointed(tmp_path):
+    learner = pbt_support.new_learner()
+    learner.set_hyperparameters(pbt_support.NEW)
+    checkpoints.Checkpoints(str(tmp_path), learner).save()
+    resumed = pbt_support.new_learner()
+    assert checkpoints.Checkpoints(str(tmp_path), resumed).restore()
+    assert resumed.hyperparameters() == pbt_support.NEW
+
+
+def test_a_checkpoint_from_before_restores_with_the_configs_values(
+        tmp_path):
+    old = pbt_support.new_learner()
+    tf.train.Checkpoint(agent=old.agent, num_steps=old.num_steps).save(
+        str(tmp_path / "ckpt"))
+    learner = pbt_support.new_learner()
+    assert checkpoints.Checkpoints(str(tmp_path), learner).restore()
+    assert learner.hyperparameters() == {
+        "learning_rate": 0.01, "entropy_cost": 0.01, "epsilon": 0.01,
+        "max_grad_norm": 40.0}
+    for a, b in zip(pbt_support.weights(old), pbt_support.weights(learner)):
+        np.testing.assert_array_equal(a, b)

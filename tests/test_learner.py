@@ -1,6 +1,6 @@
 """Tests for impala_tf.algorithm.learner: the update with and without XLA, the
-learning-rate and entropy-cost schedules, the non-finite skip, publication
-and the XLA default.
+learning-rate and entropy-cost schedules, the non-finite skip, publication,
+the XLA default and hyperparameters set between updates.
 """
 
 import numpy as np
@@ -11,6 +11,7 @@ from impala_tf import agents
 from impala_tf.algorithm import learner as learner_lib
 from impala_tf import testing
 from impala_tf.runtime import trainer
+from tests import pbt_support
 from tests import reliability_support
 
 B, T, A, SIZE = 3, 4, 3, 24  # Batch, unroll, actions, frame side.
@@ -318,3 +319,35 @@ def test_nonfinite_batch_from_the_trainers_learner_skips_every_update(
     assert int(out["nonfinite_skips"]) == 2
     assert any(not np.array_equal(before[n], v)
                for n, v in values(learner).items() if "agent" in n)
+
+
+def test_changed_hyperparameters_change_the_next_update():
+    """Hyperparameters are learner variables: setting them changes the
+    next update as a learner built with them would, without a retrace."""
+    new, batch, weights = pbt_support.NEW, pbt_support.batch, \
+        pbt_support.weights
+    changed, fresh, unchanged = (pbt_support.new_learner(),
+                                 pbt_support.new_learner(**new),
+                                 pbt_support.new_learner())
+    for a, b in zip(weights(changed), weights(fresh)):
+        np.testing.assert_array_equal(a, b)  # The same start.
+    step = changed.step_function(jit_compile=False)
+    changed.set_hyperparameters(new)
+    assert changed.hyperparameters() == new
+    step(batch(1))
+    fresh.step_function(jit_compile=False)(batch(1))
+    unchanged.step_function(jit_compile=False)(batch(1))
+    for a, b in zip(weights(changed), weights(fresh)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert any(not np.allclose(a, b, rtol=1e-3) for a, b in
+               zip(weights(changed), weights(unchanged)))
+    # Setting them again changes the next update without a retrace.
+    traces = step.experimental_get_tracing_count()
+    changed.set_hyperparameters({"learning_rate": 0.0})
+    before = weights(changed)
+    step(batch(2))
+    for a, b in zip(before, weights(changed)):
+        np.testing.assert_array_equal(a, b)  # Learning rate 0.
+    assert step.experimental_get_tracing_count() == traces
+    with pytest.raises(ValueError, match="unknown"):
+        changed.set_hyperparameters({"decay": 0.5})
