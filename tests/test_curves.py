@@ -65,23 +65,21 @@ def test_summarize(runs):
         rows[-1]["elapsed_s"] / 3600)
 
 
-def test_mean_curve_interpolates_over_the_shared_range():
+def test_seed_band_interpolates_over_the_shared_range():
     a = [{"env_frames": f, lc.RETURN_KEY: r}
          for f, r in [(0, 0.0), (10, 10.0)]]
     b = [{"env_frames": f, lc.RETURN_KEY: r}
          for f, r in [(2, 2.0), (4, None), (6, -2.0), (12, 4.0)]]
-    mean = lc.mean_curve({1: a, 2: b}, points=5)
-    assert [m["env_frames"] for m in mean] == [2, 4, 6, 8, 10]
+    band = lc.seed_band({1: a, 2: b}, points=5)
+    np.testing.assert_allclose(band["frames"], [2, 4, 6, 8, 10])
     # a(f) = f; b: 2 at 2, -2 at 6 (None skipped), then +1 per frame.
     expected = [(2 + 2) / 2, (4 + 0) / 2, (6 - 2) / 2, (8 + 0) / 2,
                 (10 + 2) / 2]
-    np.testing.assert_allclose([m[lc.RETURN_KEY] for m in mean], expected)
-    assert lc.mean_curve({1: a, 2: [{"env_frames": 1,
-                                     lc.RETURN_KEY: None}]}) == []
-    band = lc.seed_band({1: a, 2: b}, points=5)
+    np.testing.assert_allclose(band["mean"], expected)
     np.testing.assert_allclose(band["min"], [2, 0, -2, 0, 2])
     np.testing.assert_allclose(band["max"], [2, 4, 6, 8, 10])
-    np.testing.assert_allclose(band["mean"], expected)
+    assert lc.seed_band({1: a, 2: [{"env_frames": 1,
+                                    lc.RETURN_KEY: None}]}) is None
 
 
 def test_wall_seconds_add_up_across_resumes():

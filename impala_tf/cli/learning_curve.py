@@ -36,6 +36,7 @@ import sys
 from absl import app
 from absl import flags
 
+from impala_tf.errors import UsageError
 from impala_tf.runtime import curves as curves_lib
 from impala_tf.runtime import sweep
 
@@ -43,7 +44,6 @@ FLAGS = flags.FLAGS
 # Trainer flags this tool sets itself for each seed.
 _SET_PER_SEED = ("logdir", "seed", "total_environment_frames",
                  "learning_rate_decay_frames")
-UsageError = sweep.UsageError
 
 
 def trainer_flags():

@@ -69,16 +69,6 @@ def seed_band(curves, points=200):
             "max": values.max(0)}
 
 
-def mean_curve(curves, points=200):
-    """The mean across seeds as curve rows (env_frames, RETURN_KEY) on
-    `seed_band`'s grid; [] where `seed_band` is None."""
-    band = seed_band(curves, points)
-    if band is None:
-        return []
-    return [{"env_frames": int(f), RETURN_KEY: float(m)}
-            for f, m in zip(band["frames"], band["mean"])]
-
-
 def summarize(rows, thresholds):
     """One run's numbers: frames to each threshold, final frames and
     return, mean frames/s and wall-clock hours."""
