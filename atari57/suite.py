@@ -21,7 +21,7 @@ from atari57 import games
 from atari57 import multitask
 from impala_tf.envs import suites
 
-__all__ = ["SUITE", "suite_scores"]
+__all__ = ["SUITE", "reference_returns", "suite_scores"]
 
 
 def suite_scores(per_level_means):
@@ -44,6 +44,12 @@ def suite_scores(per_level_means):
             "atari57_mean_human_normalized": float(statistics.fmean(scores))}
 
 
+def reference_returns(game):
+    """{"random": ..., "human": ...}: the game's reference scores."""
+    g = games.get_game(game)
+    return {"random": g.random, "human": g.human}
+
+
 SUITE = suites.Suite(
     name="atari57",
     levels={g: suites.Level("atari", games.game_to_ale_id(g))
@@ -59,6 +65,7 @@ SUITE = suites.Suite(
             headline="atari57_median_human_normalized"),
     },
     human_normalized=games.human_normalized_score,
+    reference_returns=reference_returns,
     reference={
         # {column: {game: raw score}}, columns games.PAPER_COLUMNS.
         "impala_table_c1": {

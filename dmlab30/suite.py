@@ -21,7 +21,7 @@ import dmlab30
 from dmlab30 import levels as levels_lib
 from impala_tf.envs import suites
 
-__all__ = ["DEFAULTS", "SUITE", "suite_scores"]
+__all__ = ["DEFAULTS", "SUITE", "reference_returns", "suite_scores"]
 
 # DeepMind Lab's directory of the DMLab-30 level scripts.
 LEVEL_SCRIPT_PREFIX = "contributed/dmlab30/"
@@ -62,6 +62,14 @@ def _level(name):
                         test_level=test if test != name else None)
 
 
+def reference_returns(level_name):
+    """{"random": ..., "human": ...}: the level's reference scores (those of
+    its test level)."""
+    level = dmlab30.to_test_level(level_name)
+    return {"random": dmlab30.RANDOM_SCORES[level],
+            "human": dmlab30.HUMAN_SCORES[level]}
+
+
 SUITE = suites.Suite(
     name="dmlab30",
     levels={name: _level(name) for name in sorted(levels_lib.ALL_LEVELS)},
@@ -74,6 +82,7 @@ SUITE = suites.Suite(
             headline="dmlab30_mean_capped"),
     },
     human_normalized=dmlab30.human_normalized_score,
+    reference_returns=reference_returns,
     reference={
         # {(correction, with replay): {level: average final return}}.
         "impala_table_2": levels_lib.PAPER_TABLE_2,

@@ -116,12 +116,15 @@ def test_write_csv(runs, tmp_path):
 def test_plot_has_seeds_their_band_and_mean_fps_and_wall_time(runs,
                                                               tmp_path):
     fig = lc.plot(_curves(runs), str(tmp_path / "c.png"), "title here",
-                  reference=18, reference_label="target +18")
+                  references=[("target +18", 18), ("random -20.7", -20.7)])
     top, fps, wall = fig.axes  # Three panels, no twin axis.
     labels = [line.get_label() for line in top.get_lines()]
-    assert labels == ["seed 1", "seed 2", "mean of 2 seeds", "target +18"]
+    assert labels == ["seed 1", "seed 2", "mean of 2 seeds", "target +18",
+                      "random -20.7"]
     assert [c.get_label() for c in top.collections] == ["min-max of 2 seeds"]
-    assert top.get_lines()[-1].get_linestyle() == "--"
+    assert top.get_lines()[-2].get_linestyle() == "--"
+    assert top.get_lines()[-1].get_linestyle() == ":"
+    assert list(top.get_lines()[-1].get_ydata()) == [-20.7, -20.7]
     assert [line.get_label() for line in fps.get_lines()] == [
         "seed 1", "seed 2"]
     assert fps.get_ylabel() == "frames/s"

@@ -52,6 +52,10 @@ def test_plot_only_command_line(runs, tmp_path):
     assert numbers["config"] == "pong_fast"
     assert numbers["level_name"] == "atari/pong"
     assert numbers["frames"] == 20_000_000  # The file's frame target.
+    # The plot's lines: --reference, then Pong's random and human scores.
+    assert numbers["references"] == [["reference 18", 18],
+                                     ["random -20.7", -20.7],
+                                     ["human 14.6", 14.6]]
     assert numbers["seeds"]["1"]["frames_to"] == {
         "-15": 4_000_000, "0": 6_000_000, "+18": 8_000_000}
     assert numbers["seeds"]["2"]["final_return"] == 12

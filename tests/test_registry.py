@@ -132,6 +132,19 @@ def test_dmlab_single_train_level_is_tested_on_its_test_level():
     other = registry.parse_level_name("dmlab/seekavoid_arena_01")
     assert other.test_level("seekavoid_arena_01") == "seekavoid_arena_01"
     assert other.human_normalized("seekavoid_arena_01", 1.0) is None
+    assert other.reference_returns("seekavoid_arena_01") == {}
+
+
+def test_reference_returns_are_the_suites_random_and_human_scores():
+    ls = registry.parse_level_name("atari/breakout")
+    assert ls.reference_returns("breakout") == {"random": 1.7, "human": 30.5}
+    train = registry.parse_level_name("dmlab/rooms_collect_good_objects_train")
+    got = train.reference_returns("rooms_collect_good_objects_train")
+    level = "rooms_collect_good_objects_test"  # Scored on its test level.
+    assert got == {"random": dmlab30.RANDOM_SCORES[level],
+                   "human": dmlab30.HUMAN_SCORES[level]}
+    toy = registry.parse_level_name("impala_tf.envs.toy:colour_choice")
+    assert toy.reference_returns(toy.levels[0]) == {}
 
 
 def test_headline_score_is_the_level_sets_own():

@@ -225,6 +225,7 @@ def test_third_party_suite_adds_levels_the_registry_resolves(
     assert maze.kind == "dmlab" and maze.defaults == registry.DMLAB_DEFAULTS
     assert maze.test_level("my_maze") == "my_maze_test"
     assert maze.human_normalized("my_maze", 3.0) == 6.0
+    assert maze.reference_returns("my_maze") == {}  # The suite has none.
     assert dmlab.resolve_level_name("dmlab/my_maze") == "contributed/mine/maze"
     assert pickle.loads(pickle.dumps(maze)) == maze
 

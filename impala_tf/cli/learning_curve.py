@@ -18,8 +18,9 @@ stops). Rerunning resumes each seed from its checkpoint and skips seeds
 already at `--frames`; `--plot_only` only redraws from the logdirs.
 
 Outputs: `<out>.png` (mean return of the last 100 episodes against frames,
-one line per seed, their mean and the min-max band across seeds; frames/s
-and wall-clock hours on panels below), `<out>.csv` (seed, env_frames,
+one line per seed, their mean and the min-max band across seeds,
+`--reference` and the level's random and human scores where its suite has
+them; frames/s and wall-clock hours on panels below), `<out>.csv` (seed, env_frames,
 elapsed_s, wall_s, fps, episode_return_mean), a table on stdout (per seed:
 frames to first reach each of `--thresholds`, final return, mean frames/s,
 wall hours; over the seeds: the median and the range of the frames to each
@@ -36,6 +37,7 @@ import sys
 from absl import app
 from absl import flags
 
+from impala_tf.envs import registry
 from impala_tf.errors import UsageError
 from impala_tf.runtime import curves as curves_lib
 from impala_tf.runtime import sweep
@@ -92,6 +94,24 @@ def _config_names(argv):
     return [os.path.splitext(os.path.basename(f))[0] for f in files]
 
 
+def references():
+    """(label, return) pairs the plot draws: `--reference`, then the
+    level's random and human scores where its suite has them and
+    `--suite_references` is on (a single level: `--level_name=atari/pong`,
+    a DMLab-30 level)."""
+    out = []
+    if FLAGS.reference is not None:
+        out.append((FLAGS.reference_label or f"reference {FLAGS.reference:g}",
+                    FLAGS.reference))
+    if FLAGS.suite_references:
+        level_set = registry.parse_level_name(FLAGS.level_name)
+        if len(level_set.levels) == 1:
+            level = level_set.levels[0]
+            out.extend((f"{label} {value:g}", value) for label, value in
+                       level_set.reference_returns(level).items())
+    return out
+
+
 def run(argv):
     seeds = sweep.parse_list(FLAGS.seeds, "seeds", int)
     thresholds = sweep.parse_list(FLAGS.thresholds, "thresholds", float)
@@ -100,6 +120,7 @@ def run(argv):
         "logs", "learning_curve", re.sub(r"[^A-Za-z0-9_.+-]+", "_", config))
     out = FLAGS.out or os.path.join(base, "learning_curve")
     frames = FLAGS.frames or config_frames()
+    lines = references()
     if FLAGS.dry_run:
         for seed in seeds:
             cmd = trainer_command(seed, os.path.join(base, f"seed_{seed}"),
@@ -125,11 +146,11 @@ def run(argv):
     title = (f"impala_tf: {FLAGS.level_name}, {config}, "
              f"seed{'s' if len(seeds) > 1 else ''} "
              f"{', '.join(map(str, seeds))}")
-    curves_lib.plot(curves, out + ".png", title, FLAGS.reference,
-                    FLAGS.reference_label)
+    curves_lib.plot(curves, out + ".png", title, lines)
     table, summary = curves_lib.report(curves, thresholds)
     summary.update(level_name=FLAGS.level_name, config=config,
-                   frames=frames, logdir=base)
+                   frames=frames, logdir=base,
+                   references=[list(line) for line in lines])
     print(table)
     print(f"wrote {out}.csv and {out}.png")
     if FLAGS.summary_json:
@@ -160,6 +181,9 @@ def define_flags():
     flags.DEFINE_float("reference", None, "Draw a dashed horizontal line "
                        "at this return.")
     flags.DEFINE_string("reference_label", None, "Legend of --reference.")
+    flags.DEFINE_bool("suite_references", True, "Also draw the level's "
+                      "random and human scores where its suite has them "
+                      "(an Atari-57 game, a DMLab-30 level).")
     flags.DEFINE_string("summary_json", None, "Also write the table's "
                         "numbers to this JSON file.")
 

@@ -190,6 +190,21 @@ class LevelSet:
         except ValueError:  # The suite does not score this level.
             return None
 
+    def reference_returns(self, level):
+        """{label: return} a plot of `level` draws (e.g. {"random": 1.7,
+        "human": 30.5} for Breakout) where its suite has them; {} for any
+        other level."""
+        if self.kind not in suites.LEVEL_KINDS:
+            return {}
+        found = suites.find_level(level, self.kind)
+        if found is None or found[0].reference_returns is None:
+            return {}
+        try:
+            return {str(k): float(v)
+                    for k, v in found[0].reference_returns(level).items()}
+        except (KeyError, ValueError):  # The suite does not score this level.
+            return {}
+
     def make(self, level_id, seed, is_test=False):
         """Builds the `dm_env.Environment` for `levels[level_id]`."""
         level = self.levels[level_id]

@@ -103,6 +103,9 @@ class Suite:
       human_normalized: callable(level, mean return) -> float: the
         uncapped human-normalised score in % (0 = random, 100 = human) of
         any of `levels`; None if the suite has no reference scores.
+      reference_returns: callable(level) -> {label: return}: the returns a
+        plot of `level` draws as horizontal lines (e.g. {"random": 1.7,
+        "human": 30.5}); None if the suite has none.
       reference: paper numbers for tools, by key (e.g. "impala_table_2":
         {(correction, with replay): {level: return}} for the Table 2
         ablation).
@@ -116,6 +119,8 @@ class Suite:
         default_factory=dict)
     human_normalized: typing.Optional[
         typing.Callable[[str, float], float]] = None
+    reference_returns: typing.Optional[
+        typing.Callable[[str], typing.Mapping[str, float]]] = None
     reference: typing.Mapping[str, typing.Any] = dataclasses.field(
         default_factory=dict)
     commands: typing.Mapping[str, str] = dataclasses.field(

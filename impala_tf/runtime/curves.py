@@ -132,14 +132,15 @@ def write_csv(curves, path):
                             else f"{r[RETURN_KEY]:.4f}"])
 
 
-def plot(curves, path, title, reference=None, reference_label=None):
+def plot(curves, path, title, references=()):
     """Draws the curves to `path` (PNG) and returns the matplotlib figure.
 
     Top panel: mean return (last 100 episodes) against frames, one thin
     line per seed and, for more than one seed, their mean (thick) inside
-    the min-max band across seeds; an optional dashed horizontal
-    reference. Middle panel: frames/s of each seed. Bottom panel: each
-    seed's wall-clock hours.
+    the min-max band across seeds; `references`, a sequence of (label,
+    return) pairs (e.g. the game's random and human scores, a target), as
+    horizontal dashed or dotted lines. Middle panel: frames/s of each seed.
+    Bottom panel: each seed's wall-clock hours.
     """
     import matplotlib  # pylint: disable=import-outside-toplevel
     matplotlib.use("Agg")
@@ -166,9 +167,10 @@ def plot(curves, path, title, reference=None, reference_label=None):
                         label=f"min-max of {len(curves)} seeds")
         ax.plot(band["frames"] / 1e6, band["mean"], color="black",
                 linewidth=2, label=f"mean of {len(curves)} seeds")
-    if reference is not None:
-        ax.axhline(reference, color="grey", linestyle="--", linewidth=1,
-                   label=reference_label or f"reference {reference:g}")
+    for i, (label, value) in enumerate(references):
+        ax.axhline(value, color=("dimgrey", "tab:red", "tab:green")[i % 3],
+                   linestyle=("--", ":", "-.")[i % 3], linewidth=1,
+                   label=label)
     ax.set_ylabel("mean return (last 100 episodes)")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize="small")
