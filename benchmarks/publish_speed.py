@@ -82,7 +82,8 @@ def _measure(agent_name, mode, batch_size, unroll, min_s, out):
     config = config_lib.LearnerConfig(
         batch_size=batch_size, unroll_length=unroll, num_action_repeats=4,
         total_environment_frames=10 ** 12, learning_rate=6e-4,
-        epsilon=0.01, entropy_cost=0.01, reward_clipping="abs_one")
+        epsilon=0.01, entropy_cost=0.01, reward_clipping="abs_one",
+        max_grad_norm=40.0)
     learner = learner_lib.Learner(
         agent, config,
         publish=publisher.publish if publisher is not None else None)

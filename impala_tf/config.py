@@ -34,11 +34,11 @@ class LearnerConfig:
     epsilon: float
     entropy_cost: float
     reward_clipping: str
+    max_grad_norm: float  # Global gradient-norm clip; 0: none.
     decay: float = 0.99
     momentum: float = 0.0
     baseline_cost: float = 0.5
     discounting: float = 0.99
-    max_grad_norm: float = 40.0  # Global gradient-norm clip; 0: none.
     off_policy_correction: str = "vtrace"
     clip_rho_threshold: float = 1.0
     clip_pg_rho_threshold: float = 1.0

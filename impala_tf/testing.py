@@ -275,7 +275,7 @@ def tiny_train_config(logdir, torso="shallow", num_actions=2, use_lstm=False,
             batch_size=2, unroll_length=5, num_action_repeats=1,
             total_environment_frames=1000, learning_rate=0.01,
             epsilon=0.01, entropy_cost=0.01,
-            reward_clipping=reward_clipping))
+            reward_clipping=reward_clipping, max_grad_norm=40.0))
 
 
 # -- Synthetic data. -----------------------------------------------------------

@@ -64,7 +64,7 @@ def test_every_suite_default_has_an_unset_flag():
 
 def test_field_default():
     assert config_lib.field_default(config_lib.LearnerConfig,
-                                    "max_grad_norm") == 40.0
+                                    "decay") == 0.99
     with pytest.raises(KeyError, match="batch_size"):
         config_lib.field_default(config_lib.LearnerConfig, "batch_size")
 

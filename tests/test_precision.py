@@ -81,7 +81,8 @@ def _update(which, out):
     config = learner_lib.LearnerConfig(
         batch_size=b, unroll_length=t, num_action_repeats=4,
         total_environment_frames=10 ** 9, learning_rate=6e-4, epsilon=1e-5,
-        entropy_cost=0.01, reward_clipping="abs_one")
+        entropy_cost=0.01, reward_clipping="abs_one",
+        max_grad_norm=40.0)
     learner = learner_lib.Learner(agent, config)
     learner.build(tf.nest.map_structure(tf.TensorSpec.from_tensor, batch))
     before = [v.numpy().copy() for v in agent.trainable_variables]

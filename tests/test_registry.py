@@ -27,6 +27,7 @@ def test_atari_single_game_defaults_follow_table_g1():
             d["num_action_repeats"]) == ("shallow", False, 20, 32, 0.0006,
                                          0.01, 0.01, 4)
     assert d["total_environment_frames"] == 200_000_000
+    assert d["max_grad_norm"] == 40.0
     assert ls.score_column == "game"
 
 
@@ -59,9 +60,11 @@ def test_dmlab_names_and_defaults():
     assert (d["agent"], d["use_lstm"], d["unroll_length"],
             d["learning_rate"], d["epsilon"], d["entropy_cost"]) == (
                 "deep", True, 100, 0.00048, 0.1, 0.00025)
+    assert d["max_grad_norm"] == 0.0  # The release clips no gradient.
     multi = registry.parse_level_name("dmlab30")
     assert len(multi.levels) == 30
     assert multi.defaults["reward_clipping"] == "soft_asymmetric"
+    assert multi.defaults["max_grad_norm"] == 0.0
     assert multi.test_level("rooms_collect_good_objects_train") == (
         "rooms_collect_good_objects_test")
     covered = {multi.levels[multi.level_for(i)] for i in range(30)}

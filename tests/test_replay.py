@@ -228,7 +228,8 @@ def _learner_config(**overrides):
     values = dict(
         batch_size=8, unroll_length=T, num_action_repeats=1,
         total_environment_frames=10 ** 6, learning_rate=0.01, epsilon=0.01,
-        entropy_cost=0.01, reward_clipping="abs_one")
+        entropy_cost=0.01, reward_clipping="abs_one",
+        max_grad_norm=40.0)
     values.update(overrides)
     return learner_lib.LearnerConfig(**values)
 

@@ -16,7 +16,8 @@ def _learner_config(**overrides):
     values = dict(
         batch_size=8, unroll_length=10, num_action_repeats=4,
         total_environment_frames=1_000_000, learning_rate=0.0006,
-        epsilon=0.01, entropy_cost=0.01, reward_clipping="abs_one")
+        epsilon=0.01, entropy_cost=0.01, reward_clipping="abs_one",
+        max_grad_norm=40.0)
     values.update(overrides)
     return config_lib.LearnerConfig(**values)
 

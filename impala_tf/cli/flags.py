@@ -154,8 +154,9 @@ def define_train_flags(flag_values=flags.FLAGS):
          ["abs_one", "soft_asymmetric", "none"],
          "Reward clipping (default: abs_one; soft_asymmetric for "
          "dmlab30).")
-    real("max_grad_norm", _LEARNER("max_grad_norm"),
-         "Global gradient-norm clip (0: none).", lower_bound=0.0)
+    real("max_grad_norm", None,
+         "Global gradient-norm clip, 0: none (default: 40 as Table G.1; 0 "
+         "on DeepMind Lab, as the release).", lower_bound=0.0)
     enum("off_policy_correction",
          _LEARNER("off_policy_correction"),
          ["vtrace", "1step_is", "epsilon", "none"],

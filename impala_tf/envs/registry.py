@@ -40,7 +40,7 @@ ATARI_DEFAULTS = dict(
     agent="shallow", use_lstm=False, unroll_length=20, batch_size=32,
     learning_rate=0.0006, epsilon=0.01, entropy_cost=0.01,
     reward_clipping="abs_one", total_environment_frames=int(200e6),
-    num_action_repeats=4,
+    num_action_repeats=4, max_grad_norm=40.0,
     # The fastest setting of benchmarks/throughput.py on 2 CPUs short of a
     # policy lag of ~8 learner steps (128 was ~5% faster; benchmarks/README).
     envs_per_actor=64)
@@ -48,12 +48,15 @@ DMLAB_DEFAULTS = dict(
     agent="deep", use_lstm=True, unroll_length=100, batch_size=32,
     learning_rate=0.00048, epsilon=0.1, entropy_cost=0.00025,
     reward_clipping="abs_one", total_environment_frames=int(1e9),
-    num_action_repeats=4, envs_per_actor=1)
+    num_action_repeats=4, envs_per_actor=1,
+    # No gradient clip: the release minimises the loss with RMSProp alone
+    # and Table D.3 lists none (the clip at 40 is Table G.1's, for Atari).
+    max_grad_norm=0.0)
 CUSTOM_DEFAULTS = dict(
     agent="shallow", use_lstm=True, unroll_length=20, batch_size=32,
     learning_rate=0.0006, epsilon=0.01, entropy_cost=0.01,
     reward_clipping="abs_one", total_environment_frames=int(10e6),
-    num_action_repeats=1,
+    num_action_repeats=1, max_grad_norm=40.0,
     # Stepped together by envs.batch.DmEnvBatch, one policy call per step:
     # the toy task (1 action repeat, 2 actors, 2 CPUs shared with another
     # training run) trained at ~1,700 agent steps/s with 32, ~1,100 with 16
