@@ -211,12 +211,27 @@ def _mean(values):
     return sum(values) / len(values) if values else None
 
 
+def _round_ratios(rows, task, mode, value):
+    """(min, max) over the rounds of value(row) / value(IMPALA's row of the
+    same round and task), over rounds where both were measured; None if
+    none was."""
+    def by_round(m):
+        return {r.get("round", 0): value(r) for r in rows
+                if r["task"] == task and r["mode"] == m
+                and value(r) is not None}
+    mine, base = by_round(mode), by_round("impala")
+    ratios = [mine[k] / base[k] for k in mine if base.get(k)]
+    return (min(ratios), max(ratios)) if ratios else None
+
+
 def combine(rows, tasks, modes):
     """Mean frames/s per (task, mode) over rounds, ratios to IMPALA's; and
     where the CPU the run used was measured (`cpu_run`, cores), frames per
     CPU-second and its ratio: on a machine shared with other work a run's
     share of the CPUs grows with its number of busy processes, so this
-    compares the architectures' cost where frames/s alone may not."""
+    compares the architectures' cost where frames/s alone may not. With
+    several rounds, `*_range{i}` is the (min, max) over rounds of the ratio
+    to IMPALA's cell of the same round."""
     table, per_cpu = {}, {}
     for task in tasks:
         for mode in modes:
@@ -241,6 +256,12 @@ def combine(rows, tasks, modes):
             row[f"here_per_cpu{i}"] = cpu
             row[f"here_per_cpu_ratio{i}"] = (cpu / cpu_base
                                              if cpu and cpu_base else None)
+            row[f"here_ratio_range{i}"] = _round_ratios(
+                rows, task, mode, lambda r: r["fps"])
+            row[f"here_per_cpu_ratio_range{i}"] = _round_ratios(
+                rows, task, mode,
+                lambda r: r["fps"] / r["cpu_run"] if r.get("cpu_run")
+                else None)
         out.append(row)
     return out
 
@@ -275,18 +296,34 @@ def plot(summary, tasks, path):
 def _parse(argv):
     p = argparse.ArgumentParser(prog="python -m benchmarks.table1",
                                 description=__doc__.split("\n")[0])
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--envs", type=int, default=32)
-    p.add_argument("--warmup_s", type=float, default=30.0)
-    p.add_argument("--measure_s", type=float, default=75.0)
-    p.add_argument("--startup_timeout_s", type=float, default=300.0)
-    p.add_argument("--rounds", type=int, default=1)
-    p.add_argument("--tasks", default="pong,slow_reset")
-    p.add_argument("--modes", default=",".join(MODES))
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="actor, worker or environment processes per cell "
+                   "(default: this machine's CPUs)")
+    p.add_argument("--envs", type=int, default=32,
+                   help="environments in all, and the batch (a multiple "
+                   "of --workers)")
+    p.add_argument("--warmup_s", type=float, default=30.0,
+                   help="seconds after a cell's first progress record "
+                   "that are not measured")
+    p.add_argument("--measure_s", type=float, default=75.0,
+                   help="seconds measured per cell")
+    p.add_argument("--startup_timeout_s", type=float, default=300.0,
+                   help="give up on a cell with no progress record after "
+                   "this long")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="times every cell runs (modes rotated each round); "
+                   "the table gives the mean and each ratio's range")
+    p.add_argument("--tasks", default="pong,slow_reset",
+                   help=f"comma-separated, of: {', '.join(TASKS)}")
+    p.add_argument("--modes", default=",".join(MODES),
+                   help=f"comma-separated, of: {', '.join(MODES)} "
+                   "(impala is needed: ratios are to it)")
     p.add_argument("--workdir", default=None,
                    help="run directories (default: a temporary one; "
                    "table1_runs with --print_commands)")
-    p.add_argument("--out", default="benchmarks/results/table1")
+    p.add_argument("--out", default="benchmarks/results/table1",
+                   help="output prefix of .json, .csv and .png (relative "
+                   "to the repository)")
     p.add_argument("--print_commands", action="store_true",
                    help="print one shell command per cell and exit")
     p.add_argument("--dry_run", action="store_true",
@@ -348,6 +385,9 @@ def report(args, rows):
                     (f"here_ratio{i}", "ratio", "{:.2f}"),
                     (f"here_per_cpu{i}", "per CPU-s", "{:,.0f}"),
                     (f"here_per_cpu_ratio{i}", "ratio", "{:.2f}")]
+        if args.rounds > 1:
+            columns += [(f"here_per_cpu_ratio_range{i}", "over rounds",
+                         "{0[0]:.2f}-{0[1]:.2f}")]
     table = _common.format_table(
         [dict(r, mode=r["mode"]) for r in summary],
         [("mode", "mode", "{}")] + columns)

@@ -85,6 +85,24 @@ def test_ratios_are_to_impala_on_each_task():
     assert summary[0]["here_ratio1"] == 1.0
 
 
+def test_ranges_are_over_each_rounds_own_ratio(tmp_path, capsys):
+    rows = [{"round": k, "task": "pong", "mode": m, "fps": fps,
+             "cpu_run": cpu}
+            for k, m, fps, cpu in [
+                (0, "impala", 1000.0, 2.0), (0, "a3c", 500.0, 1.0),
+                (1, "impala", 400.0, 1.0), (1, "a3c", 600.0, 1.0),
+                (2, "a3c", 900.0, 1.0)]]  # Round 2 has no IMPALA cell.
+    impala, a3c = table1.combine(rows, ["pong"], ["impala", "a3c"])
+    assert a3c["here_ratio_range1"] == (0.5, 1.5)
+    assert a3c["here_per_cpu_ratio_range1"] == (1.0, 1.5)
+    assert impala["here_per_cpu_ratio_range1"] == (1.0, 1.0)
+    args = _args([f"--out={tmp_path / 't1'}", "--tasks=pong",
+                  "--modes=impala,a3c", "--rounds=3", "--workers=2"])
+    assert table1.report(args, rows) == 0
+    table = capsys.readouterr().out
+    assert "over rounds" in table and "1.00-1.50" in table
+
+
 def test_report_writes_json_csv_and_plot(tmp_path):
     out = str(tmp_path / "t1")
     args = _args([f"--out={out}", "--tasks=pong", "--modes=impala,a3c",
