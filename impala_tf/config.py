@@ -145,6 +145,10 @@ class TrainConfig:
     spawn_actors: bool = True
     checkpoint_interval_s: float = 300.0
     log_interval_s: float = 10.0
+    # Stop at the first progress record whose mean return over the last 100
+    # episodes is at least this (`progress.reached_return`); None: train to
+    # `total_environment_frames`.
+    stop_at_return: typing.Optional[float] = None
     # XLA-compile the learner step; None: `learner.resolve_jit_compile`'s
     # default (on where a GPU is visible).
     jit_compile: typing.Optional[bool] = None

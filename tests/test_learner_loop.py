@@ -27,7 +27,9 @@ class _Learner:
         self.nonfinite_skips = tf.Variable(0, dtype=tf.int64)
 
 
-def _step_of(learner, fail_at=None, stop_votes=None):
+def _step_of(learner, fail_at=None, stop_votes=None, returns=None):
+    """returns: callable(step number) -> the return of the 6 games ending
+    in that step's [T=3, B=2] batch; None: no game ends."""
     def step(batch):
         steps = int(learner.num_steps.numpy()) + 1
         if steps == fail_at:
@@ -40,8 +42,9 @@ def _step_of(learner, fail_at=None, stop_votes=None):
                "total_loss": tf.constant(float(batch)),
                "grad_norm": tf.constant(1.0),
                "policy_lag": tf.zeros([2]),
-               "game_over": tf.zeros([3, 2], tf.bool),
-               "episode_return": tf.zeros([3, 2]),
+               "game_over": tf.fill([3, 2], returns is not None),
+               "episode_return": tf.fill(
+                   [3, 2], float(returns(steps)) if returns else 0.0),
                "episode_step": tf.zeros([3, 2], tf.int32),
                "level_id": tf.zeros([2], tf.int32)}
         if stop_votes is not None:
@@ -84,14 +87,16 @@ class _Blocking(transport.BatchSource):
 
 
 def _loop(tmp_path, batches, learner, step, total=50, saves=None,
-          on_stop=lambda: None, cluster=None, lines=None):
+          on_stop=lambda: None, cluster=None, lines=None, interval_s=3600,
+          stop_at_return=None):
     console = io.StringIO()
     logger = progress.ProgressLogger(str(tmp_path), ["level"], 1, total,
-                                     interval_s=3600, console=console)
+                                     interval_s=interval_s, console=console)
     loop = learner_loop.LearnerLoop(
         learner, step, batches, logger, saves, total,
         checkpoint_interval_s=3600, on_stop=on_stop, cluster=cluster,
-        say=(lines if lines is not None else []).append)
+        say=(lines if lines is not None else []).append,
+        stop_at_return=stop_at_return)
     return loop, console
 
 
@@ -176,6 +181,47 @@ def test_synchronous_learners_vote_and_stop_after_the_same_step(tmp_path):
                      _step_of(learner), cluster=_Cluster(), lines=lines)
     loop2.on_signal(signal.SIGINT)
     assert not loop2.stopping
+
+
+def test_stops_once_the_last_100_games_reach_the_target_return(tmp_path):
+    """Six games end per step, step s's with return s: the mean of the
+    last 100 first reaches 18 at step 26 (the games of steps 11-26 and four
+    of step 10: (4*10 + 6*(11+...+26)) / 100 = 18.16; at step 25, 17.16)."""
+    learner, lines, saves = _Learner(), [], _Saves()
+    loop, _ = _loop(tmp_path, testing.ListBatches([1.0] * 100), learner,
+                    _step_of(learner, returns=lambda s: s), total=10 ** 9,
+                    saves=saves, lines=lines, interval_s=0,
+                    stop_at_return=18)
+    loop.run()
+    assert loop.error is None and loop.steps_run == 26
+    assert lines == ["[impala] mean return 18.16 over the last 100 episodes "
+                     "reached --stop_at_return=18 at 260 frames: stopping"]
+    record = loop.finish()
+    assert record["episode_return_mean"] == pytest.approx(18.16)
+    assert saves.saved == 1  # Saved as at the frame target.
+
+
+def test_a_high_mean_of_too_few_games_does_not_stop(tmp_path):
+    learner = _Learner()
+    loop, _ = _loop(tmp_path, testing.ListBatches([1.0] * 10), learner,
+                    _step_of(learner, returns=lambda s: 21), total=10 ** 9,
+                    interval_s=0, stop_at_return=18)
+    loop.run()  # 60 games of 21 by the end of the source: not 100.
+    assert loop.steps_run == 10
+
+
+def test_synchronous_learners_vote_to_stop_at_the_target(tmp_path):
+    learner, lines, cluster = _Learner(), [], _Cluster()
+    votes = lambda s: float(cluster.stop_requested)
+    loop, _ = _loop(tmp_path, testing.ListBatches([1.0] * 100), learner,
+                    _step_of(learner, returns=lambda s: s,
+                             stop_votes=votes),
+                    total=10 ** 9, cluster=cluster, lines=lines,
+                    interval_s=0, stop_at_return=18)
+    loop.run()
+    assert cluster.stop_requested
+    assert loop.steps_run == 27  # The vote ends the next step.
+    assert sum("reached --stop_at_return" in line for line in lines) == 1
 
 
 def test_make_step_is_the_learners_step_or_the_clusters():

@@ -102,3 +102,15 @@ def test_repair_of_a_missing_or_whole_file_changes_nothing(tmp_path):
     (tmp_path / "progress.jsonl").write_text('{"a": 1}\n')
     progress.repair(str(tmp_path))
     assert (tmp_path / "progress.jsonl").read_text() == '{"a": 1}\n'
+
+
+def test_reached_return_needs_a_full_window():
+    record = {"episode_return_mean": 18.5, "episodes": 100}
+    assert progress.reached_return(record, 18)
+    assert not progress.reached_return(record, 19)
+    assert not progress.reached_return(dict(record, episodes=99), 18)
+    assert not progress.reached_return(
+        dict(record, episode_return_mean=None), 18)
+    assert not progress.reached_return(record, None)
+    assert not progress.reached_return(None, 18)
+    assert progress.reached_return(dict(record, episodes=5), 18, window=5)

@@ -54,3 +54,22 @@ def test_read_curve_without_a_run_is_a_usage_error(tmp_path):
     (tmp_path / "progress.jsonl").write_text('{"env_frames": 1}\nnot json\n')
     with pytest.raises(lc.UsageError, match="line 2 is not JSON"):
         lc.read_curve(str(tmp_path))
+
+
+def _records(path, records):
+    with open(path / "progress.jsonl", "w") as f:
+        for frames, ret, episodes in records:
+            f.write(json.dumps({"env_frames": frames, "elapsed_s": 1.0,
+                                "fps": 1.0, "episode_return_mean": ret,
+                                "episodes": episodes}) + "\n")
+
+
+def test_done_at_the_frames_or_at_the_return(tmp_path):
+    assert not lc.done(str(tmp_path), 100)  # No progress file yet.
+    _records(tmp_path, [(50, -20.0, 300), (90, 18.5, 600)])
+    assert not lc.done(str(tmp_path), 100)
+    assert lc.done(str(tmp_path), 90)
+    assert lc.done(str(tmp_path), 100, stop_at_return=18)
+    assert not lc.done(str(tmp_path), 100, stop_at_return=19)
+    _records(tmp_path, [(90, 18.5, 60)])  # Too few games for the window.
+    assert not lc.done(str(tmp_path), 100, stop_at_return=18)

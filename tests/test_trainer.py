@@ -125,6 +125,25 @@ def test_resume_continues_counters(trained, tmp_path):
 
 
 @real_processes
+def test_stop_at_return_ends_a_run_that_plays_well(trained, tmp_path):
+    """The trained run (mean return above 7.5, learning rate 0 past its
+    16,000-frame schedule) resumed with a frame target it would need hours
+    for: it stops once 100 new games average 7 or more."""
+    logdir, _ = trained
+    copy = str(tmp_path / "resumed")
+    subprocess.run(["cp", "-r", logdir, copy], check=True)
+    result = testing.run_impala(
+        SMALL + ["--logdir=" + copy, "--total_environment_frames=10000000000",
+                 "--stop_at_return=7", "--log_interval_s=1"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "reached --stop_at_return=7 at" in result.stdout, result.stdout
+    last = _records(copy)[-1]
+    assert last["env_frames"] < 10_000_000_000
+    assert progress.reached_return(last, 7)
+    assert os.path.exists(os.path.join(copy, "checkpoints", "checkpoint"))
+
+
+@real_processes
 def test_test_mode_writes_scores(trained, tmp_path):
     logdir, _ = trained
     out = str(tmp_path / "scores.csv")

@@ -203,6 +203,10 @@ def define_train_flags(flag_values=flags.FLAGS):
          "Seconds between checkpoints.", lower_bound=1.0)
     real("log_interval_s", _TRAIN("log_interval_s"),
          "Seconds between progress lines.", lower_bound=0.1)
+    real("stop_at_return", _TRAIN("stop_at_return"),
+         "Stop (checkpoint, exit 0) at the first progress line whose mean "
+         "return over the last 100 episodes is at least this, e.g. 18 on "
+         "Pong; default: train to --total_environment_frames.")
     real("env_timeout_s", _TRAIN("env_timeout_s"),
          "Restart an actor whose environment step or reset takes "
          "longer (its first reset may take 10x; 0: never).",

@@ -10,12 +10,14 @@ seeds train one after another on this machine, seed s in
 `<logdir>/seed_<s>` (default logdir: `logs/learning_curve/<config name>`),
 each stopping at `--frames` (default: the configuration's
 `--total_environment_frames`) or after `--timeout_s` (SIGTERM: the trainer
-checkpoints and stops cleanly). The learning rate keeps the configuration's
-schedule: it decays over the configuration's
+checkpoints and stops cleanly) or, with the trainer's `--stop_at_return`,
+once the mean return of the last 100 games reaches it. The learning rate
+keeps the configuration's schedule: it decays over the configuration's
 `--learning_rate_decay_frames`, else its `--total_environment_frames`, not
 over `--frames` (`--dry_run` prints each seed's trainer command line and
 stops). Rerunning resumes each seed from its checkpoint and skips seeds
-already at `--frames`; `--plot_only` only redraws from the logdirs.
+already at `--frames` or at `--stop_at_return`; `--plot_only` only redraws
+from the logdirs.
 
 Outputs: `<out>.png` (mean return of the last 100 episodes against frames,
 one line per seed, their mean and the min-max band across seeds,
@@ -130,9 +132,10 @@ def run(argv):
     if not FLAGS.plot_only:
         for seed in seeds:
             logdir = os.path.join(base, f"seed_{seed}")
-            if sweep.frames_done(logdir) >= frames:
-                print(f"[learning_curve] seed {seed}: already at {frames:,} "
-                      f"frames in {logdir}", flush=True)
+            if sweep.done(logdir, frames, FLAGS.stop_at_return):
+                print(f"[learning_curve] seed {seed}: done in {logdir} (at "
+                      f"{sweep.frames_done(logdir):,} of {frames:,} frames)",
+                      flush=True)
                 continue
             code = train_seed(seed, logdir, frames, FLAGS.timeout_s)
             if code != 0:

@@ -11,7 +11,8 @@
   4. run the `hooks` (population-based training's, `pbt_member`);
   5. save a checkpoint every `checkpoint_interval_s` (learner 0 only);
 
-until the frame target, `stop()`, or the end of the batch source.
+until the frame target, a mean return of `stop_at_return` in a progress
+record, `stop()`, or the end of the batch source.
 
 Stopping. `stop()` (any thread) ends the loop after the current step and
 calls `on_stop` (which closes the batch source and the actors' queue, so a
@@ -30,6 +31,8 @@ import time
 
 import numpy as np
 import tensorflow as tf
+
+from impala_tf.runtime import progress
 
 CLUSTER_STOP_TIMEOUT_S = 60.0
 
@@ -92,11 +95,16 @@ class LearnerLoop:
       hooks: callables(out) run after each step with its numpy results
         (`Learner.train_step`'s dict), in the loop's thread between steps,
         so they may change the learner (`pbt_member.PbtHook`).
+      stop_at_return: stop (as at the frame target) at the first progress
+        record whose mean return over the logger's full window of episodes
+        is at least this (`progress.reached_return`); None: never.
+        Synchronous learners agree on the step, as for a signal.
     """
 
     def __init__(self, learner, step, batches, logger, checkpoints,
                  total_frames, checkpoint_interval_s, on_stop=lambda: None,
-                 cluster=None, say=print, replay=None, hooks=()):
+                 cluster=None, say=print, replay=None, hooks=(),
+                 stop_at_return=None):
         self._learner, self._step, self._batches = learner, step, batches
         self._logger, self._checkpoints = logger, checkpoints
         self._total = total_frames
@@ -106,6 +114,7 @@ class LearnerLoop:
         self._say = say
         self._replay = replay
         self._hooks = tuple(hooks)
+        self._stop_at_return = stop_at_return
         self._stop = threading.Event()
         self._stop_lock = threading.Lock()
         self._stopped = False
@@ -141,8 +150,9 @@ class LearnerLoop:
                 self._logger.add(out)
                 self.steps_run += 1
                 self._nonfinite.check(out)
-                if self._logger.due():
-                    self._logger.log()
+                if self._logger.due() and self._target_reached(
+                        self._logger.log()):
+                    break
                 for hook in self._hooks:
                     hook(out)
                 if out.get("stop_votes", 0) > 0:  # All stop after this step.
@@ -165,6 +175,23 @@ class LearnerLoop:
             self.error = e
         finally:
             self._stop.set()
+
+    def _target_reached(self, record):
+        """After a progress record: whether to stop for `stop_at_return`
+        now (True) or, with synchronous learners, after the step they all
+        agree on (a vote, as for a signal; False here)."""
+        if not progress.reached_return(record, self._stop_at_return):
+            return False
+        if self._cluster is not None and self._cluster.stop_requested:
+            return False  # Already voted: the vote ends the loop.
+        self._say(f"[impala] mean return {record['episode_return_mean']:.2f}"
+                  f" over the last {progress.RETURN_WINDOW} episodes reached"
+                  f" --stop_at_return={self._stop_at_return:g} at "
+                  f"{record['env_frames']:,} frames: stopping")
+        if self._cluster is not None:
+            self._cluster.request_stop()
+            return False
+        return True
 
     def start(self):
         """Runs the loop in a background thread named 'learner'."""

@@ -24,6 +24,22 @@ import numpy as np
 FILENAME = "progress.jsonl"
 
 
+# Finished episodes behind `episode_return_mean`.
+RETURN_WINDOW = 100
+
+
+def reached_return(record, target, window=RETURN_WINDOW):
+    """Whether progress `record`'s mean return over its last `window`
+    episodes is at least `target`, with that many episodes finished (a
+    window not yet full never counts). False for a None record or
+    target."""
+    if record is None or target is None:
+        return False
+    mean = record.get("episode_return_mean")
+    return (mean is not None and record.get("episodes", 0) >= window
+            and mean >= target)
+
+
 def path(logdir):
     """`<logdir>/progress.jsonl`."""
     return os.path.join(logdir, FILENAME)
@@ -168,7 +184,7 @@ class ProgressLogger:
 
     def __init__(self, logdir, level_names, num_action_repeats,
                  total_frames, interval_s=10.0, console=sys.stdout,
-                 extra=None, window=100, suite_scores=None):
+                 extra=None, window=RETURN_WINDOW, suite_scores=None):
         self._suite_scores = suite_scores or (lambda means: {})
         # Imported here, not above: reading needs no TensorFlow.
         import tensorflow as tf  # pylint: disable=g-import-not-at-top

@@ -10,7 +10,8 @@ replay x seeds):
   end (resuming is the trainer's: same logdir, same command); on a timeout
   or when this process is stopped, SIGTERM (the trainer checkpoints), then
   SIGKILL to its process group (`processes.stop`).
-* `read_curve(logdir)`, `frames_done(logdir)`: a run's progress.jsonl read
+* `read_curve(logdir)`, `frames_done(logdir)`, `done(logdir, frames,
+  stop_at_return)`: a run's progress.jsonl read
   back, a resumed run's redone records replacing the ones they redo.
 * `parse_list`, `flags_parser`, `run_main`: the tools' command-line
   plumbing (one `error:` sentence and exit status 2 for bad input,
@@ -90,6 +91,19 @@ def frames_done(logdir):
     if not os.path.exists(progress.path(logdir)):
         return 0
     return (read_curve(logdir) or [{"env_frames": 0}])[-1]["env_frames"]
+
+
+def done(logdir, frames, stop_at_return=None):
+    """Whether a run needs no more training: its last progress record is at
+    `frames`, or its mean return reached `stop_at_return` (the trainer's
+    `--stop_at_return`: `progress.reached_return`)."""
+    if not os.path.exists(progress.path(logdir)):
+        return False
+    curve = read_curve(logdir, extra_keys=("episodes",))
+    if not curve:
+        return False
+    return (curve[-1]["env_frames"] >= frames
+            or progress.reached_return(curve[-1], stop_at_return))
 
 
 def train(command, prefix, timeout_s=0, cwd=None, log=print):

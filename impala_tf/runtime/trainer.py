@@ -343,7 +343,8 @@ def train(config, console=sys.stdout, make_hooks=None):
         saver if chief else None, config.learner.total_environment_frames,
         config.checkpoint_interval_s, on_stop=close_inputs, cluster=cluster,
         say=say, replay=mixer,
-        hooks=make_hooks(learner, saver, say) if make_hooks else ())
+        hooks=make_hooks(learner, saver, say) if make_hooks else (),
+        stop_at_return=config.stop_at_return)
     previous = {s: signal.signal(s, loop.on_signal)
                 for s in (signal.SIGINT, signal.SIGTERM)}
     try:
