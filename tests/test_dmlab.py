@@ -19,21 +19,9 @@ if TESTS_DIR not in sys.path:  # The child processes inherit sys.path.
 import fake_deepmind_lab  # noqa: E402
 from impala_tf import testing  # noqa: E402
 from impala_tf.envs import dmlab  # noqa: E402
+from tests.dmlab_support import TABLE_D2  # noqa: E402
 
 FAKE = "fake_deepmind_lab"
-
-# The paper's Table D.2.
-TABLE_D2 = [
-    [0, 0, 0, 1, 0, 0, 0],     # Forward
-    [0, 0, 0, -1, 0, 0, 0],    # Backward
-    [0, 0, -1, 0, 0, 0, 0],    # Strafe Left
-    [0, 0, 1, 0, 0, 0, 0],     # Strafe Right
-    [-20, 0, 0, 0, 0, 0, 0],   # Look Left
-    [20, 0, 0, 0, 0, 0, 0],    # Look Right
-    [-20, 0, 0, 1, 0, 0, 0],   # Forward + Look Left
-    [20, 0, 0, 1, 0, 0, 0],    # Forward + Look Right
-    [0, 0, 0, 0, 1, 0, 0],     # Fire
-]
 
 
 @pytest.fixture
@@ -76,11 +64,6 @@ def _pid_gone(pid, timeout=10.0):
 
 
 # -- pure functions ---------------------------------------------------------
-
-
-def test_action_set_is_table_d2():
-    assert [list(a) for a in dmlab.DEFAULT_ACTION_SET] == TABLE_D2
-    assert len(dmlab.ACTION_NAMES) == 9
 
 
 def test_resolve_level_name():
@@ -349,25 +332,6 @@ def test_module_failing_to_import_in_child(monkeypatch, tmp_path):
 
 
 # -- level cache ------------------------------------------------------------
-
-
-def test_level_cache_fetch_write(tmp_path):
-    cache = dmlab.LevelCache(tmp_path / "cache")
-    target = tmp_path / "map.pk3"
-    assert cache.fetch("abc", str(target)) is False
-    assert not target.exists()
-    source = tmp_path / "compiled.pk3"
-    source.write_bytes(b"PK map")
-    cache.write("abc", str(source))
-    assert (tmp_path / "cache" / "abc").read_bytes() == b"PK map"
-    source.write_bytes(b"PK other")
-    cache.write("abc", str(source))  # Existing entries are kept.
-    assert cache.fetch("abc", str(target)) is True
-    assert target.read_bytes() == b"PK map"
-    assert not [p for p in os.listdir(tmp_path / "cache") if p != "abc"]
-    for bad in ("", "..", "a/b"):
-        with pytest.raises(ValueError):
-            cache.fetch(bad, str(target))
 
 
 def test_level_cache_used_by_lab(fake_env, tmp_path):
