@@ -235,28 +235,6 @@ def test_dmlab_language_level_on_test_double(tmp_path):
     assert _records(str(tmp_path))[-1]["env_frames"] >= 400
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("flags,fragment", [
-    (["--level_name=atari/pongg"], "unknown Atari game 'pongg'"),
-    (["--level_name=nosuchlevel"], "unknown level 'nosuchlevel'"),
-    (["--level_name=os.path:"], "malformed --level_name"),
-    (["--level_name=no_such_module_xyz:make"], "cannot import module"),
-    (["--batch_size=0"], "batch_size"),
-    (["--unroll_length=-3"], "unroll_length"),
-    (["--reward_clipping=sometimes"], "reward_clipping"),
-    (["--mode=dance"], "mode"),
-    (["--learner_threads=0"], "learner_threads"),
-])
-def test_bad_input_is_one_sentence_and_exit_2(flags, fragment, tmp_path):
-    result = testing.run_impala(
-        flags + ["--logdir=" + str(tmp_path / "x")], timeout=60,
-        isolate=False)
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    errors = [l for l in result.stderr.splitlines() if l.startswith("error:")]
-    assert len(errors) == 1 and fragment in errors[0], result.stderr
-
-
 @pytest.mark.parametrize("requested,local,cpus,expected", [
     (None, 2, 2, 1),     # The shipped default on 2 CPUs: one per process.
     (None, 1, 2, 1),
