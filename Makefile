@@ -45,8 +45,9 @@ check-python:
 train: $(STAMP)
 	$(IMPALA_TF) train --flagfile=$(CONFIG) $(ARGS)
 
+# --durations: the slowest tests at the end, to keep the suite's time in view.
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" tests

@@ -10,7 +10,7 @@
 # * Needs the virtual environment (.venv, as `make test` creates it) or
 #   IMPALA_TF_PYTHON=/abs/path/bin/python.
 # * Runs `bazel test //...` with bounded resources (--config=ci in .bazelrc:
-#   2 jobs, one test at a time), inside a private network namespace when
+#   2 jobs, two tests at a time), inside a private network namespace when
 #   `unshare -n` works (root), so nothing can be downloaded; then shuts the
 #   Bazel server down.
 # Exit status: 0 if everything built and passed (or Bazel was skipped),
