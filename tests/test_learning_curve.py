@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from impala_tf import testing
+from impala_tf.runtime import progress
 from impala_tf.runtime import sweep
 
 FRAMES_PER_RECORD = 1_000_000
@@ -156,5 +157,17 @@ def test_trains_a_seed_then_resumes_and_skips_it(tmp_path):
 
     again = _curve_tool(args, timeout=400)
     assert again.returncode == 0, again.stderr
-    assert "seed 3: already at 2,000 frames" in again.stdout
+    done = rows[-1]["env_frames"]
+    assert (f"seed 3: done in {tmp_path / 'seed_3'} (at {done:,} of 2,000 "
+            "frames)") in again.stdout
+    assert sweep.read_curve(str(tmp_path / "seed_3")) == rows
+    # A far frame target, but the run's last 100 games already reach
+    # --stop_at_return: nothing to train either.
+    assert progress.read_records(str(tmp_path / "seed_3"))[-1][
+        "episodes"] >= 100
+    reached = _curve_tool(args + ["--frames=1000000",
+                                  "--stop_at_return=-1000"], timeout=400)
+    assert reached.returncode == 0, reached.stderr
+    assert (f"seed 3: done in {tmp_path / 'seed_3'} (at {done:,} of "
+            "1,000,000 frames)") in reached.stdout
     assert sweep.read_curve(str(tmp_path / "seed_3")) == rows
