@@ -211,6 +211,16 @@ def _mean(values):
     return sum(values) / len(values) if values else None
 
 
+def _fps(row):
+    return row["fps"]
+
+
+def _fps_per_cpu(row):
+    """Frames per CPU-second of the run, None where its CPU was not
+    measured."""
+    return row["fps"] / row["cpu_run"] if row.get("cpu_run") else None
+
+
 def _round_ratios(rows, task, mode, value):
     """(min, max) over the rounds of value(row) / value(IMPALA's row of the
     same round and task), over rounds where both were measured; None if
@@ -237,9 +247,8 @@ def combine(rows, tasks, modes):
         for mode in modes:
             cell = [r for r in rows
                     if r["task"] == task and r["mode"] == mode]
-            table[(task, mode)] = _mean(r["fps"] for r in cell)
-            per_cpu[(task, mode)] = _mean(
-                r["fps"] / r["cpu_run"] for r in cell if r.get("cpu_run"))
+            table[(task, mode)] = _mean(_fps(r) for r in cell)
+            per_cpu[(task, mode)] = _mean(_fps_per_cpu(r) for r in cell)
     out = []
     for mode in modes:
         name, cpus, p1, p2 = PAPER[mode]
@@ -256,12 +265,10 @@ def combine(rows, tasks, modes):
             row[f"here_per_cpu{i}"] = cpu
             row[f"here_per_cpu_ratio{i}"] = (cpu / cpu_base
                                              if cpu and cpu_base else None)
-            row[f"here_ratio_range{i}"] = _round_ratios(
-                rows, task, mode, lambda r: r["fps"])
+            row[f"here_ratio_range{i}"] = _round_ratios(rows, task, mode,
+                                                        _fps)
             row[f"here_per_cpu_ratio_range{i}"] = _round_ratios(
-                rows, task, mode,
-                lambda r: r["fps"] / r["cpu_run"] if r.get("cpu_run")
-                else None)
+                rows, task, mode, _fps_per_cpu)
         out.append(row)
     return out
 

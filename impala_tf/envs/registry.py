@@ -179,17 +179,23 @@ class LevelSet:
             return None
         return self.suite_scores(per_level_means).get(found[1].headline)
 
+    def _suite_function(self, level, name):
+        """The callable `name` of the suite that names `level` (e.g.
+        `Suite.human_normalized`), or None: no such suite or callable."""
+        if self.kind not in suites.LEVEL_KINDS:
+            return None
+        found = suites.find_level(level, self.kind)
+        return None if found is None else getattr(found[0], name)
+
     def human_normalized(self, level, mean_return):
         """`level`'s human-normalised score in % (uncapped: 0 = random, 100
         = human) where a suite has its human and random scores (an
         Atari-57 game, a DMLab-30 level); None for any other level."""
-        if self.kind not in suites.LEVEL_KINDS:
-            return None
-        found = suites.find_level(level, self.kind)
-        if found is None or found[0].human_normalized is None:
+        score = self._suite_function(level, "human_normalized")
+        if score is None:
             return None
         try:
-            return float(found[0].human_normalized(level, mean_return))
+            return float(score(level, mean_return))
         except ValueError:  # The suite does not score this level.
             return None
 
@@ -197,14 +203,11 @@ class LevelSet:
         """{label: return} a plot of `level` draws (e.g. {"random": 1.7,
         "human": 30.5} for Breakout) where its suite has them; {} for any
         other level."""
-        if self.kind not in suites.LEVEL_KINDS:
-            return {}
-        found = suites.find_level(level, self.kind)
-        if found is None or found[0].reference_returns is None:
+        returns = self._suite_function(level, "reference_returns")
+        if returns is None:
             return {}
         try:
-            return {str(k): float(v)
-                    for k, v in found[0].reference_returns(level).items()}
+            return {str(k): float(v) for k, v in returns(level).items()}
         except (KeyError, ValueError):  # The suite does not score this level.
             return {}
 
