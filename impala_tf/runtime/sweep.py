@@ -86,24 +86,29 @@ def read_curve(logdir, extra_keys=()):
     return rows
 
 
+def _last_row(logdir, extra_keys=()):
+    """The last row of `read_curve`, or None: no progress file or record
+    yet."""
+    if not os.path.exists(progress.path(logdir)):
+        return None
+    curve = read_curve(logdir, extra_keys)
+    return curve[-1] if curve else None
+
+
 def frames_done(logdir):
     """The frame count of a run's last progress record (0: none yet)."""
-    if not os.path.exists(progress.path(logdir)):
-        return 0
-    return (read_curve(logdir) or [{"env_frames": 0}])[-1]["env_frames"]
+    last = _last_row(logdir)
+    return last["env_frames"] if last else 0
 
 
 def done(logdir, frames, stop_at_return=None):
     """Whether a run needs no more training: its last progress record is at
     `frames`, or its mean return reached `stop_at_return` (the trainer's
     `--stop_at_return`: `progress.reached_return`)."""
-    if not os.path.exists(progress.path(logdir)):
-        return False
-    curve = read_curve(logdir, extra_keys=("episodes",))
-    if not curve:
-        return False
-    return (curve[-1]["env_frames"] >= frames
-            or progress.reached_return(curve[-1], stop_at_return))
+    last = _last_row(logdir, extra_keys=("episodes",))
+    return last is not None and (
+        last["env_frames"] >= frames
+        or progress.reached_return(last, stop_at_return))
 
 
 def train(command, prefix, timeout_s=0, cwd=None, log=print):
