@@ -293,6 +293,32 @@ def test_missing_frames_and_runs_are_refused(tmp_path):
     assert "no run of this grid has a progress.jsonl" in result.stderr
 
 
+def test_runs_at_stop_at_return_are_skipped_and_the_others_trained(
+        tmp_path):
+    """--stop_at_return: a run whose last 100 games average at least the
+    target is done however far --frames is; below it, the run is trained
+    (here the trainer refuses the level at once, so nothing trains)."""
+    for replay in (False, True):
+        write_run(ablation.run_logdir(
+            str(tmp_path), ablation.Run(0, "vtrace", replay, 1)),
+            [-10.0] * 99 + [5.0])
+    args = [f"--logdir={tmp_path}", "--frames=10000000", "--seeds=1",
+            "--corrections=vtrace", "--level_name=atari/no_such_game",
+            f"--out={tmp_path / 't2'}"]
+    result = _ablation(args + ["--stop_at_return=5"])
+    assert result.returncode == 0, result.stderr
+    for index, replay in enumerate(("off", "on")):
+        assert (f"[ablation] cell {index} (vtrace, replay {replay}, seed 1): "
+                f"done in {tmp_path}/vtrace_replay{index}/seed_1 (at 100,000 "
+                "of 10,000,000 frames)") in result.stdout
+    assert "wrote" in result.stdout
+    result = _ablation(args + ["--stop_at_return=5.5"])
+    assert result.returncode == 2, result.stdout
+    assert ("error: cell 0 (vtrace, replay off, seed 1)'s training exited "
+            "with status 2") in result.stderr
+    assert "unknown Atari game 'no_such_game'" in result.stderr
+
+
 def test_papers_table_2_matches_what_its_text_says():
     """Section 5.2.2: without replay V-trace is best on 3 of 5 tasks, with
     replay on 4 of 5, and it is the only correction that gains from replay
@@ -357,6 +383,7 @@ def test_trains_the_grid_on_the_toy_level_then_resumes_and_skips(tmp_path):
     assert again.returncode == 0, again.stderr
     for run in runs:
         assert (f"cell {run.index} ({run.correction}, replay "
-                f"{'on' if run.replay else 'off'}, seed 3): already at 400 "
-                "frames") in again.stdout
+                f"{'on' if run.replay else 'off'}, seed 3): done in "
+                f"{ablation.run_logdir(str(tmp_path), run)} (at "
+                f"{results[run]['frames']:,} of 400 frames)") in again.stdout
     assert ablation.read_results(str(tmp_path), runs) == results

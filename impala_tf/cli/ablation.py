@@ -15,7 +15,8 @@ set per run: --logdir, --seed, --total_environment_frames (the budget; the
 learning rate decays over it unless the configuration sets
 --learning_rate_decay_frames), --off_policy_correction, --replay_proportion
 (0 without replay) and --replay_capacity. Rerunning resumes each run from
-its checkpoint and skips the runs already at `--frames`.
+its checkpoint and skips the runs already at `--frames` or, with the
+trainer's `--stop_at_return`, at that return.
 
 On a cluster: `--print_commands` prints one trainer command line per run
 (run K on line K+1), and `--cell=K` trains only run K (an array job's task
@@ -304,17 +305,19 @@ def run(argv):
             name = (f"cell {r.index} ({r.correction}, replay "
                     f"{'on' if r.replay else 'off'}, seed {r.seed})")
             logdir = run_logdir(base, r)
-            if sweep.frames_done(logdir) >= FLAGS.frames:
-                print(f"[ablation] {name}: already at {FLAGS.frames:,} "
-                      f"frames in {logdir}", flush=True)
+            if sweep.done(logdir, FLAGS.frames, FLAGS.stop_at_return):
+                print(f"[ablation] {name}: done in {logdir} (at "
+                      f"{sweep.frames_done(logdir):,} of {FLAGS.frames:,} "
+                      "frames)", flush=True)
                 continue
             code = sweep.train(command_of(r), f"[ablation] {name}:")
             if code != 0:
                 print(f"error: {name}'s training exited with status {code}",
                       file=sys.stderr)
                 return code if code > 0 else 1
-            done = sweep.frames_done(logdir)
-            if done < FLAGS.frames:  # Stopped by a signal: not a result.
+            if not sweep.done(logdir, FLAGS.frames, FLAGS.stop_at_return):
+                # Stopped by a signal: not a result.
+                done = sweep.frames_done(logdir)
                 print(f"error: {name} stopped at {done:,} of "
                       f"{FLAGS.frames:,} frames; run the same command again "
                       "to resume it", file=sys.stderr)
