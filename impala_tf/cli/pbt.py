@@ -295,5 +295,11 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # As `impala-tf` does (cli/main.py): TensorFlow's C++ start-up lines
+    # hidden, at the level this process inherits (TF_CPP_MIN_LOG_LEVEL, 0
+    # under `impala-tf --show_tf_logs pbt`); members, started this way,
+    # write their console.log through their own filter.
+    from impala_tf.cli import console  # pylint: disable=g-import-not-at-top
+    console.quiet_tensorflow(show=False)
     define_flags()
     app.run(main, flags_parser=experiment.parse_flags)
