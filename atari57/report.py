@@ -46,6 +46,7 @@ from absl import flags
 
 from atari57 import games as games_lib
 from atari57 import score_files as score_files_lib
+from impala_tf.cli import small_command
 
 __all__ = ["ReportError", "compute_report", "format_report", "load_scores",
            "load_scores_csv", "plot_report", "score_files", "main"]
@@ -362,25 +363,10 @@ def _run(flag_values: flags.FlagValues) -> None:
 
 def main(argv: Sequence[str]) -> int:
     """Runs the command on ``argv`` (the arguments after its name);
-    returns the exit status: 0, or 2 after one ``error:`` line."""
-    flag_values = flags.FlagValues()
-    _define_flags(flag_values)
-    if any(a in ("-h", "--help", "--helpfull") for a in argv):
-        print(USAGE + "\n\n" + __doc__.split("\n\n")[0] +
-              "\n\nflags:\n" + flag_values.get_help())
-        return 0
-    try:
-        rest = flag_values(["atari57.report"] + list(argv))
-        if len(rest) > 1:
-            raise ReportError(f"unexpected arguments: {' '.join(rest[1:])}")
-        _run(flag_values)
-    except flags.Error as e:
-        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 2
-    except ReportError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    returns the exit status: 0, or 2 after one ``error:`` line
+    (`impala_tf.cli.small_command`)."""
+    return small_command.run(argv, "atari57.report", _define_flags, _run,
+                             USAGE, __doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":

@@ -342,36 +342,19 @@ def _define_flags(flag_values):
                         flag_values=flag_values)
 
 
-def _error(message):
-    """Prints one sentence to stderr; returns exit status 2."""
-    message = str(message).splitlines()[0].rstrip(".")
-    sys.stderr.write(f"dmlab30.report: error: {message}.\n")
-    return 2
+def _run_flags(flag_values):
+    if not flag_values.scores:
+        raise ReportError("--scores=FILE.csv is required")
+    run(flag_values.scores, flag_values.format, flag_values.plot)
 
 
 def main(argv):
     """Runs the command on ``argv`` (the arguments after its name);
-    returns the exit status: 0, or 2 after one ``error:`` line."""
-    from absl import flags
-    flag_values = flags.FlagValues()
-    _define_flags(flag_values)
-    if any(a in ("-h", "--help", "--helpfull") for a in argv):
-        print(USAGE + "\n\n" + __doc__.split("\n\n")[0] +
-              "\n\nflags:\n" + flag_values.get_help())
-        return 0
-    try:
-        rest = flag_values(["dmlab30.report"] + list(argv))
-    except flags.Error as e:
-        return _error(f"{e}; run with --help for usage")
-    if len(rest) > 1:
-        return _error(f"unexpected arguments {' '.join(rest[1:])!r}")
-    if not flag_values.scores:
-        return _error("--scores=FILE.csv is required")
-    try:
-        run(flag_values.scores, flag_values.format, flag_values.plot)
-    except ValueError as e:  # ReportError and scoring errors.
-        return _error(e)
-    return 0
+    returns the exit status: 0, or 2 after one ``error:`` line
+    (`impala_tf.cli.small_command`)."""
+    from impala_tf.cli import small_command
+    return small_command.run(argv, "dmlab30.report", _define_flags,
+                             _run_flags, USAGE, __doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":

@@ -80,7 +80,8 @@ def test_main_in_process(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("usage: impala-tf dmlab30 report")
     assert report.main(["--scores=" + str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("dmlab30.report: error: ") and "none" in err
+    assert err.startswith("error: ") and "none" in err
+    assert len(err.splitlines()) == 1
 
 
 # -- report library --------------------------------------------------------
