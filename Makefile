@@ -45,9 +45,10 @@ check-python:
 train: $(STAMP)
 	$(IMPALA_TF) train --flagfile=$(CONFIG) $(ARGS)
 
-# --durations: the slowest tests at the end, to keep the suite's time in view.
+# -n auto: one pytest worker per CPU (pytest-xdist); --durations: the slowest
+# tests at the end, to keep the suite's time in view.
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=15 tests
+	$(PY) -m pytest -q -n auto --durations=15 tests
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" tests
