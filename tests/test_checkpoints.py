@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from impala_tf.runtime import checkpoints
+from impala_tf.runtime import progress
 from impala_tf.runtime import runs
 from impala_tf import testing
 from impala_tf.runtime import trainer
@@ -189,3 +190,29 @@ def test_a_checkpoint_from_before_restores_with_the_configs_values(
         "max_grad_norm": 40.0}
     for a, b in zip(pbt_support.weights(old), pbt_support.weights(learner)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_episode_windows_are_checkpointed_and_restored(tmp_path):
+    saved = progress.EpisodeWindows(["toy"])
+    for ret in (1.0, 2.0, 6.0):
+        saved.add("toy", ret)
+    checkpoints.Checkpoints(str(tmp_path), pbt_support.new_learner(),
+                            episodes=saved).save()
+    windows = progress.EpisodeWindows(["toy"])
+    saver = checkpoints.Checkpoints(str(tmp_path), pbt_support.new_learner(),
+                                    episodes=windows)
+    assert saver.restore() and saver.episodes_restored
+    assert windows.state() == saved.state()
+
+
+def test_a_checkpoint_without_episode_windows_restores_the_rest(tmp_path):
+    learner = pbt_support.new_learner()
+    learner.set_hyperparameters(pbt_support.NEW)
+    checkpoints.Checkpoints(str(tmp_path), learner).save()
+    windows = progress.EpisodeWindows(["toy"])
+    resumed = pbt_support.new_learner()
+    saver = checkpoints.Checkpoints(str(tmp_path), resumed,
+                                    episodes=windows)
+    assert saver.restore() and not saver.episodes_restored
+    assert resumed.hyperparameters() == pbt_support.NEW
+    assert windows.episodes == 0 and windows.mean() is None

@@ -114,3 +114,43 @@ def test_reached_return_needs_a_full_window():
     assert not progress.reached_return(record, None)
     assert not progress.reached_return(None, 18)
     assert progress.reached_return(dict(record, episodes=5), 18, window=5)
+
+
+def test_episode_windows_keep_the_last_window_overall_and_per_level():
+    windows = progress.EpisodeWindows(["a", "b"], window=3)
+    assert windows.mean() is None and windows.level_means() == {}
+    for level, ret in [("a", 1), ("b", 2), ("a", 3), ("a", 5), ("a", 7)]:
+        windows.add(level, ret)
+    assert windows.episodes == 5
+    assert windows.mean() == pytest.approx(np.mean([3, 5, 7]))
+    assert windows.level_means() == {"a": pytest.approx(5.0), "b": 2.0}
+
+
+def test_episode_windows_state_round_trips_through_json():
+    windows = progress.EpisodeWindows(["a", "b"], window=3)
+    for level, ret in [("a", 1.5), ("b", -2.0), ("a", 3.25), ("b", 4.0)]:
+        windows.add(level, ret)
+    state = json.loads(json.dumps(windows.state()))
+    again = progress.EpisodeWindows(["a", "b"], window=3)
+    again.load(state)
+    assert again.state() == windows.state()
+    assert (again.episodes, again.mean(), again.level_means()) == (
+        4, windows.mean(), windows.level_means())
+    # A smaller window keeps the last returns; unknown levels are ignored.
+    small = progress.EpisodeWindows(["a", "c"], window=1)
+    small.load(state)
+    assert small.state() == {"episodes": 4, "returns": [4.0],
+                             "per_level": {"a": [3.25], "c": []}}
+
+
+def test_a_logger_given_restored_windows_goes_on_from_them(tmp_path):
+    windows = progress.EpisodeWindows(["toy"])
+    for ret in (2.0, 4.0):
+        windows.add("toy", ret)
+    logger = _logger(tmp_path, episodes=windows)
+    logger.add(_step(100, 1, returns=[(0, 0, 6.0)]))
+    record = logger.log()
+    logger.close()
+    assert record["episodes"] == 3 and logger.episodes == 3
+    assert record["episode_return_mean"] == 4.0
+    assert windows.episodes == 3  # The same object, as the checkpoint's.

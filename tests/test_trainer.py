@@ -100,6 +100,13 @@ def test_resume_continues_counters(trained, tmp_path):
     new = records[len(_records(logdir)):]
     assert new and min(r["env_frames"] for r in new) > before["env_frames"]
     assert min(r["learner_steps"] for r in new) > before["learner_steps"]
+    # The returns go on from the checkpoint's last 100 games: no restart
+    # from the first games to end after the resume.
+    assert (f"mean return {before['episode_return_mean']:.2f} over the last "
+            f"100 of {before['episodes']:,} episodes") in result.stdout
+    assert before["episodes"] >= 100
+    assert all(r["episodes"] >= before["episodes"]
+               and r["episode_return_mean"] is not None for r in new), new
     assert records[-1]["env_frames"] >= 20000
     # The flags win, each change named once; the schedule keeps the
     # horizon the run started with (16,000 frames), so the learning rate

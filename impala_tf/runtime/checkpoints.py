@@ -9,12 +9,18 @@ files under temporary names, renames them, then atomically replaces the
 checkpoint current. A save is refused while some weight is not finite (the
 last good checkpoint stays current).
 
+With an `progress.EpisodeWindows` (the returns behind the progress
+records' means), a checkpoint holds it too, as JSON (`_JsonState`), and
+restoring puts it back; a checkpoint without it (written before) restores
+everything else.
+
 `restore` reads the checkpoint the state file names. Every problem (a
 corrupt or missing state file, truncated or damaged files, a checkpoint of
 another network) raises `runs.RunError` with one readable sentence and
 changes nothing on disk.
 """
 
+import json
 import os
 
 import tensorflow as tf
@@ -22,13 +28,31 @@ import tensorflow as tf
 from impala_tf.runtime import runs
 
 
-def make_checkpoint(learner):
-    """A `tf.train.Checkpoint` of a `learner.Learner`'s state."""
+class _JsonState(tf.train.experimental.PythonState):
+    """An object's `state()` dict in a checkpoint, as a JSON string; a
+    restore calls its `load(dict)`."""
+
+    def __init__(self, obj):
+        self._obj = obj
+        self.restored = False
+
+    def serialize(self):
+        return json.dumps(self._obj.state())
+
+    def deserialize(self, string_value):
+        self._obj.load(json.loads(string_value))
+        self.restored = True
+
+
+def make_checkpoint(learner, episodes=None):
+    """A `tf.train.Checkpoint` of a `learner.Learner`'s state, and of
+    `episodes` (a `progress.EpisodeWindows`) if given."""
+    extra = {"episodes": _JsonState(episodes)} if episodes is not None else {}
     return tf.train.Checkpoint(
         agent=learner.agent, optimizer=learner.optimizer,
         num_steps=learner.num_steps, num_frames=learner.num_frames,
         nonfinite_skips=learner.nonfinite_skips,
-        hyperparameters=learner.hparams)
+        hyperparameters=learner.hparams, **extra)
 
 
 def _predates_hyperparameters(path):
@@ -134,19 +158,38 @@ class Checkpoints:
       learner: the `learner.Learner` saved and restored.
       say: callable(str) for one-line events.
       max_to_keep: checkpoints kept on disk.
+      episodes: a `progress.EpisodeWindows` saved and restored with the
+        learner, or None.
     """
 
-    def __init__(self, checkpoint_dir, learner, say=print, max_to_keep=3):
+    def __init__(self, checkpoint_dir, learner, say=print, max_to_keep=3,
+                 episodes=None):
         self._dir, self._learner, self._say = checkpoint_dir, learner, say
-        self._checkpoint = make_checkpoint(learner)
+        self._checkpoint = make_checkpoint(learner, episodes)
+        self._episodes = episodes
+        self.episodes_restored = False
+        self._restored = None
         self._max_to_keep = max_to_keep
         self._manager = None  # Made at the first save, after `restore`.
 
     def restore(self):
         """Restores the latest checkpoint, if any; returns its path or None
         (`runs.RunError` on a bad one). Call it before the first `save`:
-        it words a bad state file before the manager reads it."""
-        return restore(self._checkpoint, self._dir)
+        it words a bad state file before the manager reads it.
+
+        The learner must match the checkpoint; the episode windows are
+        restored where the checkpoint has them (`episodes_restored`)."""
+        # The learner alone must match: a checkpoint from before the
+        # episode windows were saved restores too. Kept: variables made
+        # after the restore (optimizer slots) take their values from it.
+        self._restored = make_checkpoint(self._learner)
+        path = restore(self._restored, self._dir)
+        self.episodes_restored = False
+        if path is not None and self._episodes is not None:
+            state = _JsonState(self._episodes)
+            tf.train.Checkpoint(episodes=state).restore(path).expect_partial()
+            self.episodes_restored = state.restored
+        return path
 
     @property
     def _saver(self):

@@ -6,7 +6,9 @@ to `<logdir>/progress.jsonl` (at least `env_frames`, `learner_steps`,
 `wall_time`, `fps`, `episode_return_mean`; with replay on, the buffer and
 the rho of fresh vs replayed trajectories: `ReplayStats`; episodes count
 only from fresh trajectories), the same scalars to TensorBoard
-(`<logdir>/train`), and a one-line summary to the console.
+(`<logdir>/train`), and a one-line summary to the console. Its returns
+are over an `EpisodeWindows` (the last 100 episodes), which a run's
+checkpoints hold so that a resumed run's records go on from it.
 
 `read_records(logdir)` reads the file back (tests, benchmarks, tools), even
 while a run appends to it; `repair(logdir)` drops the half-written last line
@@ -114,6 +116,60 @@ def finished_episodes(out):
              int(out["episode_step"][t, b])) for t, b in zip(t_idx, b_idx)]
 
 
+class EpisodeWindows:
+    """The returns of the last `window` finished episodes, over all levels
+    and per level, and how many episodes finished: what a progress record's
+    means and `episodes` are over.
+
+    A run's checkpoints hold it (`state`, `load`; `checkpoints.Checkpoints`),
+    so a resumed run's means go on from the games before the stop instead
+    of restarting from its first, shortest, games.
+
+    Args:
+      level_names: the level set's names (per-level windows).
+      window: episodes per window (`RETURN_WINDOW`).
+    """
+
+    def __init__(self, level_names, window=RETURN_WINDOW):
+        self._window = window
+        self._all = collections.deque(maxlen=window)
+        self._per_level = {n: collections.deque(maxlen=window)
+                           for n in level_names}
+        self.episodes = 0
+
+    def add(self, level, episode_return):
+        """One finished episode of `level` (a name of the level set)."""
+        self._all.append(float(episode_return))
+        self._per_level[level].append(float(episode_return))
+        self.episodes += 1
+
+    def mean(self):
+        """The mean return of the window, or None before any episode."""
+        return float(np.mean(self._all)) if self._all else None
+
+    def level_means(self):
+        """{level: mean return of its window}, levels with an episode."""
+        return {n: float(np.mean(d)) for n, d in self._per_level.items()
+                if d}
+
+    def state(self):
+        """A JSON-serialisable dict of everything (`load` takes it)."""
+        return {"episodes": self.episodes, "returns": list(self._all),
+                "per_level": {n: list(d) for n, d in
+                              self._per_level.items()}}
+
+    def load(self, state):
+        """Replaces the contents with `state` (from `state`); a level that
+        is not in this level set is ignored, and each window keeps its
+        last `window` returns."""
+        self.episodes = int(state["episodes"])
+        self._all = collections.deque(state["returns"], maxlen=self._window)
+        for name, returns in state["per_level"].items():
+            if name in self._per_level:
+                self._per_level[name] = collections.deque(
+                    returns, maxlen=self._window)
+
+
 class ReplayStats:
     """The replay fields of a record, over the steps since the last one.
 
@@ -178,13 +234,17 @@ class ProgressLogger:
       console: stream for the live line (None: no console output).
       extra: callable returning a dict merged into each record (e.g. actor
         counts from the supervisor).
+      window: episodes behind each mean (a new `EpisodeWindows`).
       suite_scores: callable({level: mean return}) -> dict merged into each
         record (e.g. the running DMLab-30 score, `LevelSet.suite_scores`).
+      episodes: the `EpisodeWindows` to add to (a resumed run's, restored
+        from its checkpoint) instead of a new one.
     """
 
     def __init__(self, logdir, level_names, num_action_repeats,
                  total_frames, interval_s=10.0, console=sys.stdout,
-                 extra=None, window=RETURN_WINDOW, suite_scores=None):
+                 extra=None, window=RETURN_WINDOW, suite_scores=None,
+                 episodes=None):
         self._suite_scores = suite_scores or (lambda means: {})
         # Imported here, not above: reading needs no TensorFlow.
         import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -202,17 +262,20 @@ class ProgressLogger:
         self._last_frames = None
         self._first = None  # (time, frames) at the first step added.
         self._last_losses = {}
-        self._recent = collections.deque(maxlen=window)
-        self._per_level = {n: collections.deque(maxlen=window)
-                           for n in self._levels}
+        self._episodes = (episodes if episodes is not None
+                          else EpisodeWindows(self._levels, window))
         self._episodes_since = []
         self._losses = collections.defaultdict(list)
         self._lags = []
         self._replay = ReplayStats()
         self._frames = 0
         self._steps = 0
-        self.episodes = 0
         self.last_record = None
+
+    @property
+    def episodes(self):
+        """Episodes finished in the run (before a resume too)."""
+        return self._episodes.episodes
 
     def add(self, out):
         """Adds one step's numpy outputs (dict from `Learner.train_step`)."""
@@ -233,10 +296,8 @@ class ProgressLogger:
         for level_id, ret, steps in finished_episodes(out):
             level = self._levels[level_id]
             length = steps * self._repeats
-            self._recent.append(ret)
-            self._per_level[level].append(ret)
+            self._episodes.add(level, ret)
             self._episodes_since.append((level, ret, length))
-            self.episodes += 1
 
     def due(self):
         return (self._last_time is not None
@@ -261,8 +322,7 @@ class ProgressLogger:
             "elapsed_s": now - self._start,
             "fps": fps,
             "episodes": self.episodes,
-            "episode_return_mean": (float(np.mean(self._recent))
-                                    if self._recent else None),
+            "episode_return_mean": self._episodes.mean(),
             "episodes_in_interval": len(self._episodes_since),
             "policy_lag_mean": (float(np.mean(self._lags))
                                 if self._lags else None),
@@ -276,8 +336,7 @@ class ProgressLogger:
             record.update(self._last_losses)
         record.update(self._replay.record())
         if len(self._levels) > 1:
-            means = {n: float(np.mean(d))
-                     for n, d in self._per_level.items() if d}
+            means = self._episodes.level_means()
             record["episode_return_per_level"] = means
             record.update(self._suite_scores(means))
         record.update(self._extra())

@@ -238,18 +238,25 @@ def _resolve_horizon(config, run_dir, say):
     return dataclasses.replace(config, learner=learner)
 
 
-def _restore(config, run_dir, learner, cluster, say):
+def _restore(config, run_dir, learner, cluster, say, episodes):
     """Restores the latest checkpoint (learner 0's everywhere with a
-    cluster) and settles the hyperparameters it trains with
-    (`resume.reconcile_hyperparameters`); records them in run_config.json.
-    Returns (the `checkpoints.Checkpoints` that saves the run, the config
-    trained with)."""
-    saver = checkpoints.Checkpoints(run_dir.checkpoint_dir, learner, say)
+    cluster), with `episodes` (the `progress.EpisodeWindows` the progress
+    records' returns are over), and settles the hyperparameters it trains
+    with (`resume.reconcile_hyperparameters`); records them in
+    run_config.json. Returns (the `checkpoints.Checkpoints` that saves the
+    run, the config trained with)."""
+    saver = checkpoints.Checkpoints(run_dir.checkpoint_dir, learner, say,
+                                    episodes=episodes)
     restored = saver.restore()  # First: it words a bad state file.
     if restored:
+        mean = episodes.mean()
         say(f"[impala] resumed from {restored} at "
             f"{int(learner.num_frames.numpy()):,} frames "
-            f"(step {int(learner.num_steps.numpy()):,})")
+            f"(step {int(learner.num_steps.numpy()):,}); "
+            + (f"mean return {mean:.2f} over the last "
+               f"{min(episodes.episodes, progress.RETURN_WINDOW)} of "
+               f"{episodes.episodes:,} episodes" if mean is not None else
+               "episode returns start afresh (none in the checkpoint)"))
         learner_config, note = resume.reconcile_hyperparameters(
             config.learner, learner, config.resume_hyperparameters)
         if note:
@@ -300,7 +307,9 @@ def train(config, console=sys.stdout, make_hooks=None):
     chief = cluster is None or cluster.is_chief
     _, learner, traj_spec, server = build(config,
                                           _server_maker(config, cluster))
-    saver, config = _restore(config, run_dir, learner, cluster, say)
+    episodes = progress.EpisodeWindows(config.actor.level_set.levels)
+    saver, config = _restore(config, run_dir, learner, cluster, say,
+                             episodes)
     server.publish(learner.agent.trainable_variables, learner.num_steps)
     if address is None:
         say("[impala] learner: local actors through shared memory; no "
@@ -329,7 +338,8 @@ def train(config, console=sys.stdout, make_hooks=None):
         console=console if chief else None,  # Learner 0 speaks for all.
         extra=lambda: dict(actors.stats(), **mode.stats(),
                            **(counter.stats() if counter else {})),
-        suite_scores=config.actor.level_set.suite_scores)
+        suite_scores=config.actor.level_set.suite_scores,
+        episodes=episodes)
 
     def close_inputs():
         actors.stop_restarting()
