@@ -115,13 +115,49 @@ def pytest_file_test(name, src, deps = [], data = [], slow = None, tags = [], **
         **kwargs
     )
 
+def pytest_files_test(name, srcs, deps = [], data = [], tags = [], **kwargs):
+    """One py_test that runs the unit tests of many pytest files at once.
+
+    The same files, deps and data as their pytest_file_test targets, in one
+    pytest process spread over every CPU (pytest-xdist's `-n auto`), tests
+    marked @pytest.mark.slow deselected: TensorFlow and the suites load
+    once per CPU instead of once per file. Tagged "manual", so
+    `bazel test //...` does not run the tests twice; tools/bazel_test.sh
+    (CI) builds //... and runs this target.
+
+    Args:
+      name: target name.
+      srcs: the test files.
+      deps: py_library targets the tests import.
+      data: files the tests read.
+      tags: extra tags.
+      **kwargs: passed to py_test.
+    """
+    kwargs.setdefault("size", "large")
+    kwargs.setdefault("timeout", "eternal")
+    native.py_test(
+        name = name,
+        srcs = ["//tools/bazel:pytest_main.py"] + srcs,
+        main = "//tools/bazel:pytest_main.py",
+        args = ["--impala_tf_skip_slow_marks", "-n", "auto"] +
+               ["$(rootpath %s)" % src for src in srcs],
+        data = ["//:pytest.ini"] + data,
+        deps = deps,
+        python_version = "PY3",
+        srcs_version = "PY3",
+        legacy_create_init = False,
+        tags = tags + ["manual", "unit_tests"],
+        **kwargs
+    )
+
 def pytest_file_tests(srcs, slow_overrides = {}, **kwargs):
     """pytest_file_test for each file in srcs, plus two test suites.
 
-    Targets: one per file, named after it without ".py"; `slow_tests` (the
-    slow files, only if there are any) and `all_tests` (every file). Both
-    suites are "manual", so //... does not pull the slow files in through
-    them.
+    Targets: one per file, named after it without ".py"; `unit_tests`
+    (every file that is not slow, in one process: pytest_files_test);
+    `slow_tests` (the slow files, only if there are any) and `all_tests`
+    (every file). The last three are "manual", so //... neither runs the
+    unit tests twice nor pulls the slow files in through them.
 
     Args:
       srcs: the test files.
@@ -130,6 +166,7 @@ def pytest_file_tests(srcs, slow_overrides = {}, **kwargs):
     """
     names = []
     slow_names = []
+    fast_srcs = []
     for src in srcs:
         name = src[:-len(".py")] if src.endswith(".py") else src
         slow = slow_overrides.get(src, is_slow_test_file(src))
@@ -137,6 +174,11 @@ def pytest_file_tests(srcs, slow_overrides = {}, **kwargs):
         names.append(":" + name)
         if slow:
             slow_names.append(":" + name)
+        else:
+            fast_srcs.append(src)
+
+    if fast_srcs:
+        pytest_files_test(name = "unit_tests", srcs = fast_srcs, **kwargs)
 
     # An empty `tests` list would mean "every test in the package".
     if slow_names:

@@ -1,7 +1,8 @@
-"""Runs one pytest file as a Bazel test (the main of every //tests target).
+"""Runs pytest files as a Bazel test (the main of every //tests target).
 
-Usage (written by pytest_file_test in tools/bazel/defs.bzl):
-    pytest_main.py [--impala_tf_skip_slow_marks] tests/test_x.py [pytest args]
+Usage (written by pytest_file_test and pytest_files_test in
+tools/bazel/defs.bzl):
+    pytest_main.py [--impala_tf_skip_slow_marks] [pytest args] tests/test_x.py...
 
 Bazel starts the test in its runfiles tree, which mirrors the repository
 (pytest.ini, tests/, impala_tf/, ...), so pytest finds /pytest.ini and uses
