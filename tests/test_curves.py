@@ -141,6 +141,17 @@ def test_plot_one_seed_has_no_mean_or_band(runs, tmp_path):
     assert not fig.axes[0].collections
 
 
+def test_plot_of_named_runs_without_a_band(runs, tmp_path):
+    named = {f"run {k}": rows for k, rows in _curves(runs).items()}
+    fig = lc.plot(named, str(tmp_path / "c.png"), "t", label="{}",
+                  band=False, references=[("target", -15)])
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == [
+        "run 1", "run 2", "target"]
+    assert not fig.axes[0].collections
+    assert [line.get_label() for line in fig.axes[1].get_lines()] == [
+        "run 1", "run 2"]
+
+
 def test_report_has_a_row_per_seed_the_median_and_the_range(runs):
     table, summary = lc.report(_curves(runs), [-15, 0, 18])
     lines = table.splitlines()

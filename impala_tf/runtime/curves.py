@@ -132,15 +132,17 @@ def write_csv(curves, path):
                             else f"{r[RETURN_KEY]:.4f}"])
 
 
-def plot(curves, path, title, references=()):
+def plot(curves, path, title, references=(), label="seed {}", band=True):
     """Draws the curves to `path` (PNG) and returns the matplotlib figure.
 
     Top panel: mean return (last 100 episodes) against frames, one thin
-    line per seed and, for more than one seed, their mean (thick) inside
-    the min-max band across seeds; `references`, a sequence of (label,
-    return) pairs (e.g. the game's random and human scores, a target), as
-    horizontal dashed or dotted lines. Middle panel: frames/s of each seed.
-    Bottom panel: each seed's wall-clock hours.
+    line per seed and, for more than one seed and `band`, their mean
+    (thick) inside the min-max band across seeds; `references`, a sequence
+    of (label, return) pairs (e.g. the game's random and human scores, a
+    target), as horizontal dashed or dotted lines. Middle panel: frames/s
+    of each seed. Bottom panel: each seed's wall-clock hours. `label`
+    formats a key of `curves` for the legend (e.g. "{}" for runs named by
+    their configuration rather than a seed).
     """
     import matplotlib  # pylint: disable=import-outside-toplevel
     matplotlib.use("Agg")
@@ -148,18 +150,18 @@ def plot(curves, path, title, references=()):
     fig, (ax, ax_fps, ax_wall) = plt.subplots(
         3, 1, sharex=True, figsize=(8, 7.5),
         gridspec_kw={"height_ratios": [3, 1, 1]})
-    several = len(curves) > 1
+    several = len(curves) > 1 and band
     for i, (seed, rows) in enumerate(curves.items()):
         pts = [(r["env_frames"] / 1e6, r[RETURN_KEY]) for r in rows
                if r[RETURN_KEY] is not None]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], color=f"C{i}",
                 alpha=0.5 if several else 1.0,
-                linewidth=0.8 if several else 1.5, label=f"seed {seed}")
+                linewidth=0.8 if several else 1.5, label=label.format(seed))
         millions = [r["env_frames"] / 1e6 for r in rows]
         ax_fps.plot(millions, [r["fps"] for r in rows], color=f"C{i}",
-                    alpha=0.7, label=f"seed {seed}")
+                    alpha=0.7, label=label.format(seed))
         ax_wall.plot(millions, [w / 3600 for w in wall_seconds(rows)],
-                     color=f"C{i}", alpha=0.7, label=f"seed {seed}")
+                     color=f"C{i}", alpha=0.7, label=label.format(seed))
     band = seed_band(curves) if several else None
     if band is not None:
         ax.fill_between(band["frames"] / 1e6, band["min"], band["max"],
@@ -167,10 +169,10 @@ def plot(curves, path, title, references=()):
                         label=f"min-max of {len(curves)} seeds")
         ax.plot(band["frames"] / 1e6, band["mean"], color="black",
                 linewidth=2, label=f"mean of {len(curves)} seeds")
-    for i, (label, value) in enumerate(references):
+    for i, (name, value) in enumerate(references):
         ax.axhline(value, color=("dimgrey", "tab:red", "tab:green")[i % 3],
                    linestyle=("--", ":", "-.")[i % 3], linewidth=1,
-                   label=label)
+                   label=name)
     ax.set_ylabel("mean return (last 100 episodes)")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize="small")
