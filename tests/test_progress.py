@@ -119,9 +119,10 @@ def test_reached_return_needs_a_full_window():
 def test_episode_windows_keep_the_last_window_overall_and_per_level():
     windows = progress.EpisodeWindows(["a", "b"], window=3)
     assert windows.mean() is None and windows.level_means() == {}
+    assert windows.size() == 0
     for level, ret in [("a", 1), ("b", 2), ("a", 3), ("a", 5), ("a", 7)]:
         windows.add(level, ret)
-    assert windows.episodes == 5
+    assert windows.episodes == 5 and windows.size() == 3
     assert windows.mean() == pytest.approx(np.mean([3, 5, 7]))
     assert windows.level_means() == {"a": pytest.approx(5.0), "b": 2.0}
 

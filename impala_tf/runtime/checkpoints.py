@@ -9,7 +9,7 @@ files under temporary names, renames them, then atomically replaces the
 checkpoint current. A save is refused while some weight is not finite (the
 last good checkpoint stays current).
 
-With an `progress.EpisodeWindows` (the returns behind the progress
+With a `progress.EpisodeWindows` (the returns behind the progress
 records' means), a checkpoint holds it too, as JSON (`_JsonState`), and
 restoring puts it back; a checkpoint without it (written before) restores
 everything else.

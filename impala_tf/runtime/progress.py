@@ -143,6 +143,10 @@ class EpisodeWindows:
         self._per_level[level].append(float(episode_return))
         self.episodes += 1
 
+    def size(self):
+        """How many returns the overall window holds (at most `window`)."""
+        return len(self._all)
+
     def mean(self):
         """The mean return of the window, or None before any episode."""
         return float(np.mean(self._all)) if self._all else None

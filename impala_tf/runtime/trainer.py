@@ -249,14 +249,17 @@ def _restore(config, run_dir, learner, cluster, say, episodes):
                                     episodes=episodes)
     restored = saver.restore()  # First: it words a bad state file.
     if restored:
-        mean = episodes.mean()
+        if not saver.episodes_restored:
+            returns = "episode returns start afresh (none in the checkpoint)"
+        elif episodes.size():
+            returns = (f"mean return {episodes.mean():.2f} over the last "
+                       f"{episodes.size()} of {episodes.episodes:,} "
+                       "episodes")
+        else:
+            returns = "no episode had finished"
         say(f"[impala] resumed from {restored} at "
             f"{int(learner.num_frames.numpy()):,} frames "
-            f"(step {int(learner.num_steps.numpy()):,}); "
-            + (f"mean return {mean:.2f} over the last "
-               f"{min(episodes.episodes, progress.RETURN_WINDOW)} of "
-               f"{episodes.episodes:,} episodes" if mean is not None else
-               "episode returns start afresh (none in the checkpoint)"))
+            f"(step {int(learner.num_steps.numpy()):,}); {returns}")
         learner_config, note = resume.reconcile_hyperparameters(
             config.learner, learner, config.resume_hyperparameters)
         if note:
