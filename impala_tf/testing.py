@@ -326,30 +326,32 @@ def write_progress(logdir, returns, frames_per_record, level="toy",
                    num_action_repeats=1, episode_steps=10, extra=None):
     """Writes `<logdir>/progress.jsonl` as the trainer does: one record per
     entry of `returns`, `frames_per_record` frames apart; None: no episode
-    finished yet, else one episode of that return (window 1: the record's
-    `episode_return_mean` is it). `extra`: a dict merged into every record.
-    Returns `logdir` as a string. (Imports TensorFlow, for the summaries.)
+    finished yet, else a full window (`progress.RETURN_WINDOW` episodes) of
+    that return, so the record's `episode_return_mean` is it and its
+    window is full. `extra`: a dict merged into every record. Returns
+    `logdir` as a string. (Imports TensorFlow, for the summaries.)
     """
     # pylint: disable=import-outside-toplevel
     import numpy as np
     from impala_tf.runtime import progress
 
+    width = progress.RETURN_WINDOW
     logger = progress.ProgressLogger(
         str(logdir), [level], num_action_repeats=num_action_repeats,
         total_frames=len(returns) * frames_per_record, interval_s=0.0,
-        console=None, window=1, extra=(lambda: dict(extra)) if extra else None)
+        console=None, extra=(lambda: dict(extra)) if extra else None)
     for i, ret in enumerate(returns):
-        game_over = np.zeros([2, 1], bool)
-        episode_return = np.zeros([2, 1], np.float32)
+        game_over = np.zeros([2, width], bool)
+        episode_return = np.zeros([2, width], np.float32)
         if ret is not None:
-            game_over[1, 0] = True
-            episode_return[1, 0] = ret
+            game_over[1] = True
+            episode_return[1] = ret
         logger.add({
             "num_frames": (i + 1) * frames_per_record, "num_steps": i + 1,
-            "policy_lag": np.zeros([1]), "nonfinite_skips": 0,
+            "policy_lag": np.zeros([width]), "nonfinite_skips": 0,
             "game_over": game_over, "episode_return": episode_return,
-            "episode_step": np.full([2, 1], episode_steps),
-            "level_id": np.zeros([1], int), "total_loss": 1.0})
+            "episode_step": np.full([2, width], episode_steps),
+            "level_id": np.zeros([width], int), "total_loss": 1.0})
         logger.log()
     logger.close()
     return str(logdir)

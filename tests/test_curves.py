@@ -53,6 +53,20 @@ def test_frames_to_reach_is_the_first_crossing(runs):
     assert lc.frames_to_reach(dip, -15) == 4 * FRAMES_PER_RECORD
 
 
+def test_frames_to_reach_needs_a_full_window(runs):
+    """A mean over fewer than RETURN_WINDOW games (the first games of a
+    run) never counts as reaching a return; the first full window does."""
+    rows = [dict(r) for r in sweep.read_curve(str(runs / "seed_1"))]
+    assert rows[3]["episodes"] >= 100
+    for i, episodes in ((1, 1), (2, 40), (3, 99)):
+        rows[i]["episodes"] = episodes
+        rows[i][lc.RETURN_KEY] = 20
+    assert lc.frames_to_reach(rows, 18) == 8 * FRAMES_PER_RECORD
+    rows[4]["episodes"] = 100
+    rows[4][lc.RETURN_KEY] = 18
+    assert lc.frames_to_reach(rows, 18) == 5 * FRAMES_PER_RECORD
+
+
 def test_summarize(runs):
     rows = sweep.read_curve(str(runs / "seed_2"))
     numbers = lc.summarize(rows, [-15, 0, 18])

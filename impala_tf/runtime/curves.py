@@ -1,16 +1,17 @@
 """Learning curves of several seeds: thresholds, the band across seeds, plots.
 
 A curve is one run's list of rows from `sweep.read_curve` (dicts with
-env_frames, elapsed_s, fps and the mean return of the last 100 episodes,
-RETURN_KEY, None before the first finished episode); `curves` maps a seed
-to its curve. `impala_tf.cli.learning_curve` trains the seeds and calls
-these; the Table 2 ablation reads runs the same way.
+env_frames, elapsed_s, fps, episodes and the mean return of the last 100
+episodes, RETURN_KEY, None before the first finished episode); `curves`
+maps a seed to its curve. `impala_tf.cli.learning_curve` trains the seeds
+and calls these; the Table 2 ablation reads runs the same way.
 """
 
 import csv
 
 import numpy as np
 
+from impala_tf.runtime import progress
 from impala_tf.runtime import sweep
 
 RETURN_KEY = sweep.RETURN_KEY
@@ -19,9 +20,11 @@ CSV_COLUMNS = ("seed", "env_frames", "elapsed_s", "wall_s", "fps",
 
 
 def frames_to_reach(rows, threshold):
-    """env_frames of the first row whose return is >= threshold, or None."""
+    """env_frames of the first row whose return is >= threshold over a full
+    window (`progress.reached_return`: at least RETURN_WINDOW finished
+    episodes, so a lucky first few games never count), or None."""
     for r in rows:
-        if r[RETURN_KEY] is not None and r[RETURN_KEY] >= threshold:
+        if progress.reached_return(r, threshold):
             return r["env_frames"]
     return None
 

@@ -56,7 +56,8 @@ def read_curve(logdir, extra_keys=()):
 
     Returns a list of dicts with keys env_frames (int), elapsed_s, fps
     (float), episode_return_mean (float, or None before the first finished
-    episode) and each of `extra_keys` (the record's value or None), with
+    episode), episodes (int: how many had finished) and each of
+    `extra_keys` (the record's value or None), with
     env_frames increasing. A resumed run appends to the file from its
     checkpoint's frame count (and restarts elapsed_s at 0): the records it
     redoes replace those logged after that checkpoint. A half-written last
@@ -80,7 +81,8 @@ def read_curve(logdir, extra_keys=()):
         row = {"env_frames": int(r["env_frames"]),
                "elapsed_s": float(r.get("elapsed_s", 0.0)),
                "fps": float(r.get("fps", 0.0)),
-               RETURN_KEY: r.get(RETURN_KEY)}
+               RETURN_KEY: r.get(RETURN_KEY),
+               "episodes": int(r.get("episodes", 0))}
         row.update((k, r.get(k)) for k in extra_keys)
         rows.append(row)
     return rows
