@@ -122,8 +122,9 @@ def test_write_csv(runs, tmp_path):
         rows = list(csv.reader(f))
     assert tuple(rows[0]) == lc.CSV_COLUMNS
     assert len(rows) == 1 + len(SEED_1) + len(SEED_2)
-    assert rows[1][0] == "1" and rows[1][5] == ""  # No episode yet.
-    assert rows[-1][0] == "2" and float(rows[-1][5]) == 12
+    assert rows[1][0] == "1" and rows[1][5:] == ["0", ""]  # No episode yet.
+    assert rows[-1][0] == "2" and float(rows[-1][6]) == 12
+    assert int(rows[-1][5]) == 8 * 100  # A full window per record.
     assert int(rows[-1][1]) == 9 * FRAMES_PER_RECORD
 
 

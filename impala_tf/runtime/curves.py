@@ -16,7 +16,7 @@ from impala_tf.runtime import sweep
 
 RETURN_KEY = sweep.RETURN_KEY
 CSV_COLUMNS = ("seed", "env_frames", "elapsed_s", "wall_s", "fps",
-               RETURN_KEY)
+               "episodes", RETURN_KEY)
 
 
 def frames_to_reach(rows, threshold):
@@ -123,7 +123,9 @@ def format_table(rows, columns):
 
 
 def write_csv(curves, path):
-    """`curves`: {seed: rows} -> CSV with CSV_COLUMNS (blank: no return)."""
+    """`curves`: {seed: rows} -> CSV with CSV_COLUMNS (blank: no return).
+    `episodes` is how many games had finished, so a reader can tell a mean
+    over a full 100-game window from one over the first few games."""
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(CSV_COLUMNS)
@@ -131,6 +133,7 @@ def write_csv(curves, path):
             for r, wall in zip(rows, wall_seconds(rows)):
                 w.writerow([seed, r["env_frames"], f"{r['elapsed_s']:.1f}",
                             f"{wall:.1f}", f"{r['fps']:.1f}",
+                            r.get("episodes", ""),
                             "" if r[RETURN_KEY] is None
                             else f"{r[RETURN_KEY]:.4f}"])
 
