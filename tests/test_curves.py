@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from impala_tf import testing
+from impala_tf.errors import UsageError
 from impala_tf.runtime import curves as lc
 from impala_tf.runtime import sweep
 
@@ -178,3 +179,51 @@ def test_report_has_a_row_per_seed_the_median_and_the_range(runs):
     assert "4,000,000-5,000,000" in lines[4]
     assert summary["across_seeds"]["+18"]["reached"] == 1
     assert summary["seeds"]["2"]["final_return"] == 12
+
+
+def test_read_csv_gives_back_what_write_csv_wrote(runs, tmp_path):
+    written = _curves(runs)
+    lc.write_csv(written, str(tmp_path / "c.csv"))
+    read = lc.read_csv(str(tmp_path / "c.csv"))
+    assert list(read) == ["1", "2"]
+    for seed, rows in written.items():
+        assert [(r["env_frames"], r[lc.RETURN_KEY], r["episodes"])
+                for r in read[str(seed)]] == [
+            (r["env_frames"], r[lc.RETURN_KEY], r["episodes"]) for r in rows]
+    assert list(lc.read_csv(str(tmp_path / "c.csv"), ["2"])) == ["2"]
+    with pytest.raises(UsageError, match=r"no rows for seed\(s\) 3"):
+        lc.read_csv(str(tmp_path / "c.csv"), ["2", "3"])
+
+
+def test_read_csv_of_an_older_file_without_episodes(tmp_path):
+    """A CSV written before the episodes column: its means count as full
+    windows (the column is None), and wall time comes from elapsed_s."""
+    path = tmp_path / "old.csv"
+    path.write_text("seed,env_frames,elapsed_s,fps,episode_return_mean\n"
+                    "1,1000,10.0,100.0,\n1,2000,20.0,100.0,-15.5\n"
+                    "1,3000,30.0,100.0,18.25\n")
+    rows = lc.read_csv(str(path))["1"]
+    assert [r["episodes"] for r in rows] == [None] * 3
+    assert lc.frames_to_reach(rows, 18) == 3000
+    assert lc.wall_seconds(rows) == [10.0, 20.0, 30.0]
+    path.write_text("seed,frames\n1,2\n")
+    with pytest.raises(UsageError, match="not a learning-curve CSV"):
+        lc.read_csv(str(path))
+    with pytest.raises(UsageError, match="cannot read"):
+        lc.read_csv(str(tmp_path / "missing.csv"))
+
+
+def test_plot_groups_draws_each_configuration_in_one_colour(runs, tmp_path):
+    fig = lc.plot_groups({"a": _curves(runs), "b": _curves(runs, (1,))},
+                         str(tmp_path / "g.png"), "groups",
+                         references=[("target +18", 18)])
+    top, fps = fig.axes
+    labels = [line.get_label() for line in top.get_lines()]
+    assert "a: 2 seed(s)" in labels and "a: mean and min-max" in labels
+    assert "b: 1 seed(s)" in labels and "b: mean and min-max" not in labels
+    assert "target +18" in labels
+    colours = {line.get_label(): line.get_color() for line in top.get_lines()}
+    assert colours["a: 2 seed(s)"] == colours["a: mean and min-max"]
+    assert colours["a: 2 seed(s)"] != colours["b: 1 seed(s)"]
+    assert len(fps.get_lines()) == 3
+    assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"

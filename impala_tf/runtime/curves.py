@@ -11,6 +11,7 @@ import csv
 
 import numpy as np
 
+from impala_tf import errors
 from impala_tf.runtime import progress
 from impala_tf.runtime import sweep
 
@@ -22,8 +23,12 @@ CSV_COLUMNS = ("seed", "env_frames", "elapsed_s", "wall_s", "fps",
 def frames_to_reach(rows, threshold):
     """env_frames of the first row whose return is >= threshold over a full
     window (`progress.reached_return`: at least RETURN_WINDOW finished
-    episodes, so a lucky first few games never count), or None."""
+    episodes, so a lucky first few games never count), or None. Rows read
+    from a CSV written before it had the episodes column (`read_csv`:
+    episodes None) count as full."""
     for r in rows:
+        if r.get("episodes") is None:
+            r = dict(r, episodes=progress.RETURN_WINDOW)
         if progress.reached_return(r, threshold):
             return r["env_frames"]
     return None
@@ -138,6 +143,46 @@ def write_csv(curves, path):
                             else f"{r[RETURN_KEY]:.4f}"])
 
 
+def read_csv(path, seeds=None):
+    """The curves of a CSV that `write_csv` wrote: {seed (str): rows}, rows
+    as `sweep.read_curve`'s, in file order; only `seeds` (strs) if given.
+
+    Older files lack wall_s (derived again from elapsed_s) or episodes
+    (None: not recorded). Raises UsageError if the file cannot be read,
+    lacks a column every version has, or lacks a seed asked for.
+    """
+    try:
+        with open(path, newline="") as f:
+            records = list(csv.DictReader(f))
+    except OSError as e:
+        raise errors.UsageError(f"cannot read {path}: {e.strerror}") from None
+    need = {"seed", "env_frames", "elapsed_s", "fps", RETURN_KEY}
+    if records and not need <= set(records[0]):
+        raise errors.UsageError(
+            f"{path} is not a learning-curve CSV (it lacks "
+            f"{', '.join(sorted(need - set(records[0])))})")
+    out = {}
+    try:
+        for r in records:
+            if seeds is not None and r["seed"] not in seeds:
+                continue
+            episodes = r.get("episodes")
+            out.setdefault(r["seed"], []).append({
+                "env_frames": int(r["env_frames"]),
+                "elapsed_s": float(r["elapsed_s"]), "fps": float(r["fps"]),
+                RETURN_KEY: (float(r[RETURN_KEY]) if r[RETURN_KEY]
+                             else None),
+                "episodes": int(episodes) if episodes else None})
+    except ValueError as e:
+        raise errors.UsageError(f"{path}: a value is not a number ({e})"
+                                ) from None
+    missing = [s for s in (seeds or ()) if s not in out]
+    if missing or not out:
+        raise errors.UsageError(f"{path} has no rows for seed(s) "
+                                f"{', '.join(missing) or 'any'}")
+    return out
+
+
 def plot(curves, path, title, references=(), label="seed {}", band=True):
     """Draws the curves to `path` (PNG) and returns the matplotlib figure.
 
@@ -190,6 +235,55 @@ def plot(curves, path, title, references=(), label="seed {}", band=True):
     ax_wall.set_xlabel("environment frames (millions)")
     ax_wall.grid(alpha=0.3)
     ax_wall.set_ylim(bottom=0)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return fig
+
+
+def plot_groups(groups, path, title, references=()):
+    """Draws configurations against each other to `path` (PNG) and returns
+    the matplotlib figure.
+
+    groups: {label: {seed: rows}}. Top panel: each group's seeds as thin
+    lines of one colour and, for several seeds, their mean (thick) inside
+    their min-max band (`seed_band`); `references` as in `plot`. Bottom
+    panel: each seed's frames/s in its group's colour.
+    """
+    import matplotlib  # pylint: disable=import-outside-toplevel
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+    fig, (ax, ax_fps) = plt.subplots(2, 1, sharex=True, figsize=(8, 6.5),
+                                     gridspec_kw={"height_ratios": [3, 1]})
+    for i, (label, curves) in enumerate(groups.items()):
+        color = f"C{i}"
+        for j, rows in enumerate(curves.values()):
+            pts = [(r["env_frames"] / 1e6, r[RETURN_KEY]) for r in rows
+                   if r[RETURN_KEY] is not None]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color,
+                    alpha=0.35, linewidth=0.7,
+                    label=f"{label}: {len(curves)} seed(s)" if j == 0
+                    else None)
+            ax_fps.plot([r["env_frames"] / 1e6 for r in rows],
+                        [r["fps"] for r in rows], color=color, alpha=0.5,
+                        linewidth=0.7)
+        band = seed_band(curves) if len(curves) > 1 else None
+        if band is not None:
+            ax.fill_between(band["frames"] / 1e6, band["min"], band["max"],
+                            color=color, alpha=0.15)
+            ax.plot(band["frames"] / 1e6, band["mean"], color=color,
+                    linewidth=2, label=f"{label}: mean and min-max")
+    for i, (name, value) in enumerate(references):
+        ax.axhline(value, color=("dimgrey", "tab:red", "tab:green")[i % 3],
+                   linestyle=("--", ":", "-.")[i % 3], linewidth=1,
+                   label=name)
+    ax.set_ylabel("mean return (last 100 episodes)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize="small")
+    ax.set_title(title, fontsize="medium")
+    ax_fps.set_ylabel("frames/s")
+    ax_fps.set_xlabel("environment frames (millions)")
+    ax_fps.grid(alpha=0.3)
+    ax_fps.set_ylim(bottom=0)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return fig
