@@ -220,17 +220,7 @@ def plot(curves, path, title, references=(), label="seed {}", band=True):
                         label=f"min-max of {len(curves)} seeds")
         ax.plot(band["frames"] / 1e6, band["mean"], color="black",
                 linewidth=2, label=f"mean of {len(curves)} seeds")
-    for i, (name, value) in enumerate(references):
-        ax.axhline(value, color=("dimgrey", "tab:red", "tab:green")[i % 3],
-                   linestyle=("--", ":", "-.")[i % 3], linewidth=1,
-                   label=name)
-    ax.set_ylabel("mean return (last 100 episodes)")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize="small")
-    ax.set_title(title, fontsize="medium")
-    ax_fps.set_ylabel("frames/s")
-    ax_fps.grid(alpha=0.3)
-    ax_fps.set_ylim(bottom=0)
+    _dress(ax, ax_fps, title, references)
     ax_wall.set_ylabel("wall hours")
     ax_wall.set_xlabel("environment frames (millions)")
     ax_wall.grid(alpha=0.3)
@@ -272,6 +262,16 @@ def plot_groups(groups, path, title, references=()):
                             color=color, alpha=0.15)
             ax.plot(band["frames"] / 1e6, band["mean"], color=color,
                     linewidth=2, label=f"{label}: mean and min-max")
+    _dress(ax, ax_fps, title, references)
+    ax_fps.set_xlabel("environment frames (millions)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return fig
+
+
+def _dress(ax, ax_fps, title, references):
+    """The return panel's reference lines, labels, legend and title, and
+    the frames/s panel's label and grid."""
     for i, (name, value) in enumerate(references):
         ax.axhline(value, color=("dimgrey", "tab:red", "tab:green")[i % 3],
                    linestyle=("--", ":", "-.")[i % 3], linewidth=1,
@@ -281,12 +281,8 @@ def plot_groups(groups, path, title, references=()):
     ax.legend(loc="best", fontsize="small")
     ax.set_title(title, fontsize="medium")
     ax_fps.set_ylabel("frames/s")
-    ax_fps.set_xlabel("environment frames (millions)")
     ax_fps.grid(alpha=0.3)
     ax_fps.set_ylim(bottom=0)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    return fig
 
 
 def report(curves, thresholds):
