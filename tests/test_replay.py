@@ -93,6 +93,25 @@ def test_frames_round_trip_exactly_and_share_planes(new_games):
     assert len(planes) == (T + 1) + (C - 1) + restarts * (C - 1)
 
 
+def test_frames_decompress_into_a_row_of_a_batch():
+    """`out`: the stack is written into the given array (a batch's row),
+    the rows around it untouched; so does the buffer's `get`."""
+    rng = np.random.default_rng(3)
+    frames = _stacked_frames(rng, T + 1, new_game_at=(2,))
+    planes, starts = replay.compress_frames(frames)
+    batch = np.full((3,) + frames.shape, 7, np.uint8)
+    written = replay.decompress_frames(planes, starts, C, out=batch[1])
+    assert np.shares_memory(written, batch)
+    np.testing.assert_array_equal(batch[1], frames)
+    assert (batch[0] == 7).all() and (batch[2] == 7).all()
+    buffer = replay.ReplayBuffer(4, frame_index=0)
+    buffer.add([frames, np.int32(5)])
+    rows = [np.zeros((2,) + frames.shape, np.uint8), np.zeros([2], np.int32)]
+    buffer.get(0, out=[rows[0][1], rows[1][1, ...]])
+    np.testing.assert_array_equal(rows[0][1], frames)
+    assert rows[1].tolist() == [0, 5] and (rows[0][0] == 0).all()
+
+
 def test_unstacked_frames_are_stored_whole():
     rng = np.random.default_rng(2)
     frames = rng.integers(0, 255, [T + 1, H, W, 3], np.uint8)

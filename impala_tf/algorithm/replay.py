@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from impala_tf import errors
 from impala_tf import transport
+from impala_tf.transport import shared_memory
 
 # Bytes assumed per string (a DMLab instruction) in the memory estimate.
 _STRING_BYTES = 64
@@ -81,32 +82,35 @@ def compress_frames(frames):
     plane; any other step (a new game, or unstacked frames) adds C. Exact
     for any input: sharing is decided by comparing the planes.
     """
-    frames = np.asarray(frames)
-    steps, channels = frames.shape[0], frames.shape[-1]
+    # Planes first ([T+1, C, H, W], one transposing copy), so the
+    # comparison and the gather below read contiguous planes.
+    by_plane = np.ascontiguousarray(np.moveaxis(np.asarray(frames), -1, 1))
+    steps, channels = by_plane.shape[:2]
     if channels > 1 and steps > 1:
-        shifted = np.all(frames[1:, ..., :-1] == frames[:-1, ..., 1:],
-                         axis=tuple(range(1, frames.ndim)))
+        shifted = np.all((by_plane[1:, :-1] == by_plane[:-1, 1:]).reshape(
+            steps - 1, -1), axis=1)
     else:
         shifted = np.zeros([max(steps - 1, 0)], bool)
-    starts = np.empty([steps], np.int32)
-    pieces, count = [], 0
-    for t in range(steps):
-        if t > 0 and shifted[t - 1]:
-            starts[t] = starts[t - 1] + 1
-            pieces.append(frames[t, ..., -1:])
-            count += 1
-        else:
-            starts[t] = count
-            pieces.append(frames[t])
-            count += channels
-    planes = np.moveaxis(np.concatenate(pieces, axis=-1), -1, 0)
-    return np.ascontiguousarray(planes), starts
+    # Planes each step adds: its newest if shifted, else all C.
+    added = np.where(np.concatenate([[False], shifted]), 1, channels)
+    ends = np.cumsum(added)
+    starts = (ends - channels).astype(np.int32)
+    step_of = np.repeat(np.arange(steps), added)
+    plane_of = np.arange(ends[-1]) - np.repeat(ends - added, added) + (
+        channels - np.repeat(added, added))
+    return by_plane[step_of, plane_of], starts
 
 
-def decompress_frames(planes, starts, channels):
-    """`compress_frames`' inverse: uint8 [T+1, H, W, C] (a new array)."""
-    index = starts[:, None] + np.arange(channels)[None, :]
-    return np.ascontiguousarray(np.moveaxis(planes[index], 1, -1))
+def decompress_frames(planes, starts, channels, out=None):
+    """`compress_frames`' inverse: uint8 [T+1, H, W, C], written into
+    `out` (an array of that shape, e.g. a row of a batch) or a new
+    array, which it returns."""
+    if out is None:
+        out = np.empty((len(starts),) + planes.shape[1:] + (channels,),
+                       planes.dtype)
+    for c in range(channels):  # One channel of every step at a time.
+        out[..., c] = planes[starts + c]
+    return out
 
 
 # -- Memory. --------------------------------------------------------------
@@ -212,19 +216,50 @@ class ReplayBuffer:
         self._next = (self._next + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
-    def get(self, age):
+    def get(self, age, out=None):
         """The trajectory added `age` additions ago (0: the newest), as
-        the flat list `add` took (new arrays)."""
+        the flat list `add` took: new arrays, or written into `out` (a
+        flat list of arrays of the same shapes, e.g. one row of each leaf
+        of a batch), which it returns."""
         if not 0 <= age < self.size:
             raise IndexError(f"age {age} outside 0..{self.size - 1}")
         item = self._items[(self._next - 1 - age) % self.capacity]
-        return [decompress_frames(*leaf) if isinstance(leaf, tuple)
-                else leaf.copy() for leaf in item]
+        if out is None:
+            return [decompress_frames(*leaf) if isinstance(leaf, tuple)
+                    else leaf.copy() for leaf in item]
+        for leaf, dest in zip(item, out):
+            if isinstance(leaf, tuple):
+                decompress_frames(*leaf, out=dest)
+            else:
+                dest[...] = leaf
+        return out
+
+    def sample_ages(self, k):
+        """k distinct ages (ints, for `get`) drawn uniformly, k <= size."""
+        return [int(a) for a in self._rng.choice(self.size, size=k,
+                                                 replace=False)]
 
     def sample(self, k):
         """k distinct trajectories drawn uniformly (flat lists), k <= size."""
-        ages = self._rng.choice(self.size, size=k, replace=False)
-        return [self.get(int(a)) for a in ages]
+        return [self.get(a) for a in self.sample_ages(k)]
+
+
+# TensorFlow's CPU tensors must start on this boundary (Eigen's widest
+# vectors); a tensor that shares an array's memory needs it too.
+_ALIGN = 64
+
+
+def _aligned_empty(shape, dtype):
+    """np.empty(shape, dtype) starting on an _ALIGN-byte boundary, so a
+    `tf.Tensor` can share its memory (`shared_memory.tensors`); object
+    arrays (strings, which are copied) as np.empty."""
+    dtype = np.dtype(dtype)
+    if dtype == object:
+        return np.empty(shape, dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    raw = np.empty(nbytes + _ALIGN, np.uint8)
+    start = -raw.ctypes.data % _ALIGN
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
 def _frame_index(traj_spec):
@@ -274,37 +309,45 @@ class ReplayBatchSource(transport.BatchSource):
         """Fresh trajectories per batch once the buffer is warm."""
         return self.batch_size - self.replayed_per_batch
 
-    def _take_fresh(self, count):
-        chunks, have = [], 0
+    def _fresh_rows(self, count):
+        """Flat list of new arrays [B, ...] (one per leaf) whose first
+        `count` rows are the next fresh trajectories, in arrival order."""
+        flat, have = None, 0
         while have < count:
             if self._pending is None:
                 batch = next(self._fresh)
-                self._pending = [np.asarray(x) for x in tf.nest.flatten(
-                    tf.nest.map_structure(
-                        lambda t: t.numpy() if hasattr(t, "numpy") else t,
-                        batch))]
+                # np.asarray reads a tensor in place (.numpy() copies).
+                self._pending = [np.asarray(x)
+                                 for x in tf.nest.flatten(batch)]
+            if flat is None:
+                flat = [_aligned_empty((self.batch_size,) + x.shape[1:],
+                                       x.dtype) for x in self._pending]
             n = len(self._pending[0])
             use = min(n, count - have)
-            chunks.append([x[:use] for x in self._pending])
+            for whole, x in zip(flat, self._pending):
+                whole[have:have + use] = x[:use]
             self._pending = ([x[use:] for x in self._pending]
                              if use < n else None)
             have += use
-        return [np.concatenate(parts) for parts in zip(*chunks)]
+        return flat
 
     def __next__(self):
         k = (self.replayed_per_batch
              if self.buffer.size >= self.batch_size else 0)
-        fresh = self._take_fresh(self.batch_size - k)
-        replayed = self.buffer.sample(k)
-        for i in range(len(fresh[0])):
-            self.buffer.add([x[i] for x in fresh])
-        flat = [np.concatenate([f] + [r[j][None] for r in replayed])
-                if replayed else f for j, f in enumerate(fresh)]
-        mask = np.zeros([self.batch_size], bool)
-        mask[self.batch_size - k:] = True
+        n = self.batch_size - k
+        flat = self._fresh_rows(n)
+        # The replayed rows are written in place (no per-trajectory
+        # copies), drawn before this batch's fresh trajectories enter.
+        for row, age in enumerate(self.buffer.sample_ages(k), start=n):
+            self.buffer.get(age, out=[whole[row, ...] for whole in flat])
+        for i in range(n):
+            self.buffer.add([whole[i] for whole in flat])
+        mask = _aligned_empty([self.batch_size], bool)
+        mask[:n], mask[n:] = False, True
         flat[self._replayed] = mask
-        return tf.nest.pack_sequence_as(
-            self._structure, [tf.convert_to_tensor(x) for x in flat])
+        # The tensors take over the new arrays' memory (no copy).
+        return tf.nest.pack_sequence_as(self._structure,
+                                        shared_memory.tensors(flat))
 
     def stats(self):
         """The buffer now: dict with 'replay_size' (int trajectories held)
