@@ -8,7 +8,8 @@
   no preprocessing), in frames/s summed over the processes.
 * `ProcessCpu`: CPU seconds of a process tree between two instants;
   `tree_cpu_s(root)`; `machine_busy(seconds)` (/proc, `impala_tf.testing`).
-* `machine()`, `write_json(path, report)`, `format_table(rows, columns)`.
+* `machine()`, `write_json(path, report)`, `format_table(rows, columns)`,
+  `commit_of(source)` (a checkout's short commit, for --sources).
 """
 
 import json
@@ -237,6 +238,17 @@ CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile",
 
 
 format_table = curves.format_table  # rows: dicts; (key, header, format).
+
+
+def commit_of(source):
+    """The short commit of checkout `source` (or its folder name)."""
+    try:
+        out = subprocess.run(["git", "-C", source, "rev-parse", "--short",
+                              "HEAD"], capture_output=True, text=True,
+                             check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return os.path.basename(os.path.abspath(source))
 
 
 def write_json(path, report):

@@ -61,17 +61,6 @@ TRANSPORTS = {"shm": "shared_memory", "grpc": "grpc"}
 QUICK_CONFIGS = "2:1:0,2:64:1"
 
 
-def _commit(source):
-    """The short commit of checkout `source` (or its folder name)."""
-    try:
-        out = subprocess.run(["git", "-C", source, "rev-parse", "--short",
-                              "HEAD"], capture_output=True, text=True,
-                             check=True)
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return os.path.basename(os.path.abspath(source))
-
-
 def train(config, args, extra, workdir, index=0, source=_common.REPO):
     """Runs one training config from checkout `source`; returns frames/s
     and CPU details."""
@@ -201,7 +190,7 @@ def main(argv):
                   f"{actors} actor(s) x {envs} env(s), vector_env="
                   f"{bool(vector)}, {transport}, from {source} ...",
                   flush=True)
-            row = {"source": _commit(source), "actors": actors,
+            row = {"source": _common.commit_of(source), "actors": actors,
                    "envs_per_actor": envs,
                    "vector_env": bool(vector), "transport": transport,
                    "ceiling_before": before[0]}
