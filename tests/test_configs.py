@@ -81,7 +81,8 @@ EXPECTED = {
         batch_size=8, epsilon=1e-5, total_environment_frames=20_000_000,
         learning_rate_decay_frames=200_000_000, final_entropy_cost=0.001,
         entropy_cost_decay_start_frames=12_000_000,
-        entropy_cost_decay_end_frames=14_000_000),
+        entropy_cost_decay_end_frames=14_000_000, replay_proportion=0.5,
+        replay_capacity=10_000),
     # Table 2 on Atari: Table G.1 with pong_fast's measured deviations.
     "table2_atari.cfg": dict(
         TABLE_G1, level_name="atari/breakout", agent="shallow",
