@@ -220,7 +220,8 @@ def check_architecture(config):
                          "--learner_hosts or --local_transport=grpc)")
     if config.learner.replay_proportion > 0:
         raise ValueError(f"--architecture={arch} trains on fresh unrolls "
-                         "only; drop --replay_proportion")
+                         "only; set --replay_proportion=0 (after any "
+                         "flagfile that turns replay on)")
     envs = config.num_actors * config.actor.envs_per_actor
     if arch.startswith("a2c") and envs != config.learner.batch_size:
         raise ValueError(

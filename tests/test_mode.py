@@ -75,7 +75,7 @@ def test_config_refuses_what_an_architecture_cannot_run(tmp_path):
     _config(tmp_path, "a3c")  # A3C has no batch to match.
     with pytest.raises(ValueError, match="shared memory only"):
         _config(tmp_path, "a3c", local_transport="grpc")
-    with pytest.raises(ValueError, match="drop --replay_proportion"):
+    with pytest.raises(ValueError, match="set --replay_proportion=0"):
         dataclasses.replace(
             config, learner=dataclasses.replace(config.learner,
                                                 replay_proportion=0.5),
