@@ -9,7 +9,8 @@
 * `ProcessCpu`: CPU seconds of a process tree between two instants;
   `tree_cpu_s(root)`; `machine_busy(seconds)` (/proc, `impala_tf.testing`).
 * `machine()`, `write_json(path, report)`, `format_table(rows, columns)`,
-  `commit_of(source)` (a checkout's short commit, for --sources).
+  `parse_sources(parser, text, marker)` and `commit_of(source)` (a
+  checkout's short commit) for --sources.
 """
 
 import json
@@ -238,6 +239,18 @@ CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile",
 
 
 format_table = curves.format_table  # rows: dicts; (key, header, format).
+
+
+def parse_sources(parser, text, marker):
+    """--sources' checkouts as absolute paths (default: this one); the
+    argparse `parser` exits with one sentence if one lacks the file
+    `marker` (a path inside a checkout)."""
+    sources = [os.path.abspath(d) for d in (
+        text.split(",") if text else [REPO])]
+    for d in sources:
+        if not os.path.isfile(os.path.join(d, marker)):
+            parser.error(f"--sources: {d} is not an impala_tf checkout")
+    return sources
 
 
 def commit_of(source):

@@ -128,12 +128,8 @@ def main(argv):
     p.add_argument("--out", default="benchmarks/results/replay_speed.json",
                    help="the JSON written (relative to the repository)")
     args = p.parse_args(argv)
-    sources = [os.path.abspath(d) for d in (
-        args.sources.split(",") if args.sources else [_common.REPO])]
-    for d in sources:
-        if not os.path.isfile(os.path.join(d, "impala_tf", "algorithm",
-                                           "replay.py")):
-            p.error(f"--sources: {d} is not an impala_tf checkout")
+    sources = _common.parse_sources(p, args.sources,
+                                    "impala_tf/algorithm/replay.py")
     for name in ("rounds", "batches", "batch_size", "fill"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be at least 1")

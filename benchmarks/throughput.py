@@ -162,12 +162,8 @@ def main(argv):
                         "checkout in turn (default: this one)")
     parser.add_argument("--out", default="benchmarks/results/throughput.json")
     args = parser.parse_args(argv)
-    sources = [os.path.abspath(d) for d in (
-        args.sources.split(",") if args.sources else [_common.REPO])]
-    for d in sources:
-        if not os.path.isfile(os.path.join(d, "impala_tf", "cli",
-                                           "experiment.py")):
-            parser.error(f"--sources: {d} is not an impala_tf checkout")
+    sources = _common.parse_sources(parser, args.sources,
+                                    "impala_tf/cli/experiment.py")
     if args.quick:
         args.warmup_s, args.measure_s, args.ceiling_s = 10.0, 25.0, 6.0
         args.configs = args.configs or QUICK_CONFIGS
