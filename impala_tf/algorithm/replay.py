@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from impala_tf import errors
 from impala_tf import transport
+from impala_tf.transport import shared_block
 from impala_tf.transport import shared_memory
 
 # Bytes assumed per string (a DMLab instruction) in the memory estimate.
@@ -244,24 +245,6 @@ class ReplayBuffer:
         return [self.get(a) for a in self.sample_ages(k)]
 
 
-# TensorFlow's CPU tensors must start on this boundary (Eigen's widest
-# vectors); a tensor that shares an array's memory needs it too.
-_ALIGN = 64
-
-
-def _aligned_empty(shape, dtype):
-    """np.empty(shape, dtype) starting on an _ALIGN-byte boundary, so a
-    `tf.Tensor` can share its memory (`shared_memory.tensors`); object
-    arrays (strings, which are copied) as np.empty."""
-    dtype = np.dtype(dtype)
-    if dtype == object:
-        return np.empty(shape, dtype)
-    nbytes = math.prod(shape) * dtype.itemsize
-    raw = np.empty(nbytes + _ALIGN, np.uint8)
-    start = -raw.ctypes.data % _ALIGN
-    return raw[start:start + nbytes].view(dtype).reshape(shape)
-
-
 def _frame_index(traj_spec):
     marks = tf.nest.map_structure(lambda _: False, traj_spec)
     observation = dict(marks.env_outputs.observation, frame=True)
@@ -320,8 +303,9 @@ class ReplayBatchSource(transport.BatchSource):
                 self._pending = [np.asarray(x)
                                  for x in tf.nest.flatten(batch)]
             if flat is None:
-                flat = [_aligned_empty((self.batch_size,) + x.shape[1:],
-                                       x.dtype) for x in self._pending]
+                flat = [shared_block.aligned_empty(
+                    (self.batch_size,) + x.shape[1:], x.dtype)
+                    for x in self._pending]
             n = len(self._pending[0])
             use = min(n, count - have)
             for whole, x in zip(flat, self._pending):
@@ -342,7 +326,7 @@ class ReplayBatchSource(transport.BatchSource):
             self.buffer.get(age, out=[whole[row, ...] for whole in flat])
         for i in range(n):
             self.buffer.add([whole[i] for whole in flat])
-        mask = _aligned_empty([self.batch_size], bool)
+        mask = shared_block.aligned_empty([self.batch_size], bool)
         mask[:n], mask[n:] = False, True
         flat[self._replayed] = mask
         # The tensors take over the new arrays' memory (no copy).

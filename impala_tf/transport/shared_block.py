@@ -27,8 +27,11 @@ def round_up(x):
 
 
 def aligned_empty(shape, dtype):
-    """np.empty(shape, dtype) starting on a 64-byte boundary."""
+    """np.empty(shape, dtype) starting on a 64-byte boundary; an object
+    array (strings, which TensorFlow copies anyway) as plain np.empty."""
     dtype = np.dtype(dtype)
+    if dtype == object:
+        return np.empty(shape, dtype)
     nbytes = math.prod(shape) * dtype.itemsize
     raw = np.empty(nbytes + ALIGN, np.uint8)
     start = (-raw.ctypes.data) % ALIGN
