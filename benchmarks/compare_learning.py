@@ -42,8 +42,7 @@ def parse_run(text):
     if not colon:
         path, seeds = source, ""
     if seeds:
-        seeds = [str(s) for s in sweep.parse_list(
-            [v for v in seeds.split(",") if v], "run seeds", int)]
+        seeds = [str(s) for s in sweep.parse_list(seeds, "run seeds", int)]
     return label, path, seeds or None
 
 
@@ -111,9 +110,8 @@ def _parse(argv):
                    "repository)")
     args = p.parse_args(argv)
     try:
-        args.thresholds = sweep.parse_list(
-            [v for v in args.thresholds.split(",") if v], "thresholds",
-            float)
+        args.thresholds = sweep.parse_list(args.thresholds, "thresholds",
+                                           float)
         args.run = [parse_run(r) for r in args.run]
         args.reference = [parse_reference(r) for r in args.reference]
     except UsageError as e:

@@ -80,10 +80,6 @@ def format_table(numbers, thresholds, target, target_frames):
     return curves.format_table(rows, columns)
 
 
-def _items(text):
-    return [v for v in text.split(",") if v]
-
-
 def _parse(argv):
     p = argparse.ArgumentParser(prog="python -m benchmarks.table1_learning",
                                 description=__doc__.split("\n")[0])
@@ -101,8 +97,8 @@ def _parse(argv):
                    "to the repository)")
     args = p.parse_args(argv)
     try:
-        args.seeds = sweep.parse_list(_items(args.seeds), "seeds", int)
-        args.thresholds = sweep.parse_list(_items(args.thresholds),
+        args.seeds = sweep.parse_list(args.seeds, "seeds", int)
+        args.thresholds = sweep.parse_list(args.thresholds,
                                            "thresholds", float)
     except UsageError as e:
         p.error(str(e))

@@ -73,3 +73,11 @@ def test_done_at_the_frames_or_at_the_return(tmp_path):
     assert not lc.done(str(tmp_path), 100, stop_at_return=19)
     _records(tmp_path, [(90, 18.5, 60)])  # Too few games for the window.
     assert not lc.done(str(tmp_path), 100, stop_at_return=18)
+
+
+def test_parse_list_takes_the_comma_separated_text_too():
+    assert lc.parse_list("1,,3", "seeds", int) == [1, 3]
+    with pytest.raises(lc.UsageError, match="--seeds is empty"):
+        lc.parse_list(",", "seeds", int)
+    with pytest.raises(lc.UsageError, match="lists a value twice"):
+        lc.parse_list("2,2", "seeds", int)

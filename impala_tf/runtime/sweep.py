@@ -139,7 +139,11 @@ def train(command, prefix, timeout_s=0, cwd=None, log=print):
 
 def parse_list(values, name, kind=str):
     """A list flag's values as `kind`; UsageError if one does not convert,
-    the list is empty or lists a value twice."""
+    the list is empty or lists a value twice. `values` may also be the
+    comma-separated text itself (empty items dropped), as argparse gives
+    it."""
+    if isinstance(values, str):
+        values = [v for v in values.split(",") if v]
     try:
         items = [kind(v) for v in values]
     except ValueError:
