@@ -68,6 +68,23 @@ def test_frames_to_reach_needs_a_full_window(runs):
     assert lc.frames_to_reach(rows, 18) == 5 * FRAMES_PER_RECORD
 
 
+def test_best_return_counts_full_windows_only(runs):
+    """The best is the highest return over a full window, the first row on
+    a tie; a higher mean over fewer games, or a fall after the peak, does
+    not move it; legacy rows without an episode count are full."""
+    rows = [dict(r) for r in sweep.read_curve(str(runs / "seed_1"))]
+    assert lc.best_return(rows) == (19, 9 * FRAMES_PER_RECORD)
+    rows[1].update(episodes=3, **{lc.RETURN_KEY: 21})
+    rows.append(dict(rows[-1], env_frames=10 * FRAMES_PER_RECORD,
+                     **{lc.RETURN_KEY: 19}))
+    rows.append(dict(rows[-1], env_frames=11 * FRAMES_PER_RECORD,
+                     **{lc.RETURN_KEY: -3}))
+    assert lc.best_return(rows) == (19, 9 * FRAMES_PER_RECORD)
+    legacy = [dict(r, episodes=None) for r in rows[2:]]
+    assert lc.best_return(legacy) == (19, 9 * FRAMES_PER_RECORD)
+    assert lc.best_return(rows[:1]) == (None, None)
+
+
 def test_summarize(runs):
     rows = sweep.read_curve(str(runs / "seed_2"))
     numbers = lc.summarize(rows, [-15, 0, 18])
@@ -75,6 +92,8 @@ def test_summarize(runs):
                                     "0": 8 * FRAMES_PER_RECORD, "+18": None}
     assert numbers["final_return"] == 12
     assert numbers["final_frames"] == 9 * FRAMES_PER_RECORD
+    assert (numbers["best_return"], numbers["best_return_frames"]) == (
+        12, 9 * FRAMES_PER_RECORD)
     # testing.write_progress logs one record per second of elapsed time.
     assert numbers["wall_hours"] == pytest.approx(
         rows[-1]["elapsed_s"] / 3600)
@@ -177,6 +196,9 @@ def test_report_has_a_row_per_seed_the_median_and_the_range(runs):
     # Seed 1 reached -15 at 4M and +18 at 8M; seed 2 -15 at 5M, not +18.
     assert "4,500,000 (2/2)" in lines[3] and "8,000,000 (1/2)" in lines[3]
     assert "4,000,000-5,000,000" in lines[4]
+    assert "best (at frames)" in lines[0]
+    assert "19.00 (9,000,000)" in lines[1]
+    assert "12.00 (9,000,000)" in lines[2]
     assert summary["across_seeds"]["+18"]["reached"] == 1
     assert summary["seeds"]["2"]["final_return"] == 12
 

@@ -24,8 +24,8 @@ one line per seed, their mean and the min-max band across seeds,
 `--reference` and the level's random and human scores where its suite has
 them; frames/s and wall-clock hours on panels below), `<out>.csv` (seed, env_frames,
 elapsed_s, wall_s, fps, episode_return_mean), a table on stdout (per seed:
-frames to first reach each of `--thresholds`, final return, mean frames/s,
-wall hours; over the seeds: the median and the range of the frames to each
+frames to first reach each of `--thresholds`, final return, the best
+return over a full window and where, mean frames/s, wall hours; over the seeds: the median and the range of the frames to each
 threshold and how many seeds reached it) and, with `--summary_json`, those
 numbers as JSON (`impala_tf.runtime.curves`). Bad input: one `error:`
 sentence, exit status 2.

@@ -77,16 +77,35 @@ def seed_band(curves, points=200):
             "max": values.max(0)}
 
 
+def best_return(rows):
+    """(return, env_frames) of the row with the highest return over a full
+    window (as `frames_to_reach` counts them; the first such row on a
+    tie), or (None, None) if no row has one."""
+    best = (None, None)
+    for r in rows:
+        episodes = r.get("episodes")
+        if r[RETURN_KEY] is None or (
+                episodes is not None and episodes < progress.RETURN_WINDOW):
+            continue
+        if best[0] is None or r[RETURN_KEY] > best[0]:
+            best = (r[RETURN_KEY], r["env_frames"])
+    return best
+
+
 def summarize(rows, thresholds):
     """One run's numbers: frames to each threshold, final frames and
-    return, mean frames/s and wall-clock hours."""
+    return, the best return over a full window and its frames, mean
+    frames/s and wall-clock hours."""
     returns = [r for r in rows if r[RETURN_KEY] is not None]
     fps = [r["fps"] for r in rows if r.get("fps", 0) > 0]
+    best, best_frames = best_return(rows)
     return {
         "frames_to": {format_threshold(t): frames_to_reach(rows, t)
                       for t in thresholds},
         "final_frames": rows[-1]["env_frames"] if rows else 0,
         "final_return": returns[-1][RETURN_KEY] if returns else None,
+        "best_return": best,
+        "best_return_frames": best_frames,
         "mean_fps": sum(fps) / len(fps) if fps else None,
         "wall_hours": (wall_seconds(rows)[-1] / 3600 if rows
                        and "elapsed_s" in rows[0] else None),
@@ -296,8 +315,9 @@ def report(curves, thresholds):
                 for s, rows in curves.items()}
     summary = {"thresholds": list(thresholds), "seeds": per_seed}
     named = [(f"seed {s}", n) for s, n in per_seed.items()]
-    rows = [dict(n, run=name, **{"to " + t: f"{f:,}" if f else None
-                                 for t, f in n["frames_to"].items()})
+    rows = [dict(n, run=name, best=_best_text(n),
+                 **{"to " + t: f"{f:,}" if f else None
+                    for t, f in n["frames_to"].items()})
             for name, n in named]
     if len(curves) > 1:
         stats = across_seeds(per_seed, thresholds)
@@ -317,6 +337,15 @@ def report(curves, thresholds):
                   for t in thresholds]
                + [("final_frames", "frames", "{:,}"),
                   ("final_return", "final return", "{:.2f}"),
+                  ("best", "best (at frames)", "{}"),
                   ("mean_fps", "mean frames/s", "{:,.0f}"),
                   ("wall_hours", "wall hours", "{:.2f}")])
     return format_table(rows, columns), summary
+
+
+def _best_text(numbers):
+    """"18.46 (10,993,600)" from `summarize`'s best return, or None."""
+    if numbers["best_return"] is None:
+        return None
+    return (f"{numbers['best_return']:.2f} "
+            f"({numbers['best_return_frames']:,})")
