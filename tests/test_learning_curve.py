@@ -124,10 +124,11 @@ def test_bad_input_is_one_sentence_and_exit_2(runs, args, fragment):
 
 
 @pytest.mark.slow
-def test_trains_a_seed_then_resumes_and_skips_it(tmp_path):
-    """A real run: the toy level for a few thousand frames, one seed, its
+def test_trains_two_seeds_at_once_then_resumes_and_skips_them(tmp_path):
+    """A real run: the toy level for a few thousand frames, two seeds
+    trained at once (--parallel=2, each one's output in its own file), the
     configuration from a flagfile and the command line; the same command
-    again finds the seed done and only redraws."""
+    again finds both seeds done and only redraws."""
     config = tmp_path / "toy.cfg"
     config.write_text("# A toy configuration.\n"
                       f"--level_name={testing.TOY_LEVEL}\n"
@@ -136,7 +137,7 @@ def test_trains_a_seed_then_resumes_and_skips_it(tmp_path):
     args = [f"--flagfile={config}", "--batch_size=4",  # Overrides the file.
             "--num_actors=1", "--log_interval_s=0.5",
             f"--logdir={tmp_path}", "--frames=2000",
-            f"--out={tmp_path / 'curve'}", "--seeds=3",
+            f"--out={tmp_path / 'curve'}", "--seeds=3,4", "--parallel=2",
             f"--summary_json={tmp_path / 's.json'}"]
     result = _curve_tool(args, timeout=400)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
@@ -149,17 +150,26 @@ def test_trains_a_seed_then_resumes_and_skips_it(tmp_path):
                  f"--logdir={tmp_path / 'seed_3'}"):
         assert flag in command, (flag, command)
     assert "--batch_size=8" not in command
-    rows = sweep.read_curve(str(tmp_path / "seed_3"))
-    assert rows and rows[-1]["env_frames"] >= 2000
-    assert os.path.exists(tmp_path / "seed_3" / "checkpoints")
+    assert command[-2:] == ["(output:", f"{tmp_path / 'seed_3.log'})"]
     numbers = json.loads((tmp_path / "s.json").read_text())
-    assert numbers["seeds"]["3"]["final_frames"] == rows[-1]["env_frames"]
+    for seed in (3, 4):
+        seed_rows = sweep.read_curve(str(tmp_path / f"seed_{seed}"))
+        assert seed_rows and seed_rows[-1]["env_frames"] >= 2000
+        assert os.path.exists(tmp_path / f"seed_{seed}" / "checkpoints")
+        assert numbers["seeds"][str(seed)]["final_frames"] == seed_rows[-1][
+            "env_frames"]
+        # Each trainer's own output, not this tool's, is in its file.
+        assert "[impala]" in (tmp_path / f"seed_{seed}.log").read_text()
+        assert f"seed {seed}: ended with status 0" in result.stdout
+    assert "[impala]" not in result.stdout
+    rows = sweep.read_curve(str(tmp_path / "seed_3"))
 
     again = _curve_tool(args, timeout=400)
     assert again.returncode == 0, again.stderr
     done = rows[-1]["env_frames"]
     assert (f"seed 3: done in {tmp_path / 'seed_3'} (at {done:,} of 2,000 "
             "frames)") in again.stdout
+    assert f"seed 4: done in {tmp_path / 'seed_4'}" in again.stdout
     assert sweep.read_curve(str(tmp_path / "seed_3")) == rows
     # A far frame target, but the run's last 100 games already reach
     # --stop_at_return: nothing to train either.

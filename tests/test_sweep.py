@@ -1,10 +1,17 @@
-"""Tests for impala_tf/runtime/sweep.py: reading a run's curve.
+"""Tests for impala_tf/runtime/sweep.py: reading a run's curve, and
+running trainers (`train_all`) on small Python programs standing in for
+them.
 
-The training side of sweep (`sweep.train`) runs in the learning-curve and
-ablation tools' tests.
+`sweep.train` with real trainers runs in the learning-curve and ablation
+tools' tests.
 """
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -81,3 +88,91 @@ def test_parse_list_takes_the_comma_separated_text_too():
         lc.parse_list(",", "seeds", int)
     with pytest.raises(lc.UsageError, match="lists a value twice"):
         lc.parse_list("2,2", "seeds", int)
+
+
+# A stand-in trainer: writes its pid to <dir>/<name>.pid, prints a line, then
+# waits up to WAIT seconds for <dir>/<other>.pid (the other job running at the
+# same time) and exits 0 if it appeared, 1 if not.
+RENDEZVOUS = """
+import os, sys, time
+d, name, other, wait = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+open(os.path.join(d, name + ".pid"), "w").write(str(os.getpid()))
+print("stand-in", name, flush=True)
+deadline = time.monotonic() + wait
+while time.monotonic() < deadline:
+    if os.path.exists(os.path.join(d, other + ".pid")):
+        sys.exit(0)
+    time.sleep(0.05)
+sys.exit(1)
+"""
+
+
+def _rendezvous(tmp_path, name, other, wait_s, output=None):
+    return lc.Job([sys.executable, "-c", RENDEZVOUS, str(tmp_path), name,
+                   other, str(wait_s)], f"[test] {name}:", output)
+
+
+def _quiet(*args, **kwargs):
+    del args, kwargs
+
+
+def test_train_all_runs_parallel_jobs_at_once(tmp_path):
+    """Each stand-in exits 0 only if the other one ran beside it."""
+    jobs = [_rendezvous(tmp_path, "a", "b", 60, str(tmp_path / "a.log")),
+            _rendezvous(tmp_path, "b", "a", 60, str(tmp_path / "b.log"))]
+    assert lc.train_all(jobs, parallel=2, log=_quiet) == [0, 0]
+    assert (tmp_path / "a.log").read_text() == "stand-in a\n"
+    assert (tmp_path / "b.log").read_text() == "stand-in b\n"
+
+
+def test_train_all_one_at_a_time_stops_at_a_failure(tmp_path):
+    """With parallel=1 the first stand-in waits alone and fails (status 1);
+    no further job starts."""
+    jobs = [_rendezvous(tmp_path, "a", "b", 1),
+            _rendezvous(tmp_path, "b", "a", 1)]
+    logged = []
+    assert lc.train_all(jobs, parallel=1,
+                        log=lambda m, **_: logged.append(m)) == [1, None]
+    assert not (tmp_path / "b.pid").exists()
+    assert "[test] a: ended with status 1" in logged
+
+
+def test_train_all_stops_a_trainer_at_its_timeout(tmp_path):
+    """A trainer past --timeout_s gets SIGTERM and counts as done (0)."""
+    job = lc.Job([sys.executable, "-c", "import time; time.sleep(600)"],
+                 "[test] sleeper:", None)
+    started = time.monotonic()
+    assert lc.train_all([job], timeout_s=1, log=_quiet) == [0]
+    assert time.monotonic() - started < 60
+
+
+def test_train_all_stops_its_trainers_when_stopped(tmp_path):
+    """SIGTERM to the process running train_all (as `run_main` handles
+    it) stops every trainer it runs."""
+    driver = subprocess.Popen([sys.executable, "-c", f"""
+import signal, sys
+from impala_tf.runtime import sweep
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+job = lambda name: sweep.Job([sys.executable, "-c", {RENDEZVOUS!r},
+                              {str(tmp_path)!r}, name, "never", "600"],
+                             name, None)
+sweep.train_all([job("a"), job("b")], parallel=2)
+"""], cwd=testing.REPO)
+    try:
+        pids = []
+        deadline = time.monotonic() + 120
+        while len(pids) < 2 and time.monotonic() < deadline:
+            pids = [int((tmp_path / f"{n}.pid").read_text())
+                    for n in "ab" if (tmp_path / f"{n}.pid").exists()
+                    and (tmp_path / f"{n}.pid").read_text()]
+            time.sleep(0.05)
+        assert len(pids) == 2, "the stand-ins did not start"
+        driver.send_signal(signal.SIGTERM)
+        assert driver.wait(timeout=60) == 143
+        for pid in pids:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()

@@ -6,7 +6,8 @@ r"""Learning curves: train a configuration for N frames and S seeds, then plot.
 
 Every trainer flag is accepted (`--flagfile`, `--level_name`, ...; flags
 after a `--flagfile` override it) and passed on to `impala-tf train`. The
-seeds train one after another on this machine, seed s in
+seeds train one after another on this machine (`--parallel=N`: N at a
+time, each one's output in `<logdir>/seed_<s>.log`), seed s in
 `<logdir>/seed_<s>` (default logdir: `logs/learning_curve/<config name>`),
 each stopping at `--frames` (default: the configuration's
 `--total_environment_frames`) or after `--timeout_s` (SIGTERM: the trainer
@@ -81,11 +82,29 @@ def trainer_command(seed, logdir, frames):
         f"--learning_rate_decay_frames={schedule_frames()}"]
 
 
-def train_seed(seed, logdir, frames, timeout_s):
-    """Trains one seed to `frames` in `logdir` (resuming); returns its
-    exit status (0, or the trainer's after SIGTERM at the timeout)."""
-    return sweep.train(trainer_command(seed, logdir, frames),
-                       f"[learning_curve] seed {seed}:", timeout_s)
+def train_seeds(seeds, base, frames, parallel, timeout_s):
+    """Trains each seed not yet done to `frames` in `<base>/seed_<s>`
+    (resuming), `parallel` at a time; with more than one at a time each
+    one's output goes to `<base>/seed_<s>.log`. Returns {seed: exit
+    status} of the seeds that failed (none: all done)."""
+    jobs = []
+    for seed in seeds:
+        logdir = os.path.join(base, f"seed_{seed}")
+        if sweep.done(logdir, frames, FLAGS.stop_at_return):
+            print(f"[learning_curve] seed {seed}: done in {logdir} (at "
+                  f"{sweep.frames_done(logdir):,} of {frames:,} frames)",
+                  flush=True)
+            continue
+        output = None
+        if parallel > 1:
+            os.makedirs(base, exist_ok=True)
+            output = os.path.join(base, f"seed_{seed}.log")
+        jobs.append((seed, sweep.Job(trainer_command(seed, logdir, frames),
+                                     f"[learning_curve] seed {seed}:",
+                                     output)))
+    codes = sweep.train_all([job for _, job in jobs], parallel, timeout_s)
+    return {seed: code for (seed, _), code in zip(jobs, codes)
+            if code not in (0, None)}
 
 
 def _config_names(argv):
@@ -130,18 +149,15 @@ def run(argv):
             print(f"[learning_curve] seed {seed}: {' '.join(cmd[1:])}")
         return 0
     if not FLAGS.plot_only:
-        for seed in seeds:
-            logdir = os.path.join(base, f"seed_{seed}")
-            if sweep.done(logdir, frames, FLAGS.stop_at_return):
-                print(f"[learning_curve] seed {seed}: done in {logdir} (at "
-                      f"{sweep.frames_done(logdir):,} of {frames:,} frames)",
-                      flush=True)
-                continue
-            code = train_seed(seed, logdir, frames, FLAGS.timeout_s)
-            if code != 0:
-                print(f"error: seed {seed}'s training exited with status "
-                      f"{code}", file=sys.stderr)
-                return code if code > 0 else 1
+        failed = train_seeds(seeds, base, frames, FLAGS.parallel,
+                             FLAGS.timeout_s)
+        if failed:
+            seed, code = next(iter(failed.items()))
+            more = (f" (and seed(s) {', '.join(map(str, list(failed)[1:]))})"
+                    if len(failed) > 1 else "")
+            print(f"error: seed {seed}'s training exited with status "
+                  f"{code}{more}", file=sys.stderr)
+            return code if code > 0 else 1
     curves = {s: sweep.read_curve(os.path.join(base, f"seed_{s}"))
               for s in seeds}
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -170,7 +186,11 @@ def define_flags():
     flags.DEFINE_integer("frames", None, "Frames to train each seed for "
                          "(default: the configuration's "
                          "--total_environment_frames).", lower_bound=1)
-    flags.DEFINE_list("seeds", ["1"], "Seeds, trained one after another.")
+    flags.DEFINE_list("seeds", ["1"], "Seeds, trained in this order.")
+    flags.DEFINE_integer("parallel", 1, "Seeds trained at once (each a "
+                         "trainer with its own actors: give each its "
+                         "CPUs); above 1, each seed's output goes to "
+                         "<logdir>/seed_<s>.log.", lower_bound=1)
     flags.DEFINE_string("out", None, "Output prefix of .png and .csv "
                         "(default: <logdir>/learning_curve).")
     flags.DEFINE_bool("plot_only", False, "Only redraw from the logdirs.")

@@ -10,6 +10,8 @@ replay x seeds):
   end (resuming is the trainer's: same logdir, same command); on a timeout
   or when this process is stopped, SIGTERM (the trainer checkpoints), then
   SIGKILL to its process group (`processes.stop`).
+* `train_all(jobs, parallel, timeout_s)`: the same for several command
+  lines, up to `parallel` at once, each one's output to its own file.
 * `read_curve(logdir)`, `frames_done(logdir)`, `done(logdir, frames,
   stop_at_return)`: a run's progress.jsonl read
   back, a resumed run's redone records replacing the ones they redo.
@@ -20,11 +22,13 @@ replay x seeds):
 No TensorFlow: reading and launching need none.
 """
 
+import collections
 import functools
 import os
 import signal
 import subprocess
 import sys
+import time
 
 from absl import flags
 
@@ -35,6 +39,12 @@ from impala_tf.runtime import progress
 
 RETURN_KEY = "episode_return_mean"
 STOP_TIMEOUT_S = 120  # SIGTERM to SIGKILL: time for the trainer's checkpoint.
+POLL_S = 0.5  # How often `train_all` looks at the trainers it runs.
+
+# One trainer for `train_all`: its argv, the prefix of the lines logged about
+# it, and the file its stdout and stderr are appended to (None: this
+# process's own).
+Job = collections.namedtuple("Job", ["command", "prefix", "output"])
 
 
 def passed_flags(flag_values, exclude=()):
@@ -119,22 +129,76 @@ def train(command, prefix, timeout_s=0, cwd=None, log=print):
     trainer was stopped cleanly). It runs in `cwd` (default: this
     process's), so relative paths mean the same to both. Logs `<prefix>
     <command line>`. If this process dies, even by SIGKILL, the trainer gets SIGTERM (Linux)."""
-    log(f"{prefix} {' '.join(command[1:])}", flush=True)
-    proc = subprocess.Popen(
-        command, cwd=cwd, start_new_session=True,
-        preexec_fn=functools.partial(processes.die_with_parent, os.getpid()))
+    return train_all([Job(command, prefix, None)], 1, timeout_s, cwd,
+                     log)[0]
+
+
+def train_all(jobs, parallel=1, timeout_s=0, cwd=None, log=print):
+    """Runs the `Job`s' trainers, up to `parallel` at once, in order.
+
+    Each runs in its own process group, started by this thread (the
+    kernel's parent for PR_SET_PDEATHSIG: if this process dies, even by
+    SIGKILL, its trainers get SIGTERM), in `cwd`, with its output appended
+    to `job.output` if set. A trainer still running `timeout_s` (> 0)
+    seconds after it started gets SIGTERM (it checkpoints) and counts as
+    exit status 0. Once one exits with another status no further job
+    starts; those running go on to their end. If this process is stopped
+    (SIGTERM made SystemExit by `run_main`, Ctrl-C), every running
+    trainer gets SIGTERM, then SIGKILL to its group after STOP_TIMEOUT_S.
+
+    Returns a list, one entry per job: its exit status, or None for a job
+    that never started.
+    """
+    codes = [None] * len(jobs)
+    pending = list(range(len(jobs)))
+    running = {}  # index -> (Popen, deadline or None)
     try:
-        proc.wait(timeout=timeout_s or None)
-    except subprocess.TimeoutExpired:
-        log(f"{prefix} --timeout_s={timeout_s:g} reached; stopping it (it "
-            "checkpoints)", flush=True)
-        processes.stop(proc, STOP_TIMEOUT_S, group=True)
-        return 0
+        while running or (pending and not any(codes)):
+            while pending and len(running) < parallel and not any(codes):
+                i = pending.pop(0)
+                running[i] = (_start(jobs[i], cwd, log),
+                              time.monotonic() + timeout_s if timeout_s
+                              else None)
+            for i, (proc, deadline) in list(running.items()):
+                if proc.poll() is None and not (
+                        deadline and time.monotonic() >= deadline):
+                    continue
+                if proc.returncode is None:
+                    log(f"{jobs[i].prefix} --timeout_s={timeout_s:g} "
+                        "reached; stopping it (it checkpoints)", flush=True)
+                    processes.stop(proc, STOP_TIMEOUT_S, group=True)
+                    codes[i] = 0
+                else:
+                    codes[i] = proc.returncode
+                    # Actors its trainer left behind, if any.
+                    processes.kill(proc, group=True)
+                if len(jobs) > 1:
+                    log(f"{jobs[i].prefix} ended with status {codes[i]}",
+                        flush=True)
+                del running[i]
+            if running:
+                time.sleep(POLL_S)
     finally:
-        # Only still running when this process is being stopped; its
-        # process group may hold actors left behind either way.
-        processes.stop(proc, STOP_TIMEOUT_S, group=True)
-    return proc.returncode
+        # Only when this process is being stopped.
+        procs = [proc for proc, _ in running.values()]
+        processes.stop(procs, STOP_TIMEOUT_S, group=True)
+    return codes
+
+
+def _start(job, cwd, log):
+    """Popen of one `Job`, in a new session, dying with this thread."""
+    where = f" (output: {job.output})" if job.output else ""
+    log(f"{job.prefix} {' '.join(job.command[1:])}{where}", flush=True)
+    out = open(job.output, "ab") if job.output else None  # pylint: disable=consider-using-with
+    try:
+        return subprocess.Popen(
+            job.command, cwd=cwd, start_new_session=True, stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            preexec_fn=functools.partial(processes.die_with_parent,
+                                         os.getpid()))
+    finally:
+        if out is not None:
+            out.close()  # The child holds its own descriptor.
 
 
 def parse_list(values, name, kind=str):
