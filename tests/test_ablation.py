@@ -317,6 +317,15 @@ def test_runs_at_stop_at_return_are_skipped_and_the_others_trained(
     assert ("error: cell 0 (vtrace, replay off, seed 1)'s training exited "
             "with status 2") in result.stderr
     assert "unknown Atari game 'no_such_game'" in result.stderr
+    # Two at a time: both start, both fail, each one's output in its file.
+    result = _ablation(args + ["--stop_at_return=5.5", "--parallel=2"])
+    assert result.returncode == 2, result.stdout
+    for index, replay in enumerate(("off", "on")):
+        log = tmp_path / f"vtrace_replay{index}" / "seed_1.log"
+        assert (f"error: cell {index} (vtrace, replay {replay}, seed 1)'s "
+                f"training exited with status 2 (its output: {log})"
+                ) in result.stderr
+        assert "unknown Atari game 'no_such_game'" in log.read_text()
 
 
 def test_papers_table_2_matches_what_its_text_says():

@@ -123,6 +123,24 @@ def test_bad_input_is_one_sentence_and_exit_2(runs, args, fragment):
     assert "Traceback" not in result.stderr
 
 
+def test_parallel_seeds_that_fail_each_say_where_their_output_is(tmp_path):
+    """Two seeds at once whose trainers refuse the configuration at start
+    (a batch of 8 with 8 replayed): both run, both fail, each error line
+    names the file with that trainer's own message."""
+    result = _curve_tool([
+        "--flagfile=configs/pong_fast.cfg", "--replay_proportion=0.99",
+        f"--logdir={tmp_path}", "--frames=1000", "--seeds=1,2",
+        "--parallel=2", f"--out={tmp_path / 'curve'}"])
+    assert result.returncode == 2, result.stdout + result.stderr
+    for seed in (1, 2):
+        log = tmp_path / f"seed_{seed}.log"
+        assert (f"error: seed {seed}'s training exited with status 2 (its "
+                f"output: {log})") in result.stderr
+        assert "at least one must be fresh" in log.read_text()
+    assert "Traceback" not in result.stderr
+    assert not os.path.exists(tmp_path / "curve.png")
+
+
 @pytest.mark.slow
 def test_trains_two_seeds_at_once_then_resumes_and_skips_them(tmp_path):
     """A real run: the toy level for a few thousand frames, two seeds

@@ -8,7 +8,8 @@ default vtrace, 1step_is, epsilon, none: the paper's rows) without and with
 learner-side experience replay (`--replay_proportion`, 0.5 as the paper
 unless set above 0, and `--replay_capacity`), each for `--frames` environment frames
 with every seed of `--seeds`: run `<logdir>/<correction>_replay<0|1>/
-seed_<s>`. The runs train one after another on this machine, each a
+seed_<s>`. The runs train one after another on this machine
+(`--parallel=N`: N at a time, each one's output in `<its logdir>.log`), each a
 `impala-tf train` with every trainer flag given here (a
 `--flagfile`, `--level_name`, ...; flags after a flagfile override it) and,
 set per run: --logdir, --seed, --total_environment_frames (the budget; the
@@ -62,7 +63,7 @@ SET_PER_RUN = ("logdir", "seed", "total_environment_frames",
                "replay_capacity")
 # This tool's own flags (never passed to the trainer).
 OWN_FLAGS = ("frames", "seeds", "corrections", "replay", "cell",
-             "print_commands", "table_only", "out")
+             "parallel", "print_commands", "table_only", "out")
 RHO_KEYS = ("mean_clipped_rho_fresh", "mean_clipped_rho_replayed")
 CSV_COLUMNS = ("cell", "correction", "replay", "seed", "frames",
                "final_return") + RHO_KEYS + ("logdir",)
@@ -301,27 +302,9 @@ def run(argv):
             print(shlex.join(["python"] + command_of(r)[1:]))
         return 0
     if not FLAGS.table_only:
-        for r in todo:
-            name = (f"cell {r.index} ({r.correction}, replay "
-                    f"{'on' if r.replay else 'off'}, seed {r.seed})")
-            logdir = run_logdir(base, r)
-            if sweep.done(logdir, FLAGS.frames, FLAGS.stop_at_return):
-                print(f"[ablation] {name}: done in {logdir} (at "
-                      f"{sweep.frames_done(logdir):,} of {FLAGS.frames:,} "
-                      "frames)", flush=True)
-                continue
-            code = sweep.train(command_of(r), f"[ablation] {name}:")
-            if code != 0:
-                print(f"error: {name}'s training exited with status {code}",
-                      file=sys.stderr)
-                return code if code > 0 else 1
-            if not sweep.done(logdir, FLAGS.frames, FLAGS.stop_at_return):
-                # Stopped by a signal: not a result.
-                done = sweep.frames_done(logdir)
-                print(f"error: {name} stopped at {done:,} of "
-                      f"{FLAGS.frames:,} frames; run the same command again "
-                      "to resume it", file=sys.stderr)
-                return 1
+        code = train_runs(todo, base, command_of, FLAGS.parallel)
+        if code:
+            return code
         if FLAGS.cell is not None:
             print(f"[ablation] cell {FLAGS.cell} done; once every cell is, "
                   "draw the table with --table_only", flush=True)
@@ -342,6 +325,49 @@ def run(argv):
     return 0
 
 
+def train_runs(todo, base, command_of, parallel):
+    """Trains the runs of `todo` not yet done, `parallel` at a time (each
+    one's output in `<its logdir>.log` when more than one); returns 0 once
+    all are done, else an exit status with one `error:` line per run that
+    failed or was stopped before its end."""
+    name = {r: (f"cell {r.index} ({r.correction}, replay "
+                f"{'on' if r.replay else 'off'}, seed {r.seed})")
+            for r in todo}
+    jobs = []
+    for r in todo:
+        logdir = run_logdir(base, r)
+        if sweep.done(logdir, FLAGS.frames, FLAGS.stop_at_return):
+            print(f"[ablation] {name[r]}: done in {logdir} (at "
+                  f"{sweep.frames_done(logdir):,} of {FLAGS.frames:,} "
+                  "frames)", flush=True)
+            continue
+        output = None
+        if parallel > 1:
+            os.makedirs(os.path.dirname(logdir), exist_ok=True)
+            output = logdir + ".log"
+        jobs.append((r, sweep.Job(command_of(r), f"[ablation] {name[r]}:",
+                                  output)))
+    codes = sweep.train_all([job for _, job in jobs], parallel)
+    status = 0
+    for (r, job), code in zip(jobs, codes):
+        if code is None:
+            continue
+        if code != 0:
+            where = f" (its output: {job.output})" if job.output else ""
+            print(f"error: {name[r]}'s training exited with status "
+                  f"{code}{where}", file=sys.stderr)
+            status = status or (code if code > 0 else 1)
+        elif not sweep.done(run_logdir(base, r), FLAGS.frames,
+                            FLAGS.stop_at_return):
+            # Stopped by a signal: not a result.
+            done = sweep.frames_done(run_logdir(base, r))
+            print(f"error: {name[r]} stopped at {done:,} of "
+                  f"{FLAGS.frames:,} frames; run the same command again "
+                  "to resume it", file=sys.stderr)
+            status = status or 1
+    return status
+
+
 def define_flags(flag_values=FLAGS):
     """The trainer's flags plus this tool's, in `flag_values`; returns
     it."""
@@ -359,6 +385,10 @@ def define_flags(flag_values=FLAGS):
     flags.DEFINE_integer("cell", None, "Train only run K (line K+1 of "
                          "--print_commands): a cluster array's task index.",
                          lower_bound=0, **kw)
+    flags.DEFINE_integer("parallel", 1, "Runs trained at once (each a "
+                         "trainer with its own actors: give each its "
+                         "CPUs); above 1, each run's output goes to "
+                         "<its logdir>.log.", lower_bound=1, **kw)
     flags.DEFINE_bool("print_commands", False, "Only print each run's "
                       "trainer command line, one per line.", **kw)
     flags.DEFINE_bool("table_only", False, "Only re-read the logdirs and "

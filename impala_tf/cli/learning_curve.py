@@ -86,7 +86,8 @@ def train_seeds(seeds, base, frames, parallel, timeout_s):
     """Trains each seed not yet done to `frames` in `<base>/seed_<s>`
     (resuming), `parallel` at a time; with more than one at a time each
     one's output goes to `<base>/seed_<s>.log`. Returns {seed: exit
-    status} of the seeds that failed (none: all done)."""
+    status, output file or None)} of the seeds that failed (none: all
+    done)."""
     jobs = []
     for seed in seeds:
         logdir = os.path.join(base, f"seed_{seed}")
@@ -103,7 +104,7 @@ def train_seeds(seeds, base, frames, parallel, timeout_s):
                                      f"[learning_curve] seed {seed}:",
                                      output)))
     codes = sweep.train_all([job for _, job in jobs], parallel, timeout_s)
-    return {seed: code for (seed, _), code in zip(jobs, codes)
+    return {seed: (code, job.output) for (seed, job), code in zip(jobs, codes)
             if code not in (0, None)}
 
 
@@ -151,12 +152,12 @@ def run(argv):
     if not FLAGS.plot_only:
         failed = train_seeds(seeds, base, frames, FLAGS.parallel,
                              FLAGS.timeout_s)
-        if failed:
-            seed, code = next(iter(failed.items()))
-            more = (f" (and seed(s) {', '.join(map(str, list(failed)[1:]))})"
-                    if len(failed) > 1 else "")
+        for seed, (code, output) in failed.items():
+            where = f" (its output: {output})" if output else ""
             print(f"error: seed {seed}'s training exited with status "
-                  f"{code}{more}", file=sys.stderr)
+                  f"{code}{where}", file=sys.stderr)
+        if failed:
+            code = next(iter(failed.values()))[0]
             return code if code > 0 else 1
     curves = {s: sweep.read_curve(os.path.join(base, f"seed_{s}"))
               for s in seeds}
