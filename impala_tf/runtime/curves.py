@@ -8,6 +8,7 @@ and calls these; the Table 2 ablation reads runs the same way.
 """
 
 import csv
+import math
 
 import numpy as np
 
@@ -27,11 +28,18 @@ def frames_to_reach(rows, threshold):
     from a CSV written before it had the episodes column (`read_csv`:
     episodes None) count as full."""
     for r in rows:
-        if r.get("episodes") is None:
-            r = dict(r, episodes=progress.RETURN_WINDOW)
-        if progress.reached_return(r, threshold):
+        if progress.reached_return(_as_read(r), threshold):
             return r["env_frames"]
     return None
+
+
+def _as_read(row):
+    """`row` as `progress.reached_return` reads it: a row without an
+    episode count (a CSV written before that column) counts as a full
+    window."""
+    if row.get("episodes") is None:
+        return dict(row, episodes=progress.RETURN_WINDOW)
+    return row
 
 
 def wall_seconds(rows):
@@ -81,15 +89,12 @@ def best_return(rows):
     """(return, env_frames) of the row with the highest return over a full
     window (as `frames_to_reach` counts them; the first such row on a
     tie), or (None, None) if no row has one."""
-    best = (None, None)
-    for r in rows:
-        episodes = r.get("episodes")
-        if r[RETURN_KEY] is None or (
-                episodes is not None and episodes < progress.RETURN_WINDOW):
-            continue
-        if best[0] is None or r[RETURN_KEY] > best[0]:
-            best = (r[RETURN_KEY], r["env_frames"])
-    return best
+    full = [r for r in rows
+            if progress.reached_return(_as_read(r), -math.inf)]
+    if not full:
+        return None, None
+    best = max(full, key=lambda r: r[RETURN_KEY])  # The first on a tie.
+    return best[RETURN_KEY], best["env_frames"]
 
 
 def summarize(rows, thresholds):
