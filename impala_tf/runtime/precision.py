@@ -26,7 +26,6 @@ float32's); how much faster, by `benchmarks.learner_speed --precision`.
 
 PRECISIONS = ("auto", "float32", "bfloat16")
 BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
-_REWRITE = "auto_mixed_precision_onednn_bfloat16"
 # Whether `auto` picks bfloat16 on CPUs that have it: not until bfloat16
 # reaches float32's Pong milestones within their seed-to-seed spread
 # (docs/LEARNING.md).
@@ -82,8 +81,9 @@ def apply(precision):
     or "bfloat16"). Call it before the first `tf.function` runs: the
     rewrite is decided when a function is instantiated."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from impala_tf.agents import torsos  # pylint: disable=import-outside-toplevel
     tf.config.optimizer.set_experimental_options(
-        {_REWRITE: precision == "bfloat16"})
+        {torsos.ONEDNN_BFLOAT16_REWRITE: precision == "bfloat16"})
 
 
 def line(precision, reason):
