@@ -39,9 +39,10 @@ def blocked_filter_gradient(frame, kernel, stride):
     respect to `kernel` is the same sum rearranged: the frame cut into
     stride x stride blocks (`tf.nn.space_to_depth`: [N, H/s, W/s, s*s*C])
     convolved at stride 1 by a (k/s) x (k/s) kernel over s*s*C channels.
-    Exact in exact arithmetic; under the bfloat16 rewrite oneDNN runs the
-    blocked form 1.6-1.7x faster than a stride-4 filter gradient over 4
-    channels (measured on AMX; benchmarks/README.md), and slower in float32.
+    Exact in exact arithmetic. On an AMX CPU under the bfloat16 rewrite it
+    cut the shallow torso's first layer (672 frames, forward and backward)
+    from 69-71 to 60-62 ms of CPU; in float32 it is slower
+    (benchmarks/README.md, "On an AMX machine").
 
     Args:
       frame: uint8 (or any real dtype) [N, H, W, C], H, W and C static; no
