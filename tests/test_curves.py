@@ -169,6 +169,34 @@ def test_plot_has_seeds_their_band_and_mean_fps_and_wall_time(runs,
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def _rate_rows(elapsed, fps):
+    return [{"env_frames": (i + 1) * FRAMES_PER_RECORD, "elapsed_s": e,
+             "fps": f} for i, (e, f) in enumerate(zip(elapsed, fps))]
+
+
+def test_rate_points_leave_out_a_partial_last_interval_but_keep_stalls():
+    # Records every 10 s; one full interval without frames (a stall, 0
+    # frames/s) and a last record 0.2 s after the one before it.
+    rows = _rate_rows([10, 20, 30, 40, 40.2], [100, 110, 0, 120, 0])
+    frames, fps = lc.rate_points(rows)
+    assert frames == [1.0, 2.0, 3.0, 4.0]
+    assert fps == [100, 110, 0, 120]
+
+
+def test_rate_points_measure_intervals_across_a_resume():
+    # The resumed run restarts elapsed_s; its first record came 10 s in.
+    rows = _rate_rows([10, 20, 10, 20, 21], [100, 100, 90, 95, 400])
+    assert lc.rate_points(rows)[1] == [100, 100, 90, 95]
+
+
+def test_plot_draws_the_kept_rates(runs, tmp_path):
+    curves = _curves(runs, (1,))
+    fig = lc.plot(curves, str(tmp_path / "c.png"), "t")
+    frames, fps = lc.rate_points(curves[1])
+    assert list(fig.axes[1].get_lines()[0].get_ydata()) == fps
+    assert list(fig.axes[1].get_lines()[0].get_xdata()) == frames
+
+
 def test_plot_one_seed_has_no_mean_or_band(runs, tmp_path):
     fig = lc.plot(_curves(runs, (1,)), str(tmp_path / "c.png"), "t")
     assert [line.get_label() for line in fig.axes[0].get_lines()] == [

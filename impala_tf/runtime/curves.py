@@ -57,6 +57,24 @@ def wall_seconds(rows):
     return out
 
 
+def rate_points(rows):
+    """(millions of env_frames, fps) for the frames/s panel of a plot.
+
+    Each row's fps is the rate over the interval since the row before. A
+    row whose interval is under half the run's median interval (the record
+    written at a clean stop, or soon after a start) measured a few seconds
+    at most, so its rate is noise (0 at a stop right after a record) and
+    is left out; a full interval with no frames (a stall) stays in, at 0.
+    Returns two lists of floats of equal length.
+    """
+    wall = wall_seconds(rows)
+    gaps = np.diff([0.0] + wall)
+    floor = 0.5 * float(np.median(gaps)) if len(gaps) else 0.0
+    kept = [(r["env_frames"] / 1e6, r["fps"])
+            for r, gap in zip(rows, gaps) if gap >= floor]
+    return [k[0] for k in kept], [k[1] for k in kept]
+
+
 def seed_band(curves, points=200):
     """The mean, minimum and maximum return across seeds on one frame grid.
 
@@ -233,7 +251,7 @@ def plot(curves, path, title, references=(), label="seed {}", band=True):
                 alpha=0.5 if several else 1.0,
                 linewidth=0.8 if several else 1.5, label=label.format(seed))
         millions = [r["env_frames"] / 1e6 for r in rows]
-        ax_fps.plot(millions, [r["fps"] for r in rows], color=f"C{i}",
+        ax_fps.plot(*rate_points(rows), color=f"C{i}",
                     alpha=0.7, label=label.format(seed))
         ax_wall.plot(millions, [w / 3600 for w in wall_seconds(rows)],
                      color=f"C{i}", alpha=0.7, label=label.format(seed))
@@ -277,8 +295,7 @@ def plot_groups(groups, path, title, references=()):
                     alpha=0.35, linewidth=0.7,
                     label=f"{label}: {len(curves)} seed(s)" if j == 0
                     else None)
-            ax_fps.plot([r["env_frames"] / 1e6 for r in rows],
-                        [r["fps"] for r in rows], color=color, alpha=0.5,
+            ax_fps.plot(*rate_points(rows), color=color, alpha=0.5,
                         linewidth=0.7)
         band = seed_band(curves) if len(curves) > 1 else None
         if band is not None:
