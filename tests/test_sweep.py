@@ -55,6 +55,20 @@ def test_read_curve_after_a_resume_keeps_frames_increasing(tmp_path):
         -21, -20, -19, -10, -9, -8]
 
 
+def test_read_curve_keeps_the_rate_before_a_stops_record(tmp_path):
+    """A clean stop right after a periodic record logs the same frames
+    again with fps 0: its return replaces the row, the rate stays."""
+    records = [(1e6, 10.0, 900.0, -20.0), (2e6, 20.0, 1000.0, -19.0),
+               (2e6, 20.5, 0.0, -18.5)]
+    (tmp_path / "progress.jsonl").write_text("".join(
+        json.dumps({"env_frames": int(f), "elapsed_s": e, "fps": v,
+                    lc.RETURN_KEY: ret}) + "\n" for f, e, v, ret in records))
+    rows = lc.read_curve(str(tmp_path))
+    assert [(r["env_frames"], r["elapsed_s"], r["fps"], r[lc.RETURN_KEY])
+            for r in rows] == [(1_000_000, 10.0, 900.0, -20.0),
+                               (2_000_000, 20.5, 1000.0, -18.5)]
+
+
 def test_read_curve_without_a_run_is_a_usage_error(tmp_path):
     with pytest.raises(lc.UsageError, match="progress.jsonl does not exist"):
         lc.read_curve(str(tmp_path))

@@ -70,7 +70,10 @@ def read_curve(logdir, extra_keys=()):
     `extra_keys` (the record's value or None), with
     env_frames increasing. A resumed run appends to the file from its
     checkpoint's frame count (and restarts elapsed_s at 0): the records it
-    redoes replace those logged after that checkpoint. A half-written last
+    redoes replace those logged after that checkpoint. The record a clean
+    stop writes right after a periodic one (the same frames, later in the
+    same process: no frames since, fps 0) replaces that one but keeps its
+    fps, the rate over the last interval that had one. A half-written last
     line is skipped. Raises UsageError if there is no file or a line is not
     JSON.
     """
@@ -86,11 +89,14 @@ def read_curve(logdir, extra_keys=()):
     for r in records:
         if "env_frames" not in r:
             continue
-        while rows and rows[-1]["env_frames"] >= int(r["env_frames"]):
+        frames, elapsed = int(r["env_frames"]), float(r.get("elapsed_s", 0.0))
+        fps = float(r.get("fps", 0.0))
+        if (rows and rows[-1]["env_frames"] == frames
+                and rows[-1]["elapsed_s"] < elapsed):
+            fps = rows[-1]["fps"]  # A stop's record: no frames since.
+        while rows and rows[-1]["env_frames"] >= frames:
             rows.pop()  # Logged after the checkpoint this run resumed.
-        row = {"env_frames": int(r["env_frames"]),
-               "elapsed_s": float(r.get("elapsed_s", 0.0)),
-               "fps": float(r.get("fps", 0.0)),
+        row = {"env_frames": frames, "elapsed_s": elapsed, "fps": fps,
                RETURN_KEY: r.get(RETURN_KEY),
                "episodes": int(r.get("episodes", 0))}
         row.update((k, r.get(k)) for k in extra_keys)
