@@ -62,9 +62,12 @@ def rate_points(rows):
 
     Each row's fps is the rate over the interval since the row before. A
     row whose interval is under half the run's median interval (the record
-    written at a clean stop, or soon after a start) measured a few seconds
-    at most, so its rate is noise (0 at a stop right after a record) and
-    is left out; a full interval with no frames (a stall) stays in, at 0.
+    a stop writes a few seconds after a periodic one, its shutdown time
+    included) measured a few seconds at most, so its rate is noise and is
+    left out; a full interval with no frames (a stall) stays in, at 0. A
+    stop's record with no frames since the last one never gets here as a
+    short interval: `sweep.read_curve` merges it into that row. A CSV
+    written before that merge keeps such a row at 0.
     Returns two lists of floats of equal length.
     """
     wall = wall_seconds(rows)
