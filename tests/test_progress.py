@@ -62,6 +62,28 @@ def test_writer_records_are_what_the_reader_returns(tmp_path):
     assert progress.path(str(tmp_path)) == str(tmp_path / "progress.jsonl")
 
 
+def test_a_stop_right_after_a_record_keeps_its_rate(tmp_path):
+    console = io.StringIO()
+    logger = _logger(tmp_path, console)
+    logger.add(_step(100, 1))
+    logger.add(_step(300, 2))
+    periodic = logger.log()
+    stop = logger.log(final=True)
+    logger.close()
+    assert periodic["fps"] > 0
+    assert stop["env_frames"] == 300 and stop["fps"] == periodic["fps"]
+    assert "frames/s over the run" in console.getvalue().splitlines()[-1]
+
+
+def test_a_periodic_record_without_frames_shows_the_stall(tmp_path):
+    logger = _logger(tmp_path)
+    logger.add(_step(100, 1))
+    logger.add(_step(300, 2))
+    assert logger.log()["fps"] > 0
+    assert logger.log()["fps"] == 0
+    logger.close()
+
+
 def test_per_level_returns_for_a_level_set(tmp_path):
     logger = _logger(tmp_path, levels=("a", "b"),
                      suite_scores=lambda means: {"score": len(means)})

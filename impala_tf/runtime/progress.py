@@ -312,13 +312,18 @@ class ProgressLogger:
 
         final: the run's last record (at a clean stop), whose console line
         gives the run's figures: frames/s since the first step and the
-        latest losses, even if no step came since the last record.
+        latest losses, even if no step came since the last record. If no
+        frames came since the last record, its fps is that record's (the
+        rate over the last interval that had one), not 0.
         """
         now = time.time()
         if self._last_time is None:
             self._last_time, self._last_frames = now, self._frames
         dt = max(now - self._last_time, 1e-6)
         fps = (self._frames - self._last_frames) / dt
+        if (final and self._frames == self._last_frames
+                and self.last_record is not None):
+            fps = self.last_record["fps"]
         record = {
             "env_frames": self._frames,
             "learner_steps": self._steps,

@@ -72,9 +72,10 @@ def read_curve(logdir, extra_keys=()):
     checkpoint's frame count (and restarts elapsed_s at 0): the records it
     redoes replace those logged after that checkpoint. The record a clean
     stop writes right after a periodic one (the same frames, later in the
-    same process: no frames since, fps 0) replaces that one but keeps its
-    fps, the rate over the last interval that had one. A half-written last
-    line is skipped. Raises UsageError if there is no file or a line is not
+    same process) replaces that one but keeps its fps, the rate over the
+    last interval that had one (ProgressLogger writes that fps in the stop's
+    record; logs written by earlier versions have 0 there). A half-written
+    last line is skipped. Raises UsageError if there is no file or a line is not
     JSON.
     """
     path = progress.path(logdir)
