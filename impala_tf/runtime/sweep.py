@@ -75,8 +75,8 @@ def read_curve(logdir, extra_keys=()):
     same process) replaces that one but keeps its fps, the rate over the
     last interval that had one (ProgressLogger writes that fps in the stop's
     record; logs written by earlier versions have 0 there). A half-written
-    last line is skipped. Raises UsageError if there is no file or a line is not
-    JSON.
+    last line is skipped. Raises UsageError if there is no file or a line
+    is not JSON.
     """
     path = progress.path(logdir)
     if not os.path.exists(path):
