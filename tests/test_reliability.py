@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from impala_tf.runtime import progress
+from impala_tf.runtime import runs
 from impala_tf import testing
 from tests import faulty_envs
 from tests import procs
@@ -238,9 +239,13 @@ def test_learner_kill_resume_and_clean_stops(start, tmp_path):
 
 
 def _digest(directory):
+    """sha256 and mtime of every file but train.lock (whose pid is
+    rewritten by each start that claims the directory)."""
     out = {}
     for root, _, files in os.walk(directory):
         for name in files:
+            if name == runs.LOCK_FILE:
+                continue
             path = os.path.join(root, name)
             with open(path, "rb") as f:
                 out[os.path.relpath(path, directory)] = (

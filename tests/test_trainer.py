@@ -316,8 +316,9 @@ def test_open_ports_sees_listening_and_bound_sockets():
 def test_local_run_opens_no_port(tmp_path):
     """A run whose actors are all local (the default, `make train`) holds no
     listening TCP socket and no UDP socket, in the learner or its actors,
-    while it trains; SIGTERM then stops it cleanly. Isolated where
-    possible, in case it did listen; the check works either way."""
+    while it trains; a second run on its logdir meanwhile exits 2 naming
+    it; SIGTERM then stops it cleanly. Isolated where possible, in case it
+    did listen; the check works either way."""
     logdir = tmp_path / "run"
     args = [sys.executable, "-m", "impala_tf.cli.experiment"] + SMALL + [
         f"--logdir={logdir}", "--total_environment_frames=100000000",
@@ -343,6 +344,11 @@ def test_local_run_opens_no_port(tmp_path):
         tree = testing.process_tree(proc.pid)
         assert proc.pid in tree and set(actors) <= set(tree)
         assert testing.open_ports(tree) == [], log_path.read_text()[-4000:]
+        second = testing.run_impala(  # The same logdir, while it trains.
+            SMALL + [f"--logdir={logdir}"], timeout=120, isolate=False)
+        assert second.returncode == 2, second.stderr[-3000:]
+        assert (f"is in use by another training process (pid {proc.pid})"
+                in second.stderr) and "Traceback" not in second.stderr
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(90) == 0, log_path.read_text()[-4000:]
     finally:

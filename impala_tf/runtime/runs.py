@@ -8,11 +8,14 @@ Layout of `--logdir`:
                     saved and restored by `checkpoints`)
   progress.jsonl    one JSON record per log interval (`progress`)
   train/            TensorBoard summaries
+  train.lock        held (flock) by the process training in it, if any;
+                    holds that process's pid
 
 Every failure here raises `RunError` with one readable sentence, before
 anything in the directory is overwritten.
 """
 
+import fcntl
 import json
 import os
 import tempfile
@@ -21,6 +24,7 @@ from impala_tf import errors
 from impala_tf.runtime import progress
 
 CONFIG_FILE = "run_config.json"
+LOCK_FILE = "train.lock"
 
 
 class RunError(errors.UsageError):
@@ -55,6 +59,43 @@ class RunDirectory:
             raise RunError(
                 f"--logdir {logdir} is not writable ({e.strerror})") from None
         self.checkpoint_dir = os.path.join(logdir, "checkpoints")
+        self._lock = None
+
+    def claim(self):
+        """Makes this process the one training in the directory until
+        `release` or its exit (an flock on train.lock, which the kernel
+        drops even on SIGKILL, so a killed run leaves no stale lock).
+
+        Raises RunError, naming the holder's pid, if another process
+        trains in it: two trainers in one directory would interleave
+        their progress records and overwrite each other's checkpoints.
+        Reading the directory (`--mode=test`, `export`) needs no claim.
+        """
+        if self._lock is not None:
+            return
+        path = os.path.join(self.logdir, LOCK_FILE)
+        f = open(path, "a+")  # pylint: disable=consider-using-with
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            f.close()
+            raise RunError(
+                f"--logdir {self.logdir} is in use by another training "
+                f"process (pid {holder}); stop it first or use another "
+                "--logdir") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        self._lock = f
+
+    def release(self):
+        """Lets another process train in the directory (see `claim`)."""
+        if self._lock is not None:
+            self._lock.close()  # Closing the file drops the flock.
+            self._lock = None
 
     @property
     def config_path(self):

@@ -296,6 +296,7 @@ def train(config, console=sys.stdout, make_hooks=None):
 
     make_hooks: optional callable(learner, checkpoints, say) -> the
     `LearnerLoop` hooks (population-based training: `pbt_member`).
+    Holds the logdir (`RunDirectory.claim`) while it trains.
     """
     say = _say_to(console)
     numeric, why = precision_lib.resolve(config.actor.precision,
@@ -304,6 +305,15 @@ def train(config, console=sys.stdout, make_hooks=None):
     say(precision_lib.line(numeric, why))
     check_replay(config, say)
     run_dir = runs.RunDirectory(config.logdir)
+    run_dir.claim()
+    try:
+        return _train_in(run_dir, config, say, console, make_hooks)
+    finally:
+        run_dir.release()
+
+
+def _train_in(run_dir, config, say, console, make_hooks):
+    """`train`'s work once it holds `run_dir`."""
     run_dir.check_compatible(config)
     config = _resolve_horizon(config, run_dir, say)
     address, cluster = _start_server(config, say)
